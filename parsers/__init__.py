@@ -1,0 +1,1 @@
+"""Email -> structured purchase: unwrap, classify, parser chain, normalize."""

@@ -1,0 +1,217 @@
+"""`MerchantParser`: the base every file in `parsers/merchants/` fills in.
+
+A merchant file declares `slug`, `display_name`, `domains` (the registrable sending
+domains it owns) and maybe `match` filters, then overrides only the fields its emails
+need (recipe-scrapers style). Every field defaults to what schema.org markup said, and a
+field that cannot be read raises `FieldNotFound` - the base turns that into None.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import cached_property
+from typing import ClassVar, Literal
+
+from lxml import etree
+
+from parsers.message import Email
+from parsers.model import Extraction, Item, Kind
+from parsers.normalize import parse_date_text, parse_money, registrable_domain
+
+log = logging.getLogger(__name__)
+
+
+class FieldNotFound(LookupError):
+    """A field this email does not carry (the pipeline records None)."""
+
+
+@dataclass(frozen=True)
+class Match:
+    """A cheap filter: a regex over the sender, the subject or the body.
+
+    `scope="original"` reads the forwarded order email; `"envelope"` the message the
+    user's mail client sent (rarely useful: auto-forwarding keeps the merchant's headers).
+    """
+
+    field: Literal["from", "subject", "body"]
+    pattern: str
+    scope: Literal["original", "envelope"] = "original"
+
+    def hits(self, mail: Email) -> bool:
+        headers = mail.original if self.scope == "original" else mail.envelope
+        if self.field == "from":
+            value = f"{headers.from_name or ''} <{headers.from_addr or ''}>"
+        elif self.field == "subject":
+            value = headers.subject or ""
+        else:
+            value = mail.html or mail.text
+        return re.search(self.pattern, value, re.IGNORECASE) is not None
+
+
+class MerchantParser:
+    slug: ClassVar[str]
+    display_name: ClassVar[str]
+    domains: ClassVar[tuple[str, ...]] = ()
+    # With `domains`, a parser runs for mail from those domains when ANY `match` hits
+    # (or always, when `match` is empty); mail with no known sender (a bare body) is
+    # offered to every parser whose `match` hits.
+    match: ClassVar[tuple[Match, ...]] = ()
+    confidence: ClassVar[float] = 0.95
+    # A symbol such as "$" is read with this storefront's country unless the email says otherwise.
+    default_currency: ClassVar[str | None] = None
+
+    def __init__(self, mail: Email) -> None:
+        self.mail = mail
+        self._currency_hint: str | None = None
+
+    # --- dispatch -------------------------------------------------------------------
+    @classmethod
+    def accepts(cls, mail: Email) -> bool:
+        domain = mail.sender_domain
+        if domain and domain in cls.domains:
+            return not cls.match or any(m.hits(mail) for m in cls.match)
+        if domain and _is_known_elsewhere(domain):
+            return False
+        return any(m.hits(mail) for m in cls.match if m.field == "body")
+
+    # --- helpers for subclasses ---------------------------------------------------------
+    @property
+    def html(self) -> etree._Element | None:
+        return self.mail.tree
+
+    @property
+    def text(self) -> str:
+        """Visible text, one block per line (HTML when present, else plain text)."""
+        return self.mail.body_text
+
+    @cached_property
+    def schema(self) -> Extraction | None:
+        from parsers.schemaorg import extract_schemaorg
+
+        return extract_schemaorg(self.mail)
+
+    def search_text(self, pattern: str, group: int | str = 1, *, flags: int = re.IGNORECASE,
+                    text: str | None = None) -> str:
+        found = re.search(pattern, self.text if text is None else text, flags)
+        if not found or found.group(group) is None:
+            raise FieldNotFound(pattern)
+        return found.group(group).strip()
+
+    def search_all(self, pattern: str, *, flags: int = re.IGNORECASE | re.MULTILINE) -> list[re.Match[str]]:
+        return list(re.finditer(pattern, self.text, flags))
+
+    def css(self, selector: str) -> list[etree._Element]:
+        if self.html is None:
+            return []
+        return self.html.cssselect(selector)
+
+    def css_text(self, selector: str) -> str:
+        found = self.css(selector)
+        if not found:
+            raise FieldNotFound(selector)
+        return element_text(found[0])
+
+    def xpath(self, path: str) -> list:
+        return [] if self.html is None else self.html.xpath(path)
+
+    def money(self, text: str | None, *, decimal_separator: str | None = None) -> Decimal:
+        """'£23.98' -> Decimal('23.98'); remembers the currency symbol it saw."""
+        amount, currency = parse_money(text, decimal_separator=decimal_separator)
+        if amount is None:
+            raise FieldNotFound(f"no amount in {text!r}")
+        if currency and not self._currency_hint:
+            self._currency_hint = currency
+        return amount
+
+    def date(self, text: str | None) -> date:
+        parsed = parse_date_text(text, language=self.mail.language)
+        if parsed is None:
+            raise FieldNotFound(f"no date in {text!r}")
+        return parsed
+
+    # --- fields: override what differs -------------------------------------------------
+    def kind(self) -> Kind | None:
+        """None: the classifier decides. Return a Kind where the merchant knows better."""
+        return None
+
+    def merchant_name(self) -> str:
+        return self.display_name
+
+    def merchant_domain(self) -> str | None:
+        domain = self.mail.sender_domain
+        if domain in self.domains:
+            return domain
+        return self.domains[0] if self.domains else None
+
+    def order_number(self) -> str:
+        return self._from_schema("order_number")
+
+    def order_date(self) -> date:
+        return self._from_schema("order_date")
+
+    def items(self) -> list[Item]:
+        return self._from_schema("items")
+
+    def total(self) -> Decimal:
+        return self._from_schema("total")
+
+    def subtotal(self) -> Decimal:
+        return self._from_schema("subtotal")
+
+    def shipping(self) -> Decimal:
+        return self._from_schema("shipping")
+
+    def tax(self) -> Decimal:
+        return self._from_schema("tax")
+
+    def discount(self) -> Decimal:
+        return self._from_schema("discount")
+
+    def currency(self) -> str:
+        try:
+            return self._from_schema("currency")
+        except FieldNotFound:
+            if self._currency_hint:
+                return self._currency_hint
+            if self.default_currency:
+                return self.default_currency
+            raise
+
+    def _from_schema(self, name: str):
+        value = getattr(self.schema, name, None) if self.schema else None
+        if value is None or value == []:
+            raise FieldNotFound(name)
+        return value
+
+    # --- the run ------------------------------------------------------------------------
+    def extract(self) -> Extraction:
+        result = Extraction(parser=f"merchant:{self.slug}", confidence=self.confidence)
+        result.kind = self.kind()
+        # Money fields first so the currency hint is known when currency() runs.
+        for name in ("items", "total", "subtotal", "shipping", "tax", "discount", "order_number",
+                     "order_date", "merchant_name", "merchant_domain", "currency"):
+            try:
+                value = getattr(self, name)()
+            except FieldNotFound:
+                continue
+            setattr(result, name, value if name != "items" else list(value))
+        return result
+
+
+def element_text(element: etree._Element) -> str:
+    return re.sub(r"\s+", " ", element.text_content()).strip()
+
+
+def _is_known_elsewhere(domain: str) -> bool:
+    """Mail straight from another known merchant is that merchant's, whatever its body says."""
+    from parsers.registry import BY_DOMAIN
+
+    return domain in BY_DOMAIN
+
+
+__all__ = ["FieldNotFound", "Item", "Kind", "Match", "MerchantParser", "element_text",
+           "registrable_domain"]

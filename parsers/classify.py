@@ -1,0 +1,86 @@
+"""What kind of email is this? Cheap signals first: subject, then sender, then body words.
+
+Five languages (en, fr, de, es, it) plus Dutch where merchants use it. A newsletter or a
+bare shipping notice is recognised here so that no parser invents items for it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from parsers.message import Email
+from parsers.model import Kind
+
+
+def _words(*patterns: str) -> re.Pattern[str]:
+    return re.compile("|".join(patterns), re.IGNORECASE)
+
+
+# Subject patterns, checked in this order: the first kind that matches wins.
+SUBJECT_RULES: tuple[tuple[Kind, re.Pattern[str]], ...] = (
+    (Kind.REFUND, _words(r"\brefund", r"rembours", r"erstattung", r"reembolso", r"rimborso",
+                         r"terugbetaling")),
+    (Kind.CANCELLATION, _words(r"\bcancel", r"\bannul", r"storn", r"cancelad", r"cancellat",
+                               r"geannuleerd", r"stornierung")),
+    (Kind.SHIPPING, _words(r"\bshipped\b", r"dispatched", r"on (its|the) way", r"out for delivery",
+                           r"\bdelivered\b", r"\barriving\b", r"delivery (update|attempt|exception)",
+                           r"\bpackage\b", r"\bparcel\b", r"tracking", r"in transit", r"ready for pickup",
+                           r"exp[ée]di", r"livr[ée]", r"colis", r"versandt", r"versendet", r"zugestellt",
+                           r"\bpaket", r"sendung", r"enviado", r"entregado", r"spedit", r"consegn",
+                           r"verzonden", r"bezorgd", r"shipment", r"przesyłk", r"paczk")),
+    (Kind.RECEIPT, _words(r"\breceipt\b", r"\breçu\b", r"quittung", r"\bbeleg\b", r"recibo",
+                          r"ricevuta", r"payment (sent|received|confirmation)", r"you (sent|paid)",
+                          r"your (payment|purchase)", r"\bpurchase\b", r"\binvoice\b", r"facture",
+                          r"rechnung", r"factura", r"fattura", r"\bdonation\b", r"\bsubscription\b")),
+    (Kind.ORDER, _words(r"\border", r"commande", r"bestell", r"pedido", r"ordine", r"\bbooking\b",
+                        r"reservation", r"réservation", r"buchung", r"reserva", r"prenotazion",
+                        r"confirm", r"bestätig", r"conferma", r"itinerary", r"e-?ticket", r"\btrip\b",
+                        r"\bride\b", r"e-billet", r"\bbillet", r"abholung")),
+    (Kind.NEWSLETTER, _words(r"newsletter", r"\d+ ?% off", r"\bsale\b", r"\bdeals?\b",
+                             r"\boffers?\b", r"digest", r"\bweekly\b", r"promo")),
+)
+
+_SENDER_SHIPPING = re.compile(r"ship|track|deliver|spedizion|versand|livraison|colis", re.I)
+_SENDER_NEWSLETTER = re.compile(r"newsletter|news@|marketing|promo|deals@", re.I)
+
+_BODY_PURCHASE = _words(
+    r"order (total|summary|confirmation|number|#)", r"thank(s| you) for (your )?(order|purchase|shopping|booking)",
+    r"grand total", r"total (paid|charged|ttc)", r"amount (paid|charged)", r"your receipt",
+    r"payment method", r"récapitulatif", r"votre commande", r"gesamtsumme", r"ihre bestellung",
+    r"bestellnummer", r"su pedido", r"importe total", r"il tuo ordine", r"totale (ordine|complessivo)",
+    r"booking (number|confirmation)", r"confirmation (number|code)", r"subtotal", r"\bqty\b",
+)
+_BODY_SHIPPING = _words(
+    r"has (been )?(shipped|dispatched|delivered)", r"out for delivery", r"was delivered",
+    r"tracking number", r"track (your )?(package|parcel|shipment)", r"is on (its|the) way",
+    r"ist unterwegs", r"a été expédi", r"è stato spedito", r"ha sido enviado",
+)
+_BODY_NEWSLETTER = _words(r"unsubscribe", r"se désabonner", r"abmelden", r"darse de baja",
+                          r"annulla l'iscrizione", r"view (this|it) in (your )?browser")
+
+
+def classify(mail: Email) -> tuple[Kind, float]:
+    """The kind of the ORIGINAL message and how sure the signal is."""
+    subject = mail.original.subject or ""
+    for kind, pattern in SUBJECT_RULES:
+        if pattern.search(subject):
+            return kind, 0.8
+    sender = mail.original.from_addr or ""
+    if _SENDER_SHIPPING.search(sender.split("@")[0]):
+        return Kind.SHIPPING, 0.6
+    if _SENDER_NEWSLETTER.search(sender):
+        return Kind.NEWSLETTER, 0.6
+    return classify_body(mail.body_text)
+
+
+def classify_body(text: str) -> tuple[Kind, float]:
+    head = text[:30000]
+    purchase = len(_BODY_PURCHASE.findall(head))
+    shipping = len(_BODY_SHIPPING.findall(head))
+    if purchase and purchase >= shipping:
+        return Kind.ORDER, 0.5
+    if shipping:
+        return Kind.SHIPPING, 0.5
+    if _BODY_NEWSLETTER.search(head):
+        return Kind.NEWSLETTER, 0.4
+    return Kind.OTHER, 0.3

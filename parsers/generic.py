@@ -1,0 +1,146 @@
+"""The fallback for merchants nobody wrote a parser for.
+
+Reads the visible text (one line per block, table cells joined by " | "): totals from
+the usual words in several languages, item rows from lines that end in a price, the
+order number and date from their labels. Less sure than a merchant parser, and says so.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from parsers.message import Email
+from parsers.model import Extraction, Item
+from parsers.normalize import parse_date_text, parse_money
+
+CONFIDENCE = 0.5
+
+_CURRENCY = r"(?:[£€$¥₹]|[A-Z]{2}\$|US\$|kr\.?|CHF|zł|R\$|(?:USD|EUR|GBP|CAD|AUD|CHF|SEK|NOK|DKK|PLN|JPY)\b)"
+_NUMBER = r"\d{1,3}(?:[.,\u202f ]\d{3})*[.,]\d{2}|\d+[.,]\d{2}"
+MONEY = re.compile(rf"(-|−)?\s*(?:{_CURRENCY}\s?(?:{_NUMBER})|(?:{_NUMBER})\s?{_CURRENCY}|(?:{_NUMBER}))")
+
+# Labels, strongest first: the first one found gives the total.
+TOTAL_LABELS = (
+    r"grand total", r"order total", r"total (?:paid|charged|amount|price)", r"amount (?:paid|charged)",
+    r"total ttc", r"montant total", r"gesamtsumme", r"gesamtbetrag", r"summe", r"importe total",
+    r"total a pagar", r"totale (?:ordine|complessivo)", r"totale", r"totaal", r"total",
+)
+SUBTOTAL_LABELS = (r"sub-?total", r"item\(?s\)? subtotal", r"sous-total", r"zwischensumme",
+                   r"subtotale", r"subtotaal", r"items?:")
+SHIPPING_LABELS = (r"shipping(?: (?:&|and) handling)?", r"postage(?: (?:&|and) packing)?", r"delivery",
+                   r"livraison", r"frais de port", r"versand(?:kosten)?", r"envío", r"spedizione",
+                   r"verzendkosten")
+TAX_LABELS = (r"(?:estimated |sales )?tax", r"vat", r"tva", r"mwst\.?", r"ust\.?", r"iva", r"btw")
+DISCOUNT_LABELS = (r"discount", r"promotion(?: applied)?", r"coupon", r"savings", r"remise", r"rabatt",
+                   r"descuento", r"sconto", r"korting", r"gift card")
+_SUMMARY = re.compile(
+    r"^(?:" + "|".join(TOTAL_LABELS + SUBTOTAL_LABELS + SHIPPING_LABELS + TAX_LABELS + DISCOUNT_LABELS)
+    + r"|payment|paid|balance|amount|visa|mastercard|amex|card|refund|credit)\b", re.IGNORECASE,
+)
+ORDER_NUMBER = re.compile(
+    r"(?:order|confirmation|booking|reservation|invoice|receipt)\s*(?:number|no\.?|n°|nr\.?|id|#|code|reference)"
+    r"\s*[:#]?\s*#?\s*([A-Z0-9][A-Z0-9-]{3,})|"
+    r"(?:bestellnummer|auftragsnummer|num[ée]ro de commande|n° de commande|n[úu]mero de pedido|"
+    r"numero (?:d'|dell')?ordine|bestelnummer)\s*[:#]?\s*([A-Z0-9][A-Z0-9-]{3,})",
+    re.IGNORECASE,
+)
+ORDER_DATE = re.compile(
+    r"(?:order(?:ed)? (?:date|on|placed)|date (?:of (?:order|purchase)|de (?:la )?commande)|"
+    r"bestelldatum|fecha del pedido|data (?:dell')?ordine|purchase date|invoice date|date)\s*:?\s*"
+    r"([^|\n]{6,40})",
+    re.IGNORECASE,
+)
+_QTY = re.compile(r"^(?:qty|quantity|menge|anzahl|quantité|qté|cantidad|quantità|aantal)?\s*:?\s*[x×]?\s*(\d{1,3})\s*[x×]?$",
+                  re.IGNORECASE)
+_QTY_IN_NAME = re.compile(r"(?:^(\d{1,3})\s*[x×]\s+)|(?:\s+[x×]\s*(\d{1,3})$)|(?:\s*\((?:qty|quantity)\s*:?\s*(\d{1,3})\)$)",
+                          re.IGNORECASE)
+
+
+def extract_generic(mail: Email) -> Extraction | None:
+    lines = mail.body_text.split("\n")
+    result = Extraction(parser="generic", confidence=CONFIDENCE)
+    currency: list[str] = []
+    result.total = _labelled_amount(lines, TOTAL_LABELS, currency)
+    result.subtotal = _labelled_amount(lines, SUBTOTAL_LABELS, currency)
+    result.shipping = _labelled_amount(lines, SHIPPING_LABELS, currency)
+    result.tax = _labelled_amount(lines, TAX_LABELS, currency)
+    result.discount = _labelled_amount(lines, DISCOUNT_LABELS, currency)
+    result.items = _item_rows(lines, currency)
+    if not result.has_purchase_data:
+        return None
+    result.currency = currency[0] if currency else None
+    text = "\n".join(lines)
+    number = ORDER_NUMBER.search(text)
+    if number:
+        result.order_number = number.group(1) or number.group(2)
+    when = ORDER_DATE.search(text)
+    if when:
+        result.order_date = parse_date_text(when.group(1), language=mail.language)
+    if result.items and result.total is not None:
+        items_sum = sum((i.line_total or Decimal(0) for i in result.items), Decimal(0))
+        if items_sum in (result.total, result.subtotal):
+            result.confidence = CONFIDENCE + 0.1
+    return result
+
+
+def _amount(text: str, currency: list[str]) -> Decimal | None:
+    found = list(MONEY.finditer(text))
+    if not found:
+        return None
+    match = found[-1]
+    amount, symbol = parse_money(match.group(0))
+    if amount is None:
+        return None
+    if symbol:
+        currency.append(symbol)
+    return -amount if match.group(1) else amount
+
+
+def _labelled_amount(lines: list[str], labels: tuple[str, ...], currency: list[str]) -> Decimal | None:
+    for label in labels:
+        pattern = re.compile(rf"^(?:{label})\b[^\d\n]{{0,30}}?(?:\(.*?\))?\s*[:|]?\s*(.*)$", re.IGNORECASE)
+        for index, line in enumerate(lines):
+            found = pattern.match(line)
+            if not found:
+                continue
+            rest = found.group(1) or (lines[index + 1] if index + 1 < len(lines) else "")
+            amount = _amount(rest, currency)
+            if amount is not None:
+                return abs(amount) if labels is DISCOUNT_LABELS else amount
+    return None
+
+
+def _item_rows(lines: list[str], currency: list[str]) -> list[Item]:
+    """Lines with a name cell and a price at the end, above the totals block."""
+    items = []
+    for line in lines:
+        if _SUMMARY.match(line):
+            if items:
+                break  # the totals block closes the item list
+            continue
+        cells = [c.strip() for c in line.split(" | ") if c.strip()]
+        if len(cells) < 2 or not MONEY.fullmatch(cells[-1]):
+            continue
+        names = [c for c in cells[:-1] if re.search(r"[^\W\d_]{3,}", c) and not MONEY.fullmatch(c)]
+        if not names:
+            continue
+        quantity = 1
+        for cell in cells[:-1]:
+            qty = _QTY.match(cell)
+            if qty:
+                quantity = int(qty.group(1))
+        name = names[0]
+        in_name = _QTY_IN_NAME.search(name)
+        if in_name:
+            quantity = int(next(g for g in in_name.groups() if g))
+            name = _QTY_IN_NAME.sub("", name).strip()
+        line_total = _amount(cells[-1], currency)
+        if line_total is None or len(name) > 200:
+            continue
+        unit = None
+        prices = [c for c in cells[:-1] if MONEY.fullmatch(c)]
+        if prices:
+            unit = _amount(prices[-1], currency)
+        items.append(Item(name=name, quantity=quantity, unit_price=unit, line_total=line_total))
+    return items

@@ -1,0 +1,1 @@
+"""One file per merchant; each is listed in `parsers.registry`."""

@@ -1,0 +1,243 @@
+"""Normalize and validate: money, currency, dates, domains, links; then reconcile.
+
+Every parser layer hands over an `Extraction` with raw-ish values; this module is the
+one place that turns them into the CONTRACT's shapes: Decimal money with an ISO 4217
+code (or None rather than a wrong guess), ISO dates, integer quantities, registrable
+domains, links without tracking parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import babel.numbers
+import tldextract
+from price_parser import Price
+
+from parsers.model import Extraction, Item
+
+_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # bundled list, no network
+
+# Symbols that name exactly one currency.
+_UNAMBIGUOUS = {
+    "£": "GBP", "€": "EUR", "₹": "INR", "₩": "KRW", "₽": "RUB", "zł": "PLN", "r$": "BRL",
+    "us$": "USD", "usd$": "USD", "ca$": "CAD", "c$": "CAD", "a$": "AUD", "au$": "AUD",
+    "nz$": "NZD", "hk$": "HKD", "s$": "SGD", "mx$": "MXN", "₺": "TRY", "kč": "CZK",
+    "₪": "ILS", "฿": "THB", "₫": "VND", "₱": "PHP", "fr.": "CHF", "sfr": "CHF", "eur": "EUR",
+    "gbp": "GBP", "usd": "USD", "lei": "RON", "ft": "HUF", "руб": "RUB",
+}  # fmt: skip
+# Symbols shared by several currencies: the country decides.
+_AMBIGUOUS = {"$", "kr", "kr.", "¥", "r", "fr", "₨"}
+_GENERIC_TLDS = {"com", "net", "org", "info", "biz", "io", "co", "eu", "app", "shop", "store"}
+_TLD_TERRITORY = {"uk": "GB", "com.au": "AU", "co.nz": "NZ", "com.mx": "MX", "com.br": "BR",
+                  "co.jp": "JP", "com.sg": "SG", "com.tr": "TR", "co.za": "ZA", "com.cn": "CN"}
+
+
+@lru_cache(maxsize=4096)
+def registrable_domain(value: str | None) -> str | None:
+    """'auto-confirm@amazon.co.uk' or 'https://www.amazon.co.uk/x' -> 'amazon.co.uk'."""
+    if not value:
+        return None
+    host = value.rsplit("@", 1)[-1] if "@" in value and "/" not in value else value
+    if "//" in host:
+        host = urlsplit(host).hostname or ""
+    host = host.strip().strip(".<>").lower()
+    parts = _EXTRACT(host)
+    return parts.top_domain_under_public_suffix or None
+
+
+def territory_of_domain(domain: str | None) -> str | None:
+    if not domain:
+        return None
+    suffix = _EXTRACT(domain).suffix
+    if suffix in _TLD_TERRITORY:
+        return _TLD_TERRITORY[suffix]
+    last = suffix.rsplit(".", 1)[-1]
+    if last in _GENERIC_TLDS or len(last) != 2:
+        return None
+    return _TLD_TERRITORY.get(last, last.upper())
+
+
+def territory_of_language(language: str | None) -> str | None:
+    """'en-US' -> 'US'; a bare language ('fr') says nothing about the country."""
+    if not language:
+        return None
+    parts = re.split(r"[-_]", language)
+    return parts[1].upper() if len(parts) > 1 and len(parts[1]) == 2 else None
+
+
+def resolve_currency(hint: str | None, *, domain: str | None, language: str | None) -> str | None:
+    """A symbol or code -> ISO 4217, using the merchant's country and the email's language.
+
+    "$" from amazon.ca is CAD; "$" with no country to go on stays None.
+    """
+    if not hint:
+        return None
+    key = hint.strip().lower()
+    if len(key) == 3 and key.isalpha() and key.upper() in _ISO_CODES:
+        return key.upper()
+    if key in _UNAMBIGUOUS:
+        return _UNAMBIGUOUS[key]
+    if key not in _AMBIGUOUS:
+        return None
+    for territory in (territory_of_domain(domain), territory_of_language(language)):
+        if not territory:
+            continue
+        code = _territory_currency(territory, key)
+        if code:
+            return code
+    return None
+
+
+_ISO_CODES = frozenset(babel.numbers.list_currencies())
+
+
+@lru_cache(maxsize=512)
+def _territory_currency(territory: str, symbol: str) -> str | None:
+    try:
+        codes = babel.numbers.get_territory_currencies(territory)
+    except Exception:  # an unknown territory code
+        return None
+    for code in codes:
+        for locale in (f"en_{territory}", "en"):
+            try:
+                local = babel.numbers.get_currency_symbol(code, locale).lower()
+            except Exception:
+                continue
+            if local.rstrip(".") == symbol.rstrip(".") or (symbol == "$" and local.endswith("$")):
+                return code
+    return None
+
+
+def parse_money(text: str | None, *, decimal_separator: str | None = None) -> tuple[Decimal | None, str | None]:
+    """'£1,234.56' -> (Decimal('1234.56'), '£'); amounts are never floats."""
+    if text is None:
+        return None, None
+    if isinstance(text, (int, Decimal)):
+        return Decimal(text), None
+    price = Price.fromstring(str(text), decimal_separator=decimal_separator)
+    return price.amount, (price.currency.strip() if price.currency else None)
+
+
+def to_decimal(value: object) -> Decimal | None:
+    """A JSON number or numeric string -> Decimal (floats via their repr, not binary value)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, (int, float)):
+        return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    amount, _ = parse_money(str(value))
+    return amount
+
+
+_TRACKING_PARAM = re.compile(
+    r"^(utm_\w+|gclid|fbclid|dclid|msclkid|mc_[ce]id|_hs\w+|ref|ref_|refrid|pf_rd_\w+|pd_rd_\w+|"
+    r"qid|sr|crid|sprefix|psc|th|linkcode|linkid|camp|creative|creativeasin|icid|cmpid|cmp|trk|"
+    r"trkid|spm|scm|_trk\w*|mkevt|mkcid|mkrid|campid|customid|toolid|emailid|email|e|uid|"
+    r"source|src|mid|cid|rid|sid|eid|ncid|elqtrack\w*|elq\w*|vero_\w+|oly_\w+|rb_clickid|"
+    r"s_kwcid|ascsubtag|smid|tag)$",
+    re.IGNORECASE,
+)
+_REDIRECT_PARAMS = ("u", "url", "target", "redirect", "redirect_url", "dest", "destination", "to", "r")
+
+
+def clean_url(url: str | None) -> str | None:
+    """Drop tracking parameters and unwrap redirectors; keep what identifies the product."""
+    if not url:
+        return None
+    url = url.strip()
+    if not re.match(r"^https?://", url, re.IGNORECASE):
+        return None
+    for _ in range(3):  # redirectors wrap redirectors
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        target = next((v for k, v in query if k.lower() in _REDIRECT_PARAMS
+                       and re.match(r"^https?(://|%3A)", v, re.IGNORECASE)), None)
+        if not target:
+            break
+        url = unquote(target) if "%3A" in target[:8].upper() else target
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not _TRACKING_PARAM.match(k)]
+    path = re.sub(r"/ref=[^/?]*$", "", parts.path)  # Amazon's /dp/ASIN/ref=pd_... tail
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, urlencode(query), ""))
+
+
+def parse_date_text(text: str | None, *, language: str | None) -> date | None:
+    """A date as a merchant prints it, read in the email's language."""
+    if not text:
+        return None
+    text = re.sub(r"\s+", " ", str(text)).strip()
+    iso = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", text)
+    if iso:
+        try:
+            return date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
+        except ValueError:
+            pass
+    import dateparser  # slow import: only paid when a merchant date needs reading
+
+    lang = (language or "").split("-")[0].lower() or None
+    territory = territory_of_language(language)
+    settings = {
+        "PARSERS": ["custom-formats", "absolute-time"],
+        "DATE_ORDER": "MDY" if territory in ("US", None) and lang in ("en", None) else "DMY",
+        "PREFER_DAY_OF_MONTH": "first",
+        "REQUIRE_PARTS": ["day", "month", "year"],
+    }
+    languages = [lang, "en"] if lang and lang != "en" else ["en"]
+    try:
+        parsed = dateparser.parse(text, languages=languages, settings=settings)
+    except (ValueError, OverflowError):
+        parsed = None
+    return parsed.date() if parsed else None
+
+
+def money_str(value: Decimal | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return format(value.normalize() if value == value.to_integral() else value, "f")
+    except InvalidOperation:
+        return None
+
+
+def normalize_items(items: list[Item]) -> list[Item]:
+    cleaned = []
+    for item in items:
+        name = re.sub(r"\s+", " ", item.name or "").strip()
+        if not name:
+            continue
+        quantity = item.quantity if isinstance(item.quantity, int) and item.quantity > 0 else 1
+        unit, line = item.unit_price, item.line_total
+        if line is None and unit is not None:
+            line = unit * quantity
+        if unit is None and line is not None:
+            unit = line / quantity if quantity == 1 or (line / quantity) * quantity == line else None
+            if unit is not None and quantity > 1:
+                unit = unit.quantize(Decimal("0.01")) if unit.as_tuple().exponent < -2 else unit
+        cleaned.append(Item(name=name, quantity=quantity, unit_price=unit, line_total=line,
+                            url=clean_url(item.url), image=clean_url(item.image),
+                            sku=(item.sku or None)))
+    return cleaned
+
+
+def reconcile(extraction: Extraction) -> list[str]:
+    """Items + shipping + tax - discounts against the total: a warning when they disagree."""
+    if extraction.total is None or not extraction.items:
+        return []
+    if any(item.line_total is None for item in extraction.items):
+        return []
+    items_sum = sum((item.line_total for item in extraction.items), Decimal(0))
+    base = extraction.subtotal if extraction.subtotal is not None else items_sum
+    expected = base + (extraction.shipping or 0) + (extraction.tax or 0) - (extraction.discount or 0)
+    warnings = []
+    if extraction.subtotal is not None and items_sum != extraction.subtotal:
+        warnings.append(f"items do not add up to subtotal: {money_str(items_sum)} != {money_str(extraction.subtotal)}")
+    if expected != extraction.total and items_sum != extraction.total:
+        warnings.append(f"items do not add up to total: {money_str(expected)} != {money_str(extraction.total)}")
+    return warnings

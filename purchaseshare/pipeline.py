@@ -1,0 +1,195 @@
+"""The extraction pipeline: raw bytes -> one `ParseResult` (the CONTRACT's JSON object).
+
+read bytes -> unwrap forwards (MIME parsed once) -> classify -> parser chain ->
+normalize -> validate. Never raises: every failure becomes a status and a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from parsers.chain import run_chain
+from parsers.message import Email
+from parsers.model import Extraction, Item, Kind
+from parsers.normalize import (
+    money_str,
+    normalize_items,
+    reconcile,
+    registrable_domain,
+    resolve_currency,
+)
+from parsers.unwrap import unwrap
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 50 * 1024 * 1024  # beyond this an email is refused, not parsed
+
+
+@dataclass
+class ParseResult:
+    source: str | None
+    status: str  # purchase | not_purchase | unparsed | error
+    kind: str | None = None
+    parser: str | None = None
+    confidence: float | None = None
+    forwarded: bool = False
+    forwarded_by: str | None = None
+    original: dict[str, str | None] = field(default_factory=lambda: {"from": None, "subject": None, "date": None})
+    merchant: dict[str, str | None] = field(default_factory=lambda: {"name": None, "domain": None})
+    order_number: str | None = None
+    order_date: date | None = None
+    currency: str | None = None
+    total: Decimal | None = None
+    subtotal: Decimal | None = None
+    shipping: Decimal | None = None
+    tax: Decimal | None = None
+    discount: Decimal | None = None
+    items: list[Item] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    reason: str | None = None
+    error: str | None = None
+    message_id: str | None = None  # the ORIGINAL Message-ID: de-duplicates re-forwards
+
+    def to_json(self) -> dict[str, Any]:
+        """The CONTRACT's object: money as decimal strings, dates as ISO strings."""
+        return {
+            "source": self.source,
+            "status": self.status,
+            "kind": self.kind,
+            "parser": self.parser,
+            "confidence": self.confidence,
+            "forwarded": self.forwarded,
+            "forwarded_by": self.forwarded_by,
+            "original": dict(self.original),
+            "merchant": dict(self.merchant),
+            "order_number": self.order_number,
+            "order_date": self.order_date.isoformat() if self.order_date else None,
+            "currency": self.currency,
+            "total": money_str(self.total),
+            "subtotal": money_str(self.subtotal),
+            "shipping": money_str(self.shipping),
+            "tax": money_str(self.tax),
+            "discount": money_str(self.discount),
+            "items": [
+                {
+                    "name": item.name,
+                    "quantity": item.quantity,
+                    "unit_price": money_str(item.unit_price),
+                    "line_total": money_str(item.line_total),
+                    "url": item.url,
+                    "image": item.image,
+                    "sku": item.sku,
+                }
+                for item in self.items
+            ],
+            "warnings": list(self.warnings),
+            "reason": self.reason,
+            "error": self.error,
+        }
+
+
+def run(raw: bytes, source: str | None = None) -> ParseResult:
+    """The whole pipeline on one email's bytes. Never raises."""
+    problem = _refuse(raw)
+    if problem:
+        return ParseResult(source=source, status="error", error=problem, reason=problem)
+    try:
+        mail = unwrap(raw)
+        return _parse(mail, source)
+    except RecursionError:
+        return ParseResult(source=source, status="error", error="email structure nested too deeply to read")
+    except MemoryError:
+        return ParseResult(source=source, status="error", error="email too large to read in memory")
+    except Exception as exc:  # the pipeline's promise: a status and a reason, never a crash
+        log.exception("pipeline failed on %s", source)
+        return ParseResult(source=source, status="error", error=f"{type(exc).__name__}: {exc}")
+
+
+def _refuse(raw: bytes) -> str | None:
+    if not raw or not raw.strip():
+        return "empty input: no email to read"
+    if len(raw) > MAX_BYTES:
+        return f"email larger than {MAX_BYTES // (1024 * 1024)} MB"
+    head = raw[:8192]
+    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    if b"\x00" in head[:1024] or controls > len(head) * 0.05:
+        return "not an email: binary data"
+    return None
+
+
+def _parse(mail: Email, source: str | None) -> ParseResult:
+    chain = run_chain(mail)
+    original = mail.original
+    result = ParseResult(
+        source=source,
+        status="not_purchase",
+        kind=chain.kind.value,
+        confidence=round(chain.confidence, 2),
+        forwarded=mail.forwarded,
+        forwarded_by=mail.forwarded_by,
+        original={
+            "from": original.from_addr or original.from_name,
+            "subject": original.subject,
+            "date": original.date.isoformat() if original.date else None,
+        },
+        warnings=[*mail.warnings, *chain.warnings],
+        message_id=original.message_id,
+    )
+    extraction = chain.extraction
+    domain = registrable_domain((extraction.merchant_domain if extraction else None) or mail.sender_domain)
+    result.merchant = {
+        "name": (extraction.merchant_name if extraction else None) or _sender_name(mail),
+        "domain": domain,
+    }
+    extracting = chain.kind in (Kind.ORDER, Kind.RECEIPT, Kind.REFUND, Kind.CANCELLATION)
+    if extraction is not None and extracting:
+        _fill(result, extraction, mail, domain)
+    if chain.kind.is_purchase:
+        if extraction is not None and extraction.has_purchase_data:
+            result.status = "purchase"
+            result.parser = extraction.parser
+        else:
+            result.status = "unparsed"
+            result.reason = "looks like an order or receipt, but no parser could read its items or total"
+    else:
+        result.parser = extraction.parser if extraction is not None and extracting else None
+        result.reason = f"recognised as {chain.kind.value}, not a purchase"
+    if result.order_date is None and result.status == "purchase" and original.date:
+        result.order_date = original.date.date()
+    return result
+
+
+def _fill(result: ParseResult, extraction: Extraction, mail: Email, domain: str | None) -> None:
+    items = normalize_items(extraction.items)
+    extraction.items = items
+    result.items = items
+    result.order_number = extraction.order_number
+    result.order_date = extraction.order_date
+    result.total = extraction.total
+    result.subtotal = extraction.subtotal
+    result.shipping = extraction.shipping
+    result.tax = extraction.tax
+    result.discount = extraction.discount
+    result.currency = resolve_currency(extraction.currency, domain=domain, language=mail.language)
+    result.warnings += extraction.warnings + reconcile(extraction)
+
+
+def _sender_name(mail: Email) -> str | None:
+    name = mail.original.from_name
+    if name and "@" not in name:
+        return name
+    domain = mail.sender_domain
+    return domain.split(".")[0].capitalize() if domain else None
+
+
+def parse_file(path: str) -> ParseResult:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        return ParseResult(source=path, status="error", error=f"cannot read file: {exc.strerror or exc}")
+    return run(raw, source=path)
