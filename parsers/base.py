@@ -48,7 +48,7 @@ class Match:
         elif self.field == "subject":
             value = headers.subject or ""
         else:
-            value = mail.html or mail.text
+            value = _match_window(mail)
         return re.search(self.pattern, value, re.IGNORECASE) is not None
 
 
@@ -206,11 +206,44 @@ def element_text(element: etree._Element) -> str:
     return re.sub(r"\s+", " ", element.text_content()).strip()
 
 
+def _match_window(mail: Email) -> str:
+    """The body text body filters search: all of it, or its head and tail when huge.
+
+    Logos, links and footers that identify a merchant sit at either end; searching the
+    middle of a megabyte digest once per merchant made dispatch the pipeline's top cost.
+    """
+    window = mail.cache.get("match_window")
+    if window is None:
+        body = mail.html or mail.text
+        window = body if len(body) <= 200_000 else body[:150_000] + "\n" + body[-50_000:]
+        mail.cache["match_window"] = window
+    return window  # type: ignore[return-value]
+
+
 def _is_known_elsewhere(domain: str) -> bool:
     """Mail straight from another known merchant is that merchant's, whatever its body says."""
     from parsers.registry import BY_DOMAIN
 
     return domain in BY_DOMAIN
+
+
+def route_name(segments: list[tuple[str, str, object, object]]) -> str:
+    """Flight/train segments (origin, destination, departs, arrives) -> one trip name.
+
+    'Seattle (SEA) → San Francisco (SFO) → Seattle (SEA)' for a round trip. A segment leaving
+    where the previous one landed, on the same day, is a connection and drops out of the name.
+    """
+    legs: list[list] = []
+    for origin, destination, departs, arrives in segments:
+        if legs and legs[-1][1] == origin and legs[-1][2] == departs:
+            legs[-1][1:] = [destination, arrives]
+        else:
+            legs.append([origin, destination, arrives])
+    name = ""
+    for i, (origin, destination, _) in enumerate(legs):
+        joined = i and legs[i - 1][1] == origin
+        name += f" → {destination}" if joined else f"{', ' if i else ''}{origin} → {destination}"
+    return name
 
 
 __all__ = ["FieldNotFound", "Item", "Kind", "Match", "MerchantParser", "element_text",

@@ -18,6 +18,10 @@ def _words(*patterns: str) -> re.Pattern[str]:
 
 # Subject patterns, checked in this order: the first kind that matches wins.
 SUBJECT_RULES: tuple[tuple[Kind, re.Pattern[str]], ...] = (
+    # Letter-mail notices (USPS Informed Delivery, Canada Post MyMail): post is coming, no purchase
+    (Kind.OTHER, _words(r"\byou have mail\b", r"\byour mail (was|is|has)\b", r"\bdaily digest\b")),
+    # "Ahorre dinero en su recibo de luz": advertising that merely names a receipt or an order
+    (Kind.NEWSLETTER, _words(r"\bsave money\b", r"\bahorr[ae] dinero\b", r"\béconomisez\b")),
     (Kind.REFUND, _words(r"\brefund", r"rembours", r"erstattung", r"reembolso", r"rimborso",
                          r"terugbetaling")),
     (Kind.CANCELLATION, _words(r"\bcancel", r"\bannul", r"storn", r"cancelad", r"cancellat",
@@ -40,6 +44,9 @@ SUBJECT_RULES: tuple[tuple[Kind, re.Pattern[str]], ...] = (
                              r"\boffers?\b", r"digest", r"\bweekly\b", r"promo")),
 )
 
+# A subject's words are in its head; a 100 kB folded subject would cost each rule a long scan.
+SUBJECT_CHARS = 2000
+
 _SENDER_SHIPPING = re.compile(r"ship|track|deliver|spedizion|versand|livraison|colis", re.I)
 _SENDER_NEWSLETTER = re.compile(r"newsletter|news@|marketing|promo|deals@", re.I)
 
@@ -54,6 +61,7 @@ _BODY_SHIPPING = _words(
     r"has (been )?(shipped|dispatched|delivered)", r"out for delivery", r"was delivered",
     r"tracking number", r"track (your )?(package|parcel|shipment)", r"is on (its|the) way",
     r"ist unterwegs", r"a été expédi", r"è stato spedito", r"ha sido enviado",
+    r"doręczymy", r"przesyłka (została )?(nadana|doręczona|wydana)",
 )
 _BODY_NEWSLETTER = _words(r"unsubscribe", r"se désabonner", r"abmelden", r"darse de baja",
                           r"annulla l'iscrizione", r"view (this|it) in (your )?browser")
@@ -61,7 +69,7 @@ _BODY_NEWSLETTER = _words(r"unsubscribe", r"se désabonner", r"abmelden", r"dars
 
 def classify(mail: Email) -> tuple[Kind, float]:
     """The kind of the ORIGINAL message and how sure the signal is."""
-    subject = mail.original.subject or ""
+    subject = (mail.original.subject or "")[:SUBJECT_CHARS]
     for kind, pattern in SUBJECT_RULES:
         if pattern.search(subject):
             return kind, 0.8

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from parsers.message import Email
-from parsers.model import Extraction, Item
+from parsers.classify import classify_body
+from parsers.message import Email, normalize_lines, unquote_text
+from parsers.model import Extraction, Item, Kind
 from parsers.normalize import parse_date_text, parse_money
 
 CONFIDENCE = 0.5
@@ -40,14 +41,14 @@ _SUMMARY = re.compile(
 )
 ORDER_NUMBER = re.compile(
     r"(?:order|confirmation|booking|reservation|invoice|receipt)\s*(?:number|no\.?|n°|nr\.?|id|#|code|reference)"
-    r"\s*[:#]?\s*#?\s*([A-Z0-9][A-Z0-9-]{3,})|"
+    r"[\s:#|]*([A-Z0-9][A-Z0-9-]{3,})|"  # "Order number: | WB-481207" (label and value in two cells)
     r"(?:bestellnummer|auftragsnummer|num[ée]ro de commande|n° de commande|n[úu]mero de pedido|"
-    r"numero (?:d'|dell')?ordine|bestelnummer)\s*[:#]?\s*([A-Z0-9][A-Z0-9-]{3,})",
+    r"numero (?:d'|dell')?ordine|bestelnummer)[\s:#|]*([A-Z0-9][A-Z0-9-]{3,})",
     re.IGNORECASE,
 )
 ORDER_DATE = re.compile(
     r"(?:order(?:ed)? (?:date|on|placed)|date (?:of (?:order|purchase)|de (?:la )?commande)|"
-    r"bestelldatum|fecha del pedido|data (?:dell')?ordine|purchase date|invoice date|date)\s*:?\s*"
+    r"bestelldatum|fecha del pedido|data (?:dell')?ordine|purchase date|invoice date|date)[\s:|]*"
     r"([^|\n]{6,40})",
     re.IGNORECASE,
 )
@@ -58,7 +59,10 @@ _QTY_IN_NAME = re.compile(r"(?:^(\d{1,3})\s*[x×]\s+)|(?:\s+[x×]\s*(\d{1,3})$)|
 
 
 def extract_generic(mail: Email) -> Extraction | None:
-    lines = mail.body_text.split("\n")
+    # A shipping notice or a newsletter lists products and prices too: never read those as a purchase.
+    if classify_body(mail.body_text)[0] in (Kind.SHIPPING, Kind.NEWSLETTER):
+        return None
+    lines = _lines(mail)
     result = Extraction(parser="generic", confidence=CONFIDENCE)
     currency: list[str] = []
     result.total = _labelled_amount(lines, TOTAL_LABELS, currency)
@@ -66,7 +70,9 @@ def extract_generic(mail: Email) -> Extraction | None:
     result.shipping = _labelled_amount(lines, SHIPPING_LABELS, currency)
     result.tax = _labelled_amount(lines, TAX_LABELS, currency)
     result.discount = _labelled_amount(lines, DISCOUNT_LABELS, currency)
-    result.items = _item_rows(lines, currency)
+    if result.total is not None or result.subtotal is not None:
+        # Rows priced like items only count in an email that states what was paid.
+        result.items = _with_links(_item_rows(lines, currency), mail)
     if not result.has_purchase_data:
         return None
     result.currency = currency[0] if currency else None
@@ -84,6 +90,31 @@ def extract_generic(mail: Email) -> Extraction | None:
     return result
 
 
+def _lines(mail: Email) -> list[str]:
+    """Visible text lines; a plain-text body's columns ("Name ....... 12,95 €") become cells."""
+    if mail.html_text:
+        return mail.html_text.split("\n")
+    columns = re.sub(r"(?m)(?<=\S)[ \t]*(?:\.{3,}|\t|[ ]{2,}|…+)[ \t]*(?=\S)", " | ", unquote_text(mail.text))
+    return normalize_lines(columns).split("\n")
+
+
+def _with_links(items: list[Item], mail: Email) -> list[Item]:
+    """Product link and picture from the HTML row that names the item."""
+    if mail.tree is None or not items:
+        return items
+    for item in items:
+        for row in mail.tree.iter("tr"):
+            if item.name not in re.sub(r"\s+", " ", row.text_content()) or len(row.xpath(".//tr")):
+                continue
+            links = [a.get("href") for a in row.iter("a") if item.name in re.sub(r"\s+", " ", a.text_content())
+                     and (a.get("href") or "").startswith("http")]
+            images = [i.get("src") for i in row.iter("img") if (i.get("src") or "").startswith("http")]
+            item.url = links[0] if links else None
+            item.image = images[0] if images else None
+            break
+    return items
+
+
 def _amount(text: str, currency: list[str]) -> Decimal | None:
     found = list(MONEY.finditer(text))
     if not found:
@@ -99,7 +130,10 @@ def _amount(text: str, currency: list[str]) -> Decimal | None:
 
 def _labelled_amount(lines: list[str], labels: tuple[str, ...], currency: list[str]) -> Decimal | None:
     for label in labels:
-        pattern = re.compile(rf"^(?:{label})\b[^\d\n]{{0,30}}?(?:\(.*?\))?\s*[:|]?\s*(.*)$", re.IGNORECASE)
+        # up to 30 characters between label and amount ("Order total (incl. VAT):"), but not a
+        # newsletter's "Total savings up to £20"
+        pattern = re.compile(rf"^(?:{label})\b(?!{_NOT_A_TOTAL})[^\d\n]{{0,30}}?(?:\(.*?\))?\s*[:|]?\s*(.*)$",
+                             re.IGNORECASE)
         for index, line in enumerate(lines):
             found = pattern.match(line)
             if not found:
@@ -109,6 +143,21 @@ def _labelled_amount(lines: list[str], labels: tuple[str, ...], currency: list[s
             if amount is not None:
                 return abs(amount) if labels is DISCOUNT_LABELS else amount
     return None
+
+
+_NOT_A_TOTAL = r"[^\d\n]{0,12}\b(?:savings?|save|off|up to|from|starting|bis zu|jusqu|hasta|fino a)\b"
+# A "name" cell that is a column heading or a "Label:" (fees, taxes) rather than a product.
+_NOT_AN_ITEM = re.compile(
+    r"^(?:.*:|price|prix|preis|precio|prezzo|amount|montant|betrag|importe|importo|total.*|qty|quantity|"
+    r"items?|description|article|artikel|art[íi]culo|articolo|unit price|each|subtotal|tax|vat|fees?)$",
+    re.IGNORECASE,
+)
+_QTY_PRICE = re.compile(r"^(\d{1,3})\s*[x×]\s*(.+)$", re.IGNORECASE)  # "2 x 14,90 €"
+
+
+def _qty_price(cell: str) -> re.Match[str] | None:
+    found = _QTY_PRICE.match(cell)
+    return found if found and MONEY.fullmatch(found.group(2).strip()) else None
 
 
 def _item_rows(lines: list[str], currency: list[str]) -> list[Item]:
@@ -122,14 +171,19 @@ def _item_rows(lines: list[str], currency: list[str]) -> list[Item]:
         cells = [c.strip() for c in line.split(" | ") if c.strip()]
         if len(cells) < 2 or not MONEY.fullmatch(cells[-1]):
             continue
-        names = [c for c in cells[:-1] if re.search(r"[^\W\d_]{3,}", c) and not MONEY.fullmatch(c)]
-        if not names:
+        names = [c for c in cells[:-1] if re.search(r"[^\W\d_]{3,}", c) and not MONEY.fullmatch(c)
+                 and not _qty_price(c)]
+        if not names or _NOT_AN_ITEM.match(names[0]):
             continue
         quantity = 1
+        unit = None
         for cell in cells[:-1]:
             qty = _QTY.match(cell)
+            qty_price = _qty_price(cell)
             if qty:
                 quantity = int(qty.group(1))
+            elif qty_price:
+                quantity, unit = int(qty_price.group(1)), _amount(qty_price.group(2), currency)
         name = names[0]
         in_name = _QTY_IN_NAME.search(name)
         if in_name:
@@ -138,9 +192,8 @@ def _item_rows(lines: list[str], currency: list[str]) -> list[Item]:
         line_total = _amount(cells[-1], currency)
         if line_total is None or len(name) > 200:
             continue
-        unit = None
         prices = [c for c in cells[:-1] if MONEY.fullmatch(c)]
-        if prices:
+        if prices and unit is None:
             unit = _amount(prices[-1], currency)
         items.append(Item(name=name, quantity=quantity, unit_price=unit, line_total=line_total))
     return items

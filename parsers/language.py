@@ -46,15 +46,20 @@ def _declared(mail: Email) -> str | None:
     return None
 
 
+# word -> the languages whose common words include it (one dict look-up per word)
+_LANGUAGES_OF: dict[str, tuple[str, ...]] = {
+    word: tuple(lang for lang, words in _COMMON_WORDS.items() if word in words)
+    for word in {w for words in _COMMON_WORDS.values() for w in words}
+}
+
+
 def guess_language(text: str) -> str | None:
     words = [w.lower() for w in _WORD.findall(text)[:800]]
     if not words:
         return None
     counts = {lang: 0 for lang in _COMMON_WORDS}
-    vocab = {lang: frozenset(ws) for lang, ws in _COMMON_WORDS.items()}
     for word in words:
-        for lang, known in vocab.items():
-            if word in known:
-                counts[lang] += 1
+        for lang in _LANGUAGES_OF.get(word, ()):
+            counts[lang] += 1
     best = max(counts, key=lambda lang: counts[lang])
     return best if counts[best] >= 3 else None

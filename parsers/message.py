@@ -85,7 +85,8 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 def decode_header(value: object) -> str | None:
     if value is None:
         return None
-    text = decode_header_part(str(value))
+    # Unfold first: the space of a fold after an encoded word is a real space ("=?..?= l'Hôtel").
+    text = decode_header_part(re.sub(r"\r?\n(?=[ \t])", "", str(value)))
     return re.sub(r"\s+", " ", text).strip() or None
 
 
@@ -220,7 +221,11 @@ def read_mime(raw: bytes) -> tuple[email.message.Message, list[str]]:
     warnings. Leading blank lines and padding (seen in real wrapped mail) are
     dropped first, or the parser would read every header as body.
     """
-    parsed = mailparser.MailParser.from_bytes(raw.lstrip())
+    raw = raw.lstrip()
+    if b"\r\r\n" in raw[:4096]:
+        # "\r\r\n" line ends (a wrapper that added CR to CRLF) would read as blank lines.
+        raw = raw.replace(b"\r\r\n", b"\r\n")
+    parsed = mailparser.MailParser.from_bytes(raw)
     return parsed.message, sorted(parsed.defects_categories)
 
 
@@ -271,11 +276,18 @@ def visible_text(tree: etree._Element) -> str:
     return normalize_lines("".join(parts))
 
 
+_SPACE_RUN = re.compile(r"[ \t\u2000-\u200a\u202f\u3000]+")  # no "\n": same per line as on the whole text
+_PIPE_RUN = re.compile(r"(\s*\|\s*)+")
+
+
 def normalize_lines(text: str) -> str:
     lines = []
-    for line in text.replace("\r", "").replace("\xa0", " ").replace("\u200b", "").split("\n"):
-        line = re.sub(r"[ \t\u2000-\u200a\u202f\u3000]+", " ", line).strip(" |")
-        line = re.sub(r"(\s*\|\s*)+", " | ", line).strip()
+    text = _SPACE_RUN.sub(" ", text.replace("\r", "").replace("\xa0", " ").replace("\u200b", ""))
+    for line in text.split("\n"):
+        line = line.strip(" |")
+        if "|" in line:
+            line = _PIPE_RUN.sub(" | ", line)
+        line = line.strip()
         if line:
             lines.append(line)
     return "\n".join(lines)
@@ -298,6 +310,19 @@ class Email:
     forwarded_by: str | None = None
     warnings: list[str] = field(default_factory=list)
     cache: dict[str, object] = field(default_factory=dict, repr=False)  # per-email results (schema.org)
+    mime: email.message.Message | None = field(default=None, repr=False)  # the read message, for attachments
+
+    def attachments(self, content_type: str) -> list[bytes]:
+        """Decoded attached files of one type ("application/pdf"; also found by file extension)."""
+        suffix = "." + content_type.rsplit("/", 1)[-1]
+        found = []
+        for part in walk_own_parts(self.mime) if self.mime is not None else ():
+            name = str(part.get_filename() or "").lower()
+            if part.get_content_type() == content_type or name.endswith(suffix):
+                data = part.get_payload(decode=True)
+                if isinstance(data, bytes) and data:
+                    found.append(data)
+        return found
 
     @cached_property
     def tree(self) -> etree._Element | None:

@@ -8,7 +8,6 @@ is missing here.
 from __future__ import annotations
 
 from parsers.base import MerchantParser
-from parsers.message import Email
 
 # fmt: off
 # -- imports (sorted) --
@@ -33,6 +32,8 @@ from parsers.merchants.twitch import TwitchParser
 from parsers.merchants.uber import UberParser
 from parsers.merchants.united import UnitedParser
 from parsers.merchants.walmart import WalmartParser
+from parsers.message import Email
+
 # -- end imports --
 
 MERCHANTS: tuple[type[MerchantParser], ...] = (

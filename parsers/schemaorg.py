@@ -86,7 +86,7 @@ def _lenient_json(source: str) -> Any:
     for candidate in (cleaned, cleaned.replace("\n", " ")):
         try:
             return json.loads(candidate, strict=False)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             continue
     return None
 
@@ -185,6 +185,8 @@ class _Money:
             currency = currency or symbol
         if currency and not self.currency:
             self.currency = _text(currency)
+        if amount is not None and isinstance(amount.as_tuple().exponent, int) and amount.as_tuple().exponent > -2:  # 118.4 -> 118.40, as printed
+            amount = amount.quantize(Decimal("0.01"))
         return amount
 
 
@@ -193,13 +195,13 @@ def _from_orders(orders: list[dict], mail: Email) -> Extraction:
     money = _Money()
     result = Extraction(parser="schema_org", confidence=CONFIDENCE, kind=Kind.ORDER)
     totals: list[Decimal] = []
+    sellers: list[str | None] = []
     for order in orders:
         invoice = order.get("_invoice") or {}
         money.read(None, order.get("priceCurrency") or invoice.get("priceCurrency"))
         result.order_number = result.order_number or _text(order.get("orderNumber")) or _text(
             invoice.get("confirmationNumber") or invoice.get("accountId"))
-        result.merchant_name = result.merchant_name or _name(
-            order.get("merchant") or order.get("seller") or invoice.get("provider"))
+        sellers.append(_name(order.get("merchant") or order.get("seller") or invoice.get("provider")))
         if result.order_date is None:
             result.order_date = parse_date_text(_text(order.get("orderDate") or invoice.get("paymentDueDate")),
                                                 language=mail.language)
@@ -217,8 +219,42 @@ def _from_orders(orders: list[dict], mail: Email) -> Extraction:
                     setattr(result, field, (getattr(result, field) or 0) + amount)
     if totals:
         result.total = sum(totals, Decimal(0))
+    named = {s for s in sellers if s}
+    # several shops in one marketplace email: the sender (the marketplace) is the merchant
+    result.merchant_name = named.pop() if len(named) == 1 else None
     result.currency = money.currency
+    _summary_from_text(result, mail)
     return result
+
+
+def _summary_from_text(result: Extraction, mail: Email) -> None:
+    """Markup rarely states shipping, tax or discount; the visible totals block does.
+
+    Taken only when they make the items add up to the markup's total, so a stray
+    "Shipping" line elsewhere in the email cannot spoil a consistent purchase.
+    """
+    from parsers import generic  # the label tables live there; imported late (generic imports classify)
+
+    if result.total is None or not result.items or any(i.unit_price is None for i in result.items):
+        return
+    items = sum((i.unit_price * i.quantity for i in result.items), Decimal(0))
+    known = {name: getattr(result, name) for name in ("shipping", "tax", "discount")}
+
+    def adds_up(values: dict[str, Decimal | None]) -> bool:
+        extra = (values["shipping"] or 0) + (values["tax"] or 0) - (values["discount"] or 0)
+        return items + extra == result.total
+
+    if adds_up(known):
+        return
+    lines = mail.body_text.split("\n")
+    read = dict(known)
+    for name, labels in (("shipping", generic.SHIPPING_LABELS), ("tax", generic.TAX_LABELS),
+                         ("discount", generic.DISCOUNT_LABELS)):
+        if read[name] is None:
+            read[name] = generic._labelled_amount(lines, labels, [])
+    if adds_up(read):
+        for name, value in read.items():
+            setattr(result, name, value)
 
 
 def _items(order: dict, money: _Money) -> list[Item]:

@@ -37,6 +37,24 @@ def parse(
         sys.stdout.flush()
 
 
+@app.command("new-merchant")
+def new_merchant(
+    slug: Annotated[str, typer.Argument(help="The brand in lowercase snake_case, e.g. acme_outdoor")],
+    source: Annotated[Path, typer.Option("--from", help="A real order email (.eml) from this merchant")],
+    display_name: Annotated[str | None, typer.Option("--display-name", help="Brand as people know it")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be written; write nothing")] = False,
+) -> None:
+    """Scaffold a merchant: parser file, registry lines, scrubbed fixture and a draft golden to review."""
+    from parsers.scaffold import ScaffoldError, scaffold
+
+    try:
+        result = scaffold(slug, source, display_name=display_name, dry_run=dry_run)
+    except ScaffoldError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(result.summary())
+
+
 def _print_summary(result) -> None:
     from rich.console import Console
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from parsers.unwrap import unwrap
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 50 * 1024 * 1024  # beyond this an email is refused, not parsed
+_CONTROL_BYTES = bytes([*range(9), *range(14, 32)])  # binary data, not text
 
 
 @dataclass
@@ -115,7 +116,7 @@ def _refuse(raw: bytes) -> str | None:
     if len(raw) > MAX_BYTES:
         return f"email larger than {MAX_BYTES // (1024 * 1024)} MB"
     head = raw[:8192]
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     if b"\x00" in head[:1024] or controls > len(head) * 0.05:
         return "not an email: binary data"
     return None
@@ -140,7 +141,8 @@ def _parse(mail: Email, source: str | None) -> ParseResult:
         message_id=original.message_id,
     )
     extraction = chain.extraction
-    domain = registrable_domain((extraction.merchant_domain if extraction else None) or mail.sender_domain)
+    claimed = extraction.merchant_domain if extraction else None  # "" = the parser knows there is none
+    domain = registrable_domain(mail.sender_domain if claimed is None else claimed)
     result.merchant = {
         "name": (extraction.merchant_name if extraction else None) or _sender_name(mail),
         "domain": domain,

@@ -1,0 +1,210 @@
+"""Real services for the tests, each started on a free loopback port in a temp dir.
+
+redis-server, Dovecot (IMAP) and PostgreSQL run from Debian's packages (scripts/test installs
+them). When one is missing the tests that need it skip locally and FAIL under CI=true.
+Dovecot's login process refuses root, so it runs as the package's dovenull/dovecot users.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(binary: str | None, what: str) -> str:
+    """The binary's path, or skip (locally) / fail (CI) the test that needs it."""
+    if binary and os.path.exists(binary):
+        return binary
+    message = f"{what} is not installed (scripts/test installs it from Debian's packages)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+    raise AssertionError  # unreachable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Redis:
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        """Stop and start again on the same port (no persistence: a cold restart)."""
+        self.stop()
+        self.process = _spawn_redis(self.port)
+
+
+def _spawn_redis(port: int) -> subprocess.Popen:
+    binary = require(shutil.which("redis-server"), "redis-server")
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return process
+
+
+@contextmanager
+def redis_server() -> Iterator[Redis]:
+    port = free_port()
+    server = Redis(port=port, process=_spawn_redis(port))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+DOVECOT_CONF = """\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{base}/mail/%u
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+service imap-login {{
+  inet_listener imap {{
+    port = {port}
+  }}
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {base}/users
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={base}/mail/%u
+}}
+"""
+
+
+@dataclass
+class Dovecot:
+    base: Path
+    port: int
+    user: str = "inbox"
+    password: str = "secret"
+
+    @property
+    def url(self) -> str:
+        return f"imap://{self.user}:{self.password}@127.0.0.1:{self.port}/INBOX"
+
+    def stop(self) -> None:
+        pid_file = self.base / "run" / "master.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().strip())
+            try:
+                os.kill(pid, 15)
+            except ProcessLookupError:
+                return
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.05)
+
+
+@contextmanager
+def dovecot_server() -> Iterator[Dovecot]:
+    binary = require(shutil.which("dovecot") or "/usr/sbin/dovecot", "dovecot-imapd")
+    base = Path(tempfile.mkdtemp(prefix="ps-dovecot-"))
+    os.chmod(base, 0o755)
+    port = free_port()
+    server = Dovecot(base=base, port=port)
+    (base / "mail").mkdir()
+    (base / "users").write_text(f"{server.user}:{{PLAIN}}{server.password}\n")
+    (base / "dovecot.conf").write_text(DOVECOT_CONF.format(base=base, port=port))
+    shutil.chown(base / "mail", "dovecot", "dovecot")
+    subprocess.run([binary, "-c", str(base / "dovecot.conf")], check=True)
+    try:
+        wait_for_port(port)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass
+class Postgres:
+    base: Path
+    port: int
+    bin_dir: str
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def create_database(self, name: str) -> str:
+        subprocess.run(["su", "postgres", "-c", f"{self.bin_dir}/createdb -h 127.0.0.1 -p {self.port} "
+                        f"-U postgres {name}"], check=True, capture_output=True)
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+
+@contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    initdb = require(found[-1] if found else None, "postgresql")
+    bin_dir = os.path.dirname(initdb)
+    base = Path(tempfile.mkdtemp(prefix="ps-postgres-"))
+    os.chmod(base, 0o755)
+    shutil.chown(base, "postgres")
+    port = free_port()
+    as_postgres = ["su", "postgres", "-c"]
+    subprocess.run([*as_postgres, f"{initdb} -D {base}/data -A trust -U postgres"], check=True,
+                   capture_output=True)
+    subprocess.run([*as_postgres, f"{bin_dir}/pg_ctl -D {base}/data -o '-p {port} -k {base} "
+                    f"-c listen_addresses=127.0.0.1 -c fsync=off' -l {base}/log -w start"],
+                   check=True, capture_output=True)
+    try:
+        yield Postgres(base=base, port=port, bin_dir=bin_dir)
+    finally:
+        subprocess.run([*as_postgres, f"{bin_dir}/pg_ctl -D {base}/data -m immediate stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
