@@ -67,9 +67,15 @@ _BODY_NEWSLETTER = _words(r"unsubscribe", r"se désabonner", r"abmelden", r"dars
                           r"annulla l'iscrizione", r"view (this|it) in (your )?browser")
 
 
+# "Re:", "R:" (it), "AW:" (de), "RV:"/"RE:" (es), "SV:" (nordic), "Antw:" (nl), after any forward prefixes.
+REPLY_SUBJECT = re.compile(r"^\s*(?:(?:fwd?|fw|tr|wg|i|enc|doorst)\s*:\s*)*(?:re|r|aw|sv|antw|odp|vs)\s*:", re.IGNORECASE)
+
+
 def classify(mail: Email) -> tuple[Kind, float]:
     """The kind of the ORIGINAL message and how sure the signal is."""
     subject = (mail.original.subject or "")[:SUBJECT_CHARS]
+    if REPLY_SUBJECT.match(subject):
+        return Kind.OTHER, 0.6  # a conversation ("Re: Ordine"); merchants do not reply to themselves
     for kind, pattern in SUBJECT_RULES:
         if pattern.search(subject):
             return kind, 0.8

@@ -160,7 +160,8 @@ def starts_with_forward_block(raw: bytes) -> bool:
     names: list[str] = []
     values: dict[str, str] = {}
     separated = False
-    for line in text.splitlines()[:-1]:  # the last line may be cut off
+    lines = text.splitlines()
+    for line in lines[:-1] if len(raw) > 4000 else lines:  # a last line cut off is no evidence
         if not line.strip():
             separated = True
             break
@@ -541,8 +542,14 @@ def headers_from_block(fields: dict[str, str]) -> Headers:
         from_name=from_name,
         to=[a for a in (split_address(fields.get("to"))[0],) if a],
         subject=(fields.get("subject") or "").strip() or None,
-        date=parse_date(date_text) or parse_loose_datetime(date_text),
+        date=(parse_date(date_text) if date_text and _RFC_DATE.match(date_text) else None)
+        or parse_loose_datetime(date_text),
     )
+
+
+# "Wed, 3 Nov 2021 15:51:30 +0100": the stdlib reads other shapes leniently and wrongly
+# ("Thursday, March 7, 2024 2:05 PM" -> 02:05).
+_RFC_DATE = re.compile(r"^\s*(?:[A-Za-z]{3},?\s+)?\d{1,2}\s+[A-Za-z]{3}\s+\d{2,4}\s+\d{1,2}:\d{2}")
 
 
 def parse_loose_datetime(text: str | None) -> datetime | None:

@@ -24,7 +24,7 @@ import html as html_lib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, getaddresses, make_msgid, parsedate_to_datetime
 
 import lxml.html
@@ -158,7 +158,7 @@ def _date(value: str) -> datetime:
     try:
         return parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
-        return datetime(2024, 1, 2, 10, 30, tzinfo=timezone.utc)
+        return datetime(2024, 1, 2, 10, 30, tzinfo=UTC)
 
 
 def _own_parts(message: email.message.Message):
@@ -263,7 +263,16 @@ def apple_date(date: datetime, lang: str) -> str:
 
 
 def yahoo_date(date: datetime, lang: str) -> str:
-    return f"{outlook_date(date, lang)}:{date.second:02d} {_offset(date, 'GMT' if lang == 'en' else 'UTC')}"
+    day, month = _DAYS[lang][date.weekday()], _MONTHS[lang][date.month - 1]
+    clock = _clock(date, lang, seconds=True)
+    zone = _offset(date, "GMT" if lang == "en" else "UTC")
+    return {
+        "en": f"{day}, {month} {date.day}, {date.year}, {clock} {zone}",
+        "fr": f"{day} {date.day} {month} {date.year}, {clock} {zone}",
+        "de": f"{day}, {date.day}. {month} {date.year}, {clock} {zone}",
+        "es": f"{day}, {date.day} de {month} de {date.year} {clock} {zone}",
+        "it": f"{day} {date.day} {month} {date.year}, {clock} {zone}",
+    }[lang]
 
 
 # ---------------------------------------------------------------------------------------------
