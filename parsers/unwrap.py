@@ -28,6 +28,7 @@ import quotequail
 from lxml import etree
 
 from parsers.message import (
+    Body,
     Email,
     Headers,
     attached_messages,
@@ -131,13 +132,14 @@ def unwrap(raw: bytes) -> Email:
     envelope = headers_of(message)
     warnings = [f"MIME defect: {name}" for name in defects]
     current, original, depth = message, envelope, 0
-    while (inner := inner_message(current)) is not None:
+    body = body_of(current)  # decoded once per level: the common path has one level
+    while (inner := inner_message(current, body)) is not None:
         if depth == MAX_DEPTH:
             warnings.append(f"forward nested deeper than {MAX_DEPTH} levels; read level {MAX_DEPTH}")
             break
         depth += 1
         current, original = inner, headers_of(inner)
-    body = body_of(current)
+        body = body_of(current)
     result = Email(
         original=original,
         text=body.text,
@@ -187,14 +189,13 @@ def starts_with_forward_block(raw: bytes) -> bool:
 # Attached or pasted originals
 
 
-def inner_message(message: email.message.Message) -> email.message.Message | None:
-    """The message this one carries: attached, or pasted whole into its text body."""
+def inner_message(message: email.message.Message, body: Body) -> email.message.Message | None:
+    """The message this one carries: attached, or pasted whole into its text body (`body`)."""
     attached = attached_messages(message)
     if attached:
         return attached[0]
     if message.get_content_maintype() not in ("text", "multipart"):
         return None
-    body = body_of(message)
     text = body.text.strip()
     if not text or body.html:
         return None
