@@ -20,7 +20,7 @@ from functools import cached_property
 import lxml.html
 import mailparser
 from lxml import etree
-from mailparser.utils import decode_header_part
+from mailparser.utils import decode_header_part, mime_header_view
 
 from parsers.language import detect_language
 from parsers.normalize import registrable_domain
@@ -65,6 +65,7 @@ class Headers:
 class Body:
     text: str = ""
     html: str | None = None
+    defects: frozenset[str] = frozenset()  # "CharsetDecodeDefect" when a declared charset failed
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
@@ -136,7 +137,7 @@ def headers_of(message: email.message.Message) -> Headers:
     )
 
 
-def _payload_text(part: email.message.Message) -> str:
+def _payload_text(part: email.message.Message, defects: set[str] | None = None) -> str:
     try:
         data = part.get_payload(decode=True)
     except Exception:  # a broken transfer encoding: keep what is there
@@ -144,7 +145,29 @@ def _payload_text(part: email.message.Message) -> str:
     if data is None:
         raw = part.get_payload()
         return raw if isinstance(raw, str) else ""
+    if defects is not None and _charset_fails(part, data):
+        defects.add("CharsetDecodeDefect")
     return decode_bytes(data, part.get_content_charset())
+
+
+def _charset_fails(part: email.message.Message, data: bytes) -> bool:
+    """mail-parser's CharsetDecodeDefect test for a body part (it decodes bodies itself;
+    we decode them once, here): the declared charset (default UTF-8) cannot read the bytes."""
+    cte = str(part.get("content-transfer-encoding", "")).strip().lower()
+    payload = part._payload
+    if (not cte or cte in ("7bit", "8bit")) and isinstance(payload, str):
+        try:
+            payload.encode("utf-8")
+            return False
+        except UnicodeEncodeError:
+            pass
+    if not data:
+        return False
+    try:
+        data.decode(part.get_content_charset("utf-8")).encode("utf-8")
+    except (LookupError, UnicodeError):
+        return True
+    return False
 
 
 def walk_own_parts(message: email.message.Message):
@@ -164,15 +187,17 @@ def body_of(message: email.message.Message) -> Body:
     """The message's own text and HTML bodies (every inline part, in order)."""
     texts: list[str] = []
     htmls: list[str] = []
+    defects: set[str] = set()
     for part in walk_own_parts(message):
         if part.is_multipart() or part.get_content_disposition() == "attachment":
             continue
         ctype = part.get_content_type()
         if ctype == "text/html":
-            htmls.append(_payload_text(part))
+            htmls.append(_payload_text(part, defects))
         elif ctype == "text/plain" or (part is message and part.get_content_maintype() == "text"):
-            texts.append(_payload_text(part))
-    return Body(text="\n".join(t for t in texts if t), html="\n".join(htmls) if htmls else None)
+            texts.append(_payload_text(part, defects))
+    return Body(text="\n".join(t for t in texts if t), html="\n".join(htmls) if htmls else None,
+                defects=frozenset(defects))
 
 
 def attached_messages(message: email.message.Message) -> list[email.message.Message]:
@@ -214,7 +239,31 @@ def read_bare_body(raw: bytes) -> Body:
     return Body(text=text)
 
 
-def read_mime(raw: bytes) -> tuple[email.message.Message, list[str]]:
+class _MimeCheck(mailparser.MailParser):
+    """mail-parser's reading of a message, without the parts the pipeline does not use.
+
+    `from_bytes` builds the stdlib message (mail-parser's own entry point and its
+    recursion guard) and `parse` keeps mail-parser's diagnostics: its header checks
+    (address, Date and Received headers), every MIME part's parser defects and its
+    MIME-header check. It skips what `MailParser.parse` adds on top - decoding every
+    header, body and attachment into its own dictionaries - which cost as much as the
+    MIME parse itself: `body_of` decodes the bodies once (and reports the one body
+    defect mail-parser finds there, CharsetDecodeDefect).
+    """
+
+    def parse(self) -> _MimeCheck:
+        self._reset()  # mail-parser's header diagnostics
+        if self.message is None:
+            return self
+        for part in self.message.walk():
+            self._append_defects(part, part.get_content_type())
+            if mime_header_view(part)[1]:
+                self._has_defects = True
+                self._defects_categories.add("MimeHeaderDefect")
+        return self
+
+
+def read_mime(raw: bytes) -> tuple[email.message.Message, set[str]]:
     """Parse a whole message once (mail-parser over the stdlib parser).
 
     Returns the message tree and mail-parser's defect categories, which become
@@ -225,8 +274,8 @@ def read_mime(raw: bytes) -> tuple[email.message.Message, list[str]]:
     if b"\r\r\n" in raw[:4096]:
         # "\r\r\n" line ends (a wrapper that added CR to CRLF) would read as blank lines.
         raw = raw.replace(b"\r\r\n", b"\r\n")
-    parsed = mailparser.MailParser.from_bytes(raw)
-    return parsed.message, sorted(parsed.defects_categories)
+    parsed = _MimeCheck.from_bytes(raw)
+    return parsed.message, set(parsed.defects_categories)
 
 
 def _html_tree(html: str) -> etree._Element | None:

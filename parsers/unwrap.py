@@ -130,16 +130,19 @@ def unwrap(raw: bytes) -> Email:
 
     message, defects = read_mime(raw)
     envelope = headers_of(message)
-    warnings = [f"MIME defect: {name}" for name in defects]
+    notes: list[str] = []
     current, original, depth = message, envelope, 0
     body = body_of(current)  # decoded once per level: the common path has one level
+    defects |= body.defects
     while (inner := inner_message(current, body)) is not None:
         if depth == MAX_DEPTH:
-            warnings.append(f"forward nested deeper than {MAX_DEPTH} levels; read level {MAX_DEPTH}")
+            notes.append(f"forward nested deeper than {MAX_DEPTH} levels; read level {MAX_DEPTH}")
             break
         depth += 1
         current, original = inner, headers_of(inner)
         body = body_of(current)
+        defects |= body.defects
+    warnings = [f"MIME defect: {name}" for name in sorted(defects)] + notes
     result = Email(
         original=original,
         text=body.text,

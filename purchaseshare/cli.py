@@ -55,6 +55,184 @@ def new_merchant(
     typer.echo(result.summary())
 
 
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (alembic; also done by every command that needs it)."""
+    from purchaseshare.db import migrate as run_migrations
+
+    engine = run_migrations()
+    typer.echo(f"database at {engine.url.render_as_string(hide_password=True)} is up to date")
+
+
+user_app = typer.Typer(help="Manage users (operators).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    handle: Annotated[str, typer.Argument(help="The public handle, e.g. alice")],
+    email: Annotated[str | None, typer.Option(help="Account email (login, replies)")] = None,
+    sender: Annotated[list[str] | None, typer.Option(help="A verified sender address (repeatable)")] = None,
+) -> None:
+    """Create a user; prints the personal forwarding address."""
+    from purchaseshare.config import get_settings
+    from purchaseshare.db import migrate as run_migrations
+    from purchaseshare.db import session_scope
+    from purchaseshare.users import UserError, add_sender_address, create_user
+
+    settings = get_settings()
+    run_migrations(settings)
+    with session_scope(settings) as session:
+        try:
+            user = create_user(session, handle, email=email)
+            for address in sender or []:
+                add_sender_address(session, user, address, verified=True)
+        except UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        session.commit()
+        typer.echo(f"{user.handle}: forward receipts to {settings.forwarding_address(user.forwarding_token)}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Raw email files (.eml)")],
+    user: Annotated[str, typer.Option("--user", help="Handle of the user the emails belong to")],
+) -> None:
+    """Store each email for USER and run it through the same queue as IMAP mail."""
+    from purchaseshare.config import get_settings
+    from purchaseshare.db import migrate as run_migrations
+    from purchaseshare.db import session_scope
+    from purchaseshare.mailstore import store_raw
+    from purchaseshare.models import RawEmail
+    from purchaseshare.users import get_by_handle
+    from workers.actors import enqueue_parse
+    from workers.broker import IN_PROCESS, start_in_process_worker, stop_in_process_worker, wait_in_process
+
+    settings = get_settings()
+    run_migrations(settings)
+    stored: list[tuple[Path, int | None, str]] = []
+    with session_scope(settings) as session:
+        owner = get_by_handle(session, user)
+        if owner is None:
+            typer.echo(f"error: no user with the handle {user!r} (create one: purchaseshare user add {user})", err=True)
+            raise typer.Exit(2)
+        for path in paths:
+            try:
+                raw = path.read_bytes()
+            except OSError as exc:
+                stored.append((path, None, f"error: cannot read file: {exc.strerror or exc}"))
+                continue
+            result = store_raw(session, raw, source=f"file:{path.name}", user_id=owner.id, attributed_by="cli")
+            row = result.raw_email
+            if not result.created and row.user_id != owner.id:
+                stored.append((path, None, "duplicate: this email was already received for another account"))
+                continue
+            stored.append((path, row.id, "" if result.created else "duplicate of an email already stored"))
+        start_in_process_worker()
+        enqueue_parse(session, [raw_id for _, raw_id, _ in stored if raw_id is not None])
+    wait_in_process()
+    with session_scope(settings) as session:
+        for path, raw_id, note in stored:
+            row = session.get(RawEmail, raw_id) if raw_id is not None else None
+            if row is None:
+                typer.echo(f"{path}: {note}")
+                continue
+            status = row.status if IN_PROCESS or row.status != "received" else "queued"
+            detail = f" purchase #{row.purchase_id}" if row.purchase_id else ""
+            why = f" ({row.reason})" if row.reason and status not in ("parsed",) else ""
+            extra = f" [{note}]" if note else ""
+            typer.echo(f"{path}: {status}{detail}{why}{extra}")
+    stop_in_process_worker()
+
+
+@app.command()
+def worker(
+    processes: Annotated[int, typer.Option(help="Worker processes")] = 2,
+    threads: Annotated[int, typer.Option(help="Threads per process")] = 4,
+) -> None:
+    """Run dramatiq workers on REDIS_URL (without REDIS_URL, actors run inside demo/serve/ingest)."""
+    import os
+
+    from purchaseshare.config import get_settings
+    from purchaseshare.db import migrate as run_migrations
+
+    settings = get_settings()
+    if not settings.redis_url:
+        typer.echo("error: REDIS_URL is not set; without it the actors run in-process (demo, serve, ingest)", err=True)
+        raise typer.Exit(2)
+    run_migrations(settings)
+    os.execvp(sys.executable, [sys.executable, "-m", "dramatiq", "workers.actors",
+                               "--processes", str(processes), "--threads", str(threads)])
+
+
+@app.command()
+def poll(
+    once: Annotated[bool, typer.Option("--once", help="Fetch what is there, then exit")] = False,
+) -> None:
+    """Fetch mail from IMAP_URL (IDLE when the server has it), store it, queue it."""
+    from workers.imap_poller import run_poller
+
+    from purchaseshare.config import get_settings
+    from purchaseshare.db import migrate as run_migrations
+
+    settings = get_settings()
+    if not settings.imap_url:
+        typer.echo("error: IMAP_URL is not set (e.g. imaps://user:pass@host:993/INBOX)", err=True)
+        raise typer.Exit(2)
+    run_migrations(settings)
+    run_poller(settings, once=once)
+
+
+@app.command()
+def reparse(
+    merchant: Annotated[str | None, typer.Option("--merchant", help="Only this merchant's emails (parser slug)")] = None,
+) -> None:
+    """Parse stored emails again after a parser changed (the owner's choices are kept)."""
+    from rich.progress import Progress
+
+    from purchaseshare.config import get_settings
+    from purchaseshare.db import migrate as run_migrations
+    from purchaseshare.db import session_scope
+    from purchaseshare.reparse import select_for_reparse
+    from workers.actors import reparse_email
+    from workers.broker import IN_PROCESS, start_in_process_worker, stop_in_process_worker, wait_in_process
+
+    settings = get_settings()
+    run_migrations(settings)
+    with session_scope(settings) as session:
+        try:
+            ids = select_for_reparse(session, merchant)
+        except KeyError:
+            typer.echo(f"error: no merchant parser {merchant!r}", err=True)
+            raise typer.Exit(2) from None
+    start_in_process_worker()
+    batch = 25
+    with Progress(transient=False) as progress:
+        task = progress.add_task("reparsing" if IN_PROCESS else "queueing", total=len(ids))
+        for start in range(0, len(ids), batch):
+            for raw_id in ids[start:start + batch]:
+                reparse_email.send(raw_id)
+            wait_in_process()
+            progress.advance(task, len(ids[start:start + batch]))
+    stop_in_process_worker()
+    typer.echo(f"{len(ids)} emails {'parsed again' if IN_PROCESS else 'queued for the workers'}")
+
+
+@app.command()
+def purge() -> None:
+    """Apply the raw-mail retention now (drops raw bytes N days after a successful parse)."""
+    from purchaseshare.config import get_settings
+    from purchaseshare.db import migrate as run_migrations
+    from purchaseshare.db import session_scope
+    from purchaseshare.processing import purge_expired_raw
+
+    settings = get_settings()
+    run_migrations(settings)
+    with session_scope(settings) as session:
+        typer.echo(f"purged the raw bytes of {purge_expired_raw(session, settings)} emails")
+
+
 def _print_summary(result) -> None:
     from rich.console import Console
 

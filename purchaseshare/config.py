@@ -1,0 +1,69 @@
+"""Settings from the environment (CONTRACT: DATABASE_URL, REDIS_URL, IMAP_URL, SMTP_URL,
+PURCHASESHARE_DATA_DIR, SECRET_KEY) plus the knobs operators tune. One `Settings` object,
+read once per process by `get_settings()`; tests build their own and pass it around.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(default=Path("./purchaseshare-data"), alias="PURCHASESHARE_DATA_DIR")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")  # None: SQLite in data_dir
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")  # None: actors run in-process
+    imap_url: str | None = Field(default=None, alias="IMAP_URL")
+    smtp_url: str | None = Field(default=None, alias="SMTP_URL")  # None: outgoing mail goes to the outbox table
+    secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32), alias="SECRET_KEY")
+
+    # The address users forward to; a user's secret plus-address is local+TOKEN@domain.
+    inbox_address: str = Field(default="receipts@purchaseshare.localhost", alias="PURCHASESHARE_INBOX")
+    # From-based attribution trusts Authentication-Results only from this server (RFC 8601 authserv-id).
+    authserv_id: str | None = Field(default=None, alias="PURCHASESHARE_AUTHSERV_ID")
+    # When on, a verified sender address alone is not enough: dkim/spf/dmarc must pass for its domain.
+    require_sender_auth: bool = Field(default=True, alias="PURCHASESHARE_REQUIRE_SENDER_AUTH")
+    # Raw mail kept until the user deletes it (None), or purged N days after a successful parse.
+    raw_retention_days: int | None = Field(default=None, alias="PURCHASESHARE_RAW_RETENTION_DAYS")
+
+    imap_processed_folder: str = Field(default="Processed", alias="PURCHASESHARE_IMAP_PROCESSED")
+    imap_failed_folder: str = Field(default="Failed", alias="PURCHASESHARE_IMAP_FAILED")
+    imap_idle_seconds: float = Field(default=600.0, alias="PURCHASESHARE_IMAP_IDLE_SECONDS")  # re-IDLE every ~10 min
+    imap_poll_seconds: float = Field(default=30.0, alias="PURCHASESHARE_IMAP_POLL_SECONDS")  # without IDLE
+    # A raw email still `received` this long after it was queued is queued again (lost queue message).
+    requeue_after_seconds: float = Field(default=120.0, alias="PURCHASESHARE_REQUEUE_AFTER_SECONDS")
+    max_attempts: int = Field(default=5, alias="PURCHASESHARE_MAX_ATTEMPTS")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Heroku-style URLs name no driver; psycopg 3 is the one installed.
+            if url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgres://")
+            elif url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            return url
+        return f"sqlite:///{(self.data_dir / 'purchaseshare.db').resolve()}"
+
+    @property
+    def inbox_local(self) -> str:
+        return self.inbox_address.rsplit("@", 1)[0].lower()
+
+    @property
+    def inbox_domain(self) -> str:
+        return self.inbox_address.rsplit("@", 1)[-1].lower()
+
+    def forwarding_address(self, token: str) -> str:
+        return f"{self.inbox_local}+{token}@{self.inbox_domain}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

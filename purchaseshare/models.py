@@ -1,0 +1,197 @@
+"""The database tables (sqlmodel). SQLite by default, PostgreSQL with DATABASE_URL; the schema
+itself is created and changed only by the alembic migrations in purchaseshare/migrations.
+
+Privacy: everything here is private to its owner. Public surfaces never read these rows
+directly; they go through `purchaseshare.public` which copies allow-listed, approved fields.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from purchaseshare.clock import utcnow
+
+
+class Money(TypeDecorator):
+    """Decimal stored as its exact decimal string: SQLite has no decimal type and SQLAlchemy's
+    Numeric would round-trip through float there. Never float, on either database."""
+
+    impl = String(40)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError(f"money must be Decimal, not {type(value).__name__}")
+        return str(value)
+
+    def process_result_value(self, value: str | None, dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+def money_field() -> Decimal | None:
+    return Field(default=None, sa_type=Money)  # type: ignore[return-value]
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)  # 64 bits, lowercase: survives mail clients that fold case
+
+
+class RawStatus(StrEnum):
+    RECEIVED = "received"  # stored, waiting for a worker
+    PARSED = "parsed"  # a purchase came out (new, or matched to one already stored)
+    APPLIED = "applied"  # a refund/cancellation updated an existing purchase
+    NOT_PURCHASE = "not_purchase"  # newsletter, shipping notice, ...
+    UNPARSED = "unparsed"  # looks like a receipt, no parser could read it
+    FAILED = "failed"  # unreadable, or failed for good after retries
+    QUARANTINED = "quarantined"  # nobody we know sent it
+
+    @property
+    def is_final(self) -> bool:
+        return self is not RawStatus.RECEIVED
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    handle: str = Field(sa_column=Column(String(40), unique=True, nullable=False, index=True))
+    display_name: str = Field(default="", max_length=80)
+    email: str | None = Field(default=None, max_length=320, unique=True)  # account email (login, reset)
+    password_hash: str | None = Field(default=None, max_length=200)
+    forwarding_token: str = Field(default_factory=new_token, sa_column=Column(String(32), unique=True,
+                                                                              nullable=False))
+    bio: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    avatar_url: str | None = Field(default=None, max_length=500)
+    default_share_items: bool = False  # new purchases start private unless the owner changed this
+    allow_indexing: bool = False  # search engines: noindex unless the owner opts in
+    raw_retention_days: int | None = None  # None: the site's setting
+    is_operator: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SenderAddress(SQLModel, table=True):
+    """An address the user forwards from. Only verified ones attribute mail."""
+
+    __tablename__ = "sender_address"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    address: str = Field(sa_column=Column(String(320), unique=True, nullable=False))  # lowercased
+    verified_at: datetime | None = None
+    verify_token: str | None = Field(default=None, max_length=64, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RawEmail(SQLModel, table=True):
+    """The bytes as received, committed before any parsing. De-duplicated on sha256 and Message-ID."""
+
+    __tablename__ = "raw_email"
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    message_id: str | None = Field(default=None, sa_column=Column(String(998), unique=True, nullable=True))
+    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # None once purged
+    size: int = 0
+    source: str = Field(default="", max_length=500)  # imap://account/folder;uid=, file:path, upload:
+    envelope_to: str | None = Field(default=None, max_length=320)
+    from_addr: str | None = Field(default=None, max_length=320)
+    subject: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    user_id: int | None = Field(default=None, foreign_key="user.id", index=True, ondelete="CASCADE")
+    attributed_by: str | None = Field(default=None, max_length=40)  # token | sender | cli | upload
+    status: str = Field(default=RawStatus.RECEIVED, max_length=20, index=True)
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # shown to the user
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    result_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # private
+    purchase_id: int | None = Field(default=None, foreign_key="purchase.id", index=True, ondelete="SET NULL")
+    received_at: datetime = Field(default_factory=utcnow)
+    queued_at: datetime | None = None
+    processed_at: datetime | None = None
+    raw_purged_at: datetime | None = None
+    replied_at: datetime | None = None
+
+
+class Purchase(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("user_id", "original_message_id", name="uq_purchase_user_message"),
+        UniqueConstraint("user_id", "merchant_domain", "order_number", name="uq_purchase_user_order"),
+        Index("ix_purchase_user_published", "user_id", "published_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    # One raw email makes at most one purchase, even when two workers race on it.
+    source_raw_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True, unique=True))
+    original_message_id: str | None = Field(default=None, max_length=998)
+    kind: str = Field(default="order", max_length=20)
+    status: str = Field(default="active", max_length=20)  # active | refunded | partially_refunded | cancelled
+    review: str = Field(default="new", max_length=20)  # new (owner's inbox) | reviewed | rejected
+    merchant_name: str | None = Field(default=None, max_length=200)
+    merchant_domain: str | None = Field(default=None, max_length=253)
+    order_number: str | None = Field(default=None, max_length=100)  # private, never public
+    order_date: date | None = None
+    currency: str | None = Field(default=None, max_length=3)
+    total: Decimal | None = money_field()
+    subtotal: Decimal | None = money_field()
+    shipping: Decimal | None = money_field()
+    tax: Decimal | None = money_field()
+    discount: Decimal | None = money_field()
+    refunded: Decimal | None = money_field()
+    parser: str | None = Field(default=None, max_length=80)
+    confidence: float | None = None  # a score, not money
+    warnings: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON list
+    caption: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    hide_prices: bool = False
+    entered_by_hand: bool = False
+    published_at: datetime | None = None  # first time an item was approved
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PurchaseItem(SQLModel, table=True):
+    __tablename__ = "purchase_item"
+    id: int | None = Field(default=None, primary_key=True)
+    purchase_id: int = Field(foreign_key="purchase.id", index=True, ondelete="CASCADE")
+    position: int = 0
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    quantity: int = 1
+    unit_price: Decimal | None = money_field()
+    line_total: Decimal | None = money_field()
+    url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    image: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    sku: str | None = Field(default=None, max_length=100)
+    approved: bool = False  # private until the owner approves this item
+    approved_at: datetime | None = None
+
+
+class ImapState(SQLModel, table=True):
+    """Where the poller got to in one mailbox folder."""
+
+    __tablename__ = "imap_state"
+    __table_args__ = (UniqueConstraint("account", "folder", name="uq_imap_state_folder"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=400)  # user@host:port, no password
+    folder: str = Field(max_length=200)
+    uidvalidity: int | None = None
+    last_uid: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OutboxMail(SQLModel, table=True):
+    """Every mail we send; with no SMTP_URL it stays here for the operator (and the demo) to read."""
+
+    __tablename__ = "outbox_mail"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id", index=True, ondelete="CASCADE")
+    to_addr: str = Field(max_length=320)
+    subject: str = Field(max_length=500)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    purpose: str = Field(default="", max_length=40)  # reply-unparsed | reply-unknown | verify | reset | ...
+    dedupe_key: str | None = Field(default=None, sa_column=Column(String(200), unique=True, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

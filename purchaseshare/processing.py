@@ -1,0 +1,222 @@
+"""Turn one stored raw email into its outcome: attribute it, run the pipeline, store the purchase.
+
+`process_raw_email(raw_id)` is what the `parse_email` actor runs. It is idempotent (an email
+already in a final status is left alone) and race-safe (unique keys on purchases; a loser of a
+race re-reads and links to the winner's row), so a message delivered twice by the queue, or
+retried after a worker was killed, never makes two purchases.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, and_, or_, select
+
+from purchaseshare import pipeline
+from purchaseshare.attribution import attribute
+from purchaseshare.clock import utcnow
+from purchaseshare.config import Settings
+from purchaseshare.db import session_scope
+from purchaseshare.mailer import queue_reply
+from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus, User
+from purchaseshare.pipeline import ParseResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    raw_email_id: int
+    status: str
+    purchase_id: int | None = None
+    reason: str | None = None
+    mail_ids: list[int] = field(default_factory=list)  # replies to send after the commit
+
+
+def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
+    with session_scope(settings) as session:
+        raw = session.get(RawEmail, raw_id)
+        if raw is None:
+            return Outcome(raw_id, "missing", reason="no such raw email (deleted?)")
+        if RawStatus(raw.status).is_final:
+            return _outcome(raw)
+        raw.attempts += 1
+        session.commit()
+        if raw.raw is None:
+            _finish(raw, RawStatus.FAILED, "the raw email was purged before it could be parsed")
+            session.commit()
+            return _outcome(raw)
+        mail_ids: list[int] = []
+        if raw.user_id is None:
+            who = attribute(session, raw.raw, settings, raw.envelope_to)
+            if who.user is None:
+                _finish(raw, RawStatus.QUARANTINED, who.reason)
+                if settings.smtp_url and raw.from_addr:
+                    mail_ids += queue_reply(session, raw, "unknown_sender", settings)
+                session.commit()
+                return _outcome(raw, mail_ids)
+            raw.user_id, raw.attributed_by = who.user.id, who.how
+        result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}")
+        for attempt in range(3):  # a unique-key race with another worker: re-read and link
+            try:
+                mail_ids += _apply(session, raw, result, settings)
+                session.commit()
+                break
+            except IntegrityError:
+                session.rollback()
+                raw = session.get(RawEmail, raw_id)
+                if raw is None or RawStatus(raw.status).is_final or attempt == 2:
+                    raise
+        return _outcome(raw, mail_ids)
+
+
+def _outcome(raw: RawEmail, mail_ids: list[int] | None = None) -> Outcome:
+    return Outcome(raw.id or 0, raw.status, raw.purchase_id, raw.reason, mail_ids or [])
+
+
+def _finish(raw: RawEmail, status: RawStatus, reason: str | None) -> None:
+    raw.status, raw.reason, raw.processed_at = status.value, reason, utcnow()
+
+
+def _apply(session: Session, raw: RawEmail, result: ParseResult, settings: Settings) -> list[int]:
+    raw.result_json = json.dumps(result.to_json(), ensure_ascii=False)
+    if result.status == "error":
+        _finish(raw, RawStatus.FAILED, f"could not read this email: {result.error}")
+        return queue_reply(session, raw, "unreadable", settings)
+    if result.status == "unparsed":
+        _finish(raw, RawStatus.UNPARSED, result.reason)
+        return queue_reply(session, raw, "unreadable", settings)
+    if result.status == "purchase":
+        purchase = find_purchase(session, raw.user_id, result) or _create_purchase(session, raw, result)
+        raw.purchase_id = purchase.id
+        same = purchase.source_raw_id != raw.id
+        _finish(raw, RawStatus.PARSED, f"same order as purchase #{purchase.id}, already stored" if same else None)
+        return []
+    if result.kind in ("refund", "cancellation"):
+        purchase = find_purchase(session, raw.user_id, result, by_message_id=False)
+        if purchase is not None:
+            _apply_refund(purchase, result)
+            raw.purchase_id = purchase.id
+            _finish(raw, RawStatus.APPLIED, f"{result.kind} applied to purchase #{purchase.id}")
+            return []
+        _finish(raw, RawStatus.NOT_PURCHASE, f"{result.kind} for an order we have not stored")
+        return []
+    _finish(raw, RawStatus.NOT_PURCHASE, result.reason)
+    return []
+
+
+def find_purchase(session: Session, user_id: int | None, result: ParseResult,
+                  by_message_id: bool = True) -> Purchase | None:
+    """The same order stored before: same original Message-ID, else same merchant + order number."""
+    keys = []
+    if by_message_id and result.message_id:
+        keys.append(Purchase.original_message_id == result.message_id)
+    if result.order_number:
+        keys.append(and_(Purchase.merchant_domain == result.merchant.get("domain"),
+                         Purchase.order_number == result.order_number))
+    if not keys or user_id is None:
+        return None
+    return session.exec(select(Purchase).where(Purchase.user_id == user_id, or_(*keys))).first()
+
+
+def _create_purchase(session: Session, raw: RawEmail, result: ParseResult) -> Purchase:
+    user = session.get(User, raw.user_id)
+    share = bool(user and user.default_share_items)
+    now = utcnow()
+    purchase = Purchase(
+        user_id=raw.user_id, source_raw_id=raw.id, original_message_id=result.message_id,
+        kind=result.kind or "order", merchant_name=result.merchant.get("name"),
+        merchant_domain=result.merchant.get("domain"), order_number=result.order_number,
+        order_date=result.order_date, currency=result.currency, total=result.total,
+        subtotal=result.subtotal, shipping=result.shipping, tax=result.tax, discount=result.discount,
+        parser=result.parser, confidence=result.confidence,
+        warnings=json.dumps(result.warnings, ensure_ascii=False) if result.warnings else None,
+        published_at=now if share and result.items else None,
+    )
+    session.add(purchase)
+    session.flush()  # the id, and the unique keys checked now rather than at commit
+    for position, item in enumerate(result.items):
+        session.add(PurchaseItem(
+            purchase_id=purchase.id, position=position, name=item.name, quantity=item.quantity,
+            unit_price=item.unit_price, line_total=item.line_total, url=item.url, image=item.image,
+            sku=item.sku, approved=share, approved_at=now if share else None,
+        ))
+    return purchase
+
+
+def _apply_refund(purchase: Purchase, result: ParseResult) -> None:
+    if result.kind == "cancellation":
+        purchase.status = "cancelled"
+    else:
+        refunded = result.total
+        partial = refunded is not None and purchase.total is not None and refunded < purchase.total
+        purchase.status = "partially_refunded" if partial else "refunded"
+        purchase.refunded = refunded
+    purchase.updated_at = utcnow()
+
+
+def mark_failed(raw_id: int, error: str, settings: Settings) -> None:
+    """Retries exhausted: the user sees `failed` and why, instead of the email vanishing."""
+    with session_scope(settings) as session:
+        raw = session.get(RawEmail, raw_id)
+        if raw is None or RawStatus(raw.status).is_final:
+            return
+        raw.last_error = error
+        _finish(raw, RawStatus.FAILED, f"could not be processed after {raw.attempts} attempts: {error}")
+        session.commit()
+
+
+def record_error(raw_id: int, error: str, settings: Settings) -> int:
+    """Keep the last transient error on the row (visible while retries go on); returns attempts."""
+    with session_scope(settings) as session:
+        raw = session.get(RawEmail, raw_id)
+        if raw is None:
+            return 0
+        raw.last_error = error[:2000]
+        session.commit()
+        return raw.attempts
+
+
+def claim_stale(session: Session, settings: Settings, limit: int = 1000) -> list[int]:
+    """Raw emails still `received` long after they were queued (a lost queue message, a queue
+    that was down at enqueue time): mark them queued now and return them to be sent again."""
+    cutoff = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
+    rows = session.exec(select(RawEmail).where(
+        RawEmail.status == RawStatus.RECEIVED.value,
+        or_(RawEmail.queued_at.is_(None), RawEmail.queued_at < cutoff),  # type: ignore[union-attr]
+    ).order_by(RawEmail.id).limit(limit)).all()
+    now = utcnow()
+    for row in rows:
+        row.queued_at = now
+    session.commit()
+    return [row.id for row in rows if row.id is not None]
+
+
+def purge_expired_raw(session: Session, settings: Settings) -> int:
+    """Retention: drop raw bytes N days after a successful parse; the purchase stays."""
+    done = (RawStatus.PARSED.value, RawStatus.APPLIED.value, RawStatus.NOT_PURCHASE.value)
+    rows = session.exec(
+        select(RawEmail.id, RawEmail.processed_at, User.raw_retention_days)
+        .join(User, RawEmail.user_id == User.id)
+        .where(RawEmail.status.in_(done), RawEmail.raw_purged_at.is_(None))  # type: ignore[attr-defined,union-attr]
+    ).all()
+    now = utcnow()
+    expired = []
+    for raw_id, processed_at, user_days in rows:
+        days = user_days if user_days is not None else settings.raw_retention_days
+        if days is not None and processed_at is not None and _aware(processed_at) <= now - timedelta(days=days):
+            expired.append(raw_id)
+    for raw_id in expired:
+        raw = session.get(RawEmail, raw_id)
+        if raw is not None:
+            raw.raw, raw.raw_purged_at = None, now
+    session.commit()
+    return len(expired)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

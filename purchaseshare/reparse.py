@@ -1,0 +1,85 @@
+"""Run a stored email through the pipeline again after a parser changed.
+
+An email that gave no purchase (unparsed, failed, not a purchase, quarantined) simply goes
+back to `received` and through `process_raw_email` again. A purchase the email created is
+refreshed from the new result only while its owner has not touched it (still in the inbox,
+nothing approved): the owner's approvals, captions and corrections always win.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import select
+
+from purchaseshare import pipeline
+from purchaseshare.clock import utcnow
+from purchaseshare.config import Settings
+from purchaseshare.db import session_scope
+from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus
+from purchaseshare.processing import Outcome, process_raw_email
+
+FIELDS = ("merchant_name", "merchant_domain", "order_number", "order_date", "currency", "total",
+          "subtotal", "shipping", "tax", "discount", "parser", "confidence")
+
+
+def reparse_raw_email(raw_id: int, settings: Settings) -> Outcome:
+    with session_scope(settings) as session:
+        raw = session.get(RawEmail, raw_id)
+        if raw is None:
+            return Outcome(raw_id, "missing", reason="no such raw email (deleted?)")
+        if raw.raw is None:
+            return Outcome(raw_id, raw.status, raw.purchase_id, "raw bytes purged: kept the stored result")
+        purchase = session.get(Purchase, raw.purchase_id) if raw.purchase_id else None
+        if purchase is None or purchase.source_raw_id != raw.id:
+            if raw.status in (RawStatus.PARSED.value, RawStatus.APPLIED.value):
+                return Outcome(raw_id, raw.status, raw.purchase_id)  # linked to another email's purchase
+            # No purchase came out of it last time (quarantined ones have no user yet and are
+            # attributed again: the sender may have verified the address since).
+            raw.status, raw.reason, raw.attempts = RawStatus.RECEIVED.value, None, 0
+            session.commit()
+            return process_raw_email(raw_id, settings)
+        result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}")
+        raw.result_json = json.dumps(result.to_json(), ensure_ascii=False)
+        items = session.exec(select(PurchaseItem).where(PurchaseItem.purchase_id == purchase.id)).all()
+        untouched = purchase.review == "new" and not any(item.approved for item in items)
+        if result.status == "purchase" and untouched:
+            values = {"merchant_name": result.merchant.get("name"), "merchant_domain": result.merchant.get("domain"),
+                      **{name: getattr(result, name) for name in FIELDS[2:]}}
+            for name, value in values.items():
+                setattr(purchase, name, value)
+            for item in items:
+                session.delete(item)
+            for position, item in enumerate(result.items):
+                session.add(PurchaseItem(purchase_id=purchase.id, position=position, name=item.name,
+                                         quantity=item.quantity, unit_price=item.unit_price,
+                                         line_total=item.line_total, url=item.url, image=item.image, sku=item.sku))
+            purchase.updated_at = utcnow()
+            raw.reason = None
+        elif result.status == "purchase":
+            raw.reason = "parsed again; the purchase was kept as its owner reviewed it"
+        else:
+            raw.reason = f"parsed again as {result.status}; the stored purchase was kept"
+        raw.processed_at = utcnow()
+        session.commit()
+        return Outcome(raw_id, raw.status, raw.purchase_id, raw.reason)
+
+
+def select_for_reparse(session, merchant: str | None) -> list[int]:
+    """Stored emails to parse again: all, or those a merchant's parser read or whose sender is
+    one of its domains, plus every email nothing could read yet (a new parser may read it)."""
+    rows = session.exec(select(RawEmail.id, RawEmail.status, RawEmail.from_addr, RawEmail.result_json)
+                        .where(RawEmail.raw_purged_at.is_(None)).order_by(RawEmail.id)).all()
+    if merchant is None:
+        return [row[0] for row in rows]
+    from parsers.registry import BY_SLUG
+
+    domains = set(BY_SLUG[merchant].domains)
+    chosen = []
+    for raw_id, status, from_addr, result_json in rows:
+        result = json.loads(result_json) if result_json else {}
+        domain = (result.get("merchant") or {}).get("domain") or (from_addr or "").rpartition("@")[2]
+        if (result.get("parser") == f"merchant:{merchant}" or domain in domains
+                or status in (RawStatus.UNPARSED.value, RawStatus.FAILED.value)):
+            chosen.append(raw_id)
+    return chosen

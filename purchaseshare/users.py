@@ -1,0 +1,56 @@
+"""Users and their sender addresses (the parts ingestion needs; the web adds passwords)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from sqlmodel import Session, select
+
+from purchaseshare.clock import utcnow
+from purchaseshare.models import SenderAddress, User
+
+HANDLE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?$")
+
+
+class UserError(ValueError):
+    """A clear, user-facing reason (taken handle, bad address, ...)."""
+
+
+def get_by_handle(session: Session, handle: str) -> User | None:
+    return session.exec(select(User).where(User.handle == handle.lower())).first()
+
+
+def create_user(session: Session, handle: str, *, email: str | None = None, display_name: str = "",
+                password_hash: str | None = None) -> User:
+    handle = handle.strip().lower()
+    if not HANDLE.match(handle):
+        raise UserError("a handle is 1-40 letters, digits, '-' or '_', starting and ending with a letter or digit")
+    if get_by_handle(session, handle) is not None:
+        raise UserError(f"the handle {handle!r} is taken")
+    email = email.strip().lower() if email else None
+    if email and session.exec(select(User).where(User.email == email)).first() is not None:
+        raise UserError("an account with this email address exists")
+    user = User(handle=handle, email=email, display_name=display_name or handle, password_hash=password_hash)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def add_sender_address(session: Session, user: User, address: str, *, verified: bool = False) -> SenderAddress:
+    address = address.strip().lower()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
+        raise UserError(f"{address!r} is not an email address")
+    existing = session.exec(select(SenderAddress).where(SenderAddress.address == address)).first()
+    if existing is not None and existing.user_id != user.id:
+        if existing.verified_at is not None:
+            raise UserError("this address is verified by another account")
+        session.delete(existing)  # an unverified claim proves nothing: whoever verifies it owns it
+        session.flush()
+        existing = None
+    row = existing or SenderAddress(user_id=user.id, address=address, verify_token=secrets.token_urlsafe(24))
+    if verified and row.verified_at is None:
+        row.verified_at, row.verify_token = utcnow(), None
+    session.add(row)
+    session.flush()
+    return row

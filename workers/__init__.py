@@ -1,0 +1,1 @@
+"""Background work: dramatiq actors (workers/actors.py) and the IMAP poller (workers/imap_poller.py)."""

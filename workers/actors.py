@@ -1,0 +1,105 @@
+"""Small actors that take ids and are idempotent (the dramatiq way).
+
+`parse_email(raw_id)`: attribute + parse + store one raw email (a no-op once it is final).
+`reparse_email(raw_id)`: run it again after a parser changed (keeps the owner's choices).
+`send_mail(mail_id)`: deliver one outbox mail over SMTP (a no-op once sent).
+`purge_raw()`: the raw-mail retention sweep.
+Enqueue only after the commit that created the row (see `enqueue_parse`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from sqlmodel import Session
+
+from purchaseshare.clock import utcnow
+from purchaseshare.config import get_settings
+from purchaseshare.db import session_scope
+from purchaseshare.models import OutboxMail, RawEmail
+from purchaseshare.processing import mark_failed, process_raw_email, purge_expired_raw, record_error
+from purchaseshare.reparse import reparse_raw_email
+from workers.broker import broker  # noqa: F401  (sets the broker before the actors bind to it)
+
+log = logging.getLogger(__name__)
+
+RETRY = {"max_retries": 8, "min_backoff": 500, "max_backoff": 60_000}
+
+
+@dramatiq.actor(**RETRY)
+def parse_email(raw_id: int) -> None:
+    settings = get_settings()
+    try:
+        outcome = process_raw_email(raw_id, settings)
+    except Exception as exc:
+        attempts = record_error(raw_id, f"{type(exc).__name__}: {exc}", settings)
+        if attempts >= settings.max_attempts:  # for good: a visible status and reason, not a drop
+            mark_failed(raw_id, f"{type(exc).__name__}: {exc}", settings)
+            return
+        raise  # transient (database locked, connection lost): dramatiq retries with backoff
+    if settings.smtp_url:
+        for mail_id in outcome.mail_ids:
+            send_mail.send(mail_id)
+
+
+@dramatiq.actor(**RETRY)
+def reparse_email(raw_id: int) -> None:
+    settings = get_settings()
+    outcome = reparse_raw_email(raw_id, settings)
+    if settings.smtp_url:
+        for mail_id in outcome.mail_ids:
+            send_mail.send(mail_id)
+
+
+@dramatiq.actor(**RETRY)
+def send_mail(mail_id: int) -> None:
+    from purchaseshare.mailer import deliver
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        mail = session.get(OutboxMail, mail_id)
+        if mail is None or mail.sent_at is not None:
+            return
+        try:
+            deliver(mail, settings)
+        except Exception as exc:
+            mail.error = f"{type(exc).__name__}: {exc}"
+            session.commit()
+            raise
+        mail.sent_at, mail.error = utcnow(), None
+        session.commit()
+
+
+@dramatiq.actor(max_retries=3)
+def purge_raw() -> None:
+    settings = get_settings()
+    with session_scope(settings) as session:
+        purged = purge_expired_raw(session, settings)
+    if purged:
+        log.info("retention: purged the raw bytes of %d emails", purged)
+
+
+def enqueue_parse(session: Session, raw_ids: list[int]) -> None:
+    """Queue stored emails (call after their commit). If the queue is down the rows stay
+    `received` and the sweeper (`requeue_stale`) queues them again: nothing is lost."""
+    now = utcnow()
+    for raw_id in raw_ids:
+        raw = session.get(RawEmail, raw_id)
+        if raw is not None:
+            raw.queued_at = now
+    session.commit()
+    for raw_id in raw_ids:
+        parse_email.send(raw_id)
+
+
+def requeue_stale() -> int:
+    """Queue again every raw email that waited too long (lost messages, a restarted Redis)."""
+    from purchaseshare.processing import claim_stale
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        ids = claim_stale(session, settings)
+    for raw_id in ids:
+        parse_email.send(raw_id)
+    return len(ids)
