@@ -1,0 +1,66 @@
+"""Session-wide real services (started once, shared by the tests that ask for them) and the
+database fixtures every storage test runs on: SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.services.servers import dovecot_server, postgres_server, redis_server
+
+
+@pytest.fixture(scope="session")
+def redis_service():
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dovecot_service():
+    with dovecot_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_service():
+    with postgres_server() as server:
+        yield server
+
+
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=DATABASES)
+def settings(request, tmp_path, monkeypatch):
+    """Fresh, migrated database for one test, on SQLite and on PostgreSQL. The environment is
+    set too, so code that calls get_settings() (actors, CLI, subprocesses) sees the same one."""
+    from purchaseshare.config import Settings, get_settings
+    from purchaseshare.db import dispose_engines, migrate
+
+    monkeypatch.setenv("PURCHASESHARE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SECRET_KEY", "test-secret-key")
+    monkeypatch.setenv("PURCHASESHARE_INBOX", "receipts@purchaseshare.test")
+    monkeypatch.setenv("PURCHASESHARE_AUTHSERV_ID", "mx.purchaseshare.test")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("SMTP_URL", raising=False)
+    monkeypatch.delenv("IMAP_URL", raising=False)
+    if request.param == "postgresql":
+        postgres = request.getfixturevalue("postgres_service")
+        monkeypatch.setenv("DATABASE_URL", postgres.create_database(f"t{uuid.uuid4().hex[:12]}"))
+    else:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    current = Settings()
+    migrate(current)
+    yield current
+    dispose_engines()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def session(settings):
+    from purchaseshare.db import session_scope
+
+    with session_scope(settings) as db:
+        yield db
