@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # A raw email still `received` this long after it was queued is queued again (lost queue message).
     requeue_after_seconds: float = Field(default=120.0, alias="PURCHASESHARE_REQUEUE_AFTER_SECONDS")
     max_attempts: int = Field(default=5, alias="PURCHASESHARE_MAX_ATTEMPTS")
+    # Session cookies only over HTTPS (on for `serve` behind TLS; the demo on 127.0.0.1 is plain HTTP).
+    secure_cookies: bool = Field(default=False, alias="PURCHASESHARE_SECURE_COOKIES")
+    # The site's public base URL, for links in mail, feeds and Open Graph tags.
+    base_url: str = Field(default="http://127.0.0.1:8000", alias="PURCHASESHARE_BASE_URL")
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -65,6 +65,7 @@ class User(SQLModel, table=True):
     display_name: str = Field(default="", max_length=80)
     email: str | None = Field(default=None, max_length=320, unique=True)  # account email (login, reset)
     password_hash: str | None = Field(default=None, max_length=200)
+    session_version: int = 0  # bumped on password change/reset: old sessions and reset links die
     forwarding_token: str = Field(default_factory=new_token, sa_column=Column(String(32), unique=True,
                                                                               nullable=False))
     bio: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
@@ -123,6 +124,9 @@ class Purchase(SQLModel, table=True):
         Index("ix_purchase_user_published", "user_id", "published_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
+    # Public pages address a purchase by this random id, never by the guessable primary key.
+    public_id: str = Field(default_factory=lambda: secrets.token_urlsafe(9), sa_column=Column(
+        String(24), unique=True, nullable=False))
     user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     # One raw email makes at most one purchase, even when two workers race on it.
     source_raw_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True, unique=True))
@@ -195,3 +199,83 @@ class OutboxMail(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+# --- the web's social layer (migration 0002) ---------------------------------------------------
+
+
+class Follow(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("follower_id", "followee_id", name="uq_follow_pair"),)
+    id: int | None = Field(default=None, primary_key=True)
+    follower_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    followee_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Like(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("user_id", "purchase_id", name="uq_like_once"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    purchase_id: int = Field(foreign_key="purchase.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Comment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    purchase_id: int = Field(foreign_key="purchase.id", index=True, ondelete="CASCADE")
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    body: str = Field(sa_column=Column(Text, nullable=False))  # plain text; escaped when shown
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Notification(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")  # who is told
+    actor_id: int | None = Field(default=None, foreign_key="user.id", ondelete="CASCADE")  # who did it
+    kind: str = Field(max_length=20)  # like | comment | follow | review
+    purchase_id: int | None = Field(default=None, foreign_key="purchase.id", ondelete="CASCADE")
+    comment_id: int | None = Field(default=None, foreign_key="comment.id", ondelete="CASCADE")
+    read_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Review(SQLModel, table=True):
+    """A verified-purchase review: only the owner of the (shared) item writes it."""
+
+    __table_args__ = (UniqueConstraint("item_id", name="uq_review_item"),)
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="purchase_item.id", index=True, ondelete="CASCADE")
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    rating: int  # 1..5
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Collection(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("user_id", "slug", name="uq_collection_slug"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=80)
+    slug: str = Field(max_length=90)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CollectionItem(SQLModel, table=True):
+    __tablename__ = "collection_item"
+    __table_args__ = (UniqueConstraint("collection_id", "item_id", name="uq_collection_item"),)
+    id: int | None = Field(default=None, primary_key=True)
+    collection_id: int = Field(foreign_key="collection.id", index=True, ondelete="CASCADE")
+    item_id: int = Field(foreign_key="purchase_item.id", index=True, ondelete="CASCADE")
+    position: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LoginAttempt(SQLModel, table=True):
+    """Failed logins, per account and per client address: the rate limiter reads these."""
+
+    __tablename__ = "login_attempt"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=400, index=True)  # "user:<handle>" or "ip:<address>"
+    created_at: datetime = Field(default_factory=utcnow, index=True)

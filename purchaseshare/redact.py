@@ -1,0 +1,53 @@
+"""Last line of defence for text that reaches a public surface: even an approved item name or a
+caption must not carry an email address, a phone number, card digits or the order's number
+(a parser can misread a line; an owner can paste one). Public views pass every string here.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+HIDDEN = "[hidden]"
+EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+# 8+ digits, possibly grouped by spaces/dashes/dots: card numbers, phone numbers, account ids.
+LONG_NUMBER = re.compile(r"(?<![\w])\+?\d(?:[\s().-]{0,2}\d){7,}(?![\w])")
+# Masked card numbers as receipts print them: "**** 1234", "ending in 1234", "xxxx-1234".
+MASKED_CARD = re.compile(r"(?:[*xX•]{2,}[\s-]?){1,4}\d{2,4}|\b(?:ending|endet|finissant|terminant)\s+(?:in|mit|par|en)\s+\d{2,4}\b",
+                         re.IGNORECASE)
+# Keys of product-page links that identify the product (kept); every other parameter is dropped.
+PRODUCT_QUERY_KEYS = frozenset({"id", "item", "itemid", "p", "pid", "product", "productid", "sku", "asin", "v",
+                                "variant", "item_id", "product_id", "pd_rd_i"})
+
+
+def redact(text: str | None, secrets: tuple[str | None, ...] = ()) -> str | None:
+    """The text with private-looking strings (and any of `secrets`, e.g. the order number) hidden."""
+    if text is None:
+        return None
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = re.sub(re.escape(secret), HIDDEN, text, flags=re.IGNORECASE)
+    text = EMAIL.sub(HIDDEN, text)
+    text = MASKED_CARD.sub(HIDDEN, text)
+    return LONG_NUMBER.sub(HIDDEN, text)
+
+
+def public_url(url: str | None, secrets: tuple[str | None, ...] = ()) -> str | None:
+    """A product/image link safe to publish: http(s) only, no credentials, no fragment, only
+    product-identifying query parameters, no email address or order number in it."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=False) if k.lower() in PRODUCT_QUERY_KEYS]
+    cleaned = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    # Product ids are long numbers (eBay, Walmart), so digits stay; an email or the order
+    # number anywhere in the link drops the link.
+    lowered = cleaned.lower()
+    if EMAIL.search(cleaned) or any(s and len(s) >= 4 and s.lower() in lowered for s in secrets):
+        return None
+    return cleaned

@@ -1,0 +1,83 @@
+"""Request-scoped dependencies: settings, database session, the signed-in user, templates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session, func, select
+
+from purchaseshare.config import Settings
+from purchaseshare.db import get_engine
+from purchaseshare.models import Notification, User
+from web.security import csrf_token
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))  # autoescapes .html
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with Session(get_engine(request.app.state.settings), expire_on_commit=False) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+DbDep = Annotated[Session, Depends(get_db)]
+
+
+def optional_user(request: Request, db: DbDep) -> User | None:
+    user_id = request.session.get("user_id")
+    if user_id is None:
+        return None
+    user = db.get(User, user_id)
+    # A password change bumps session_version: every older session cookie stops working.
+    if user is None or request.session.get("sv") != user.session_version:
+        request.session.clear()
+        return None
+    return user
+
+
+class LoginRequired(Exception):
+    """Raised for pages that need a signed-in user; the app redirects to /login?next=..."""
+
+
+def require_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+    if user is None:
+        raise LoginRequired()
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+CurrentUser = Annotated[User, Depends(require_user)]
+
+
+def sign_in(request: Request, user: User) -> None:
+    request.session.clear()  # a new session on login: no fixation
+    request.session.update({"user_id": user.id, "sv": user.session_version})
+
+
+def not_found() -> HTTPException:
+    # The same answer for "does not exist" and "not yours": ids reveal nothing.
+    return HTTPException(status_code=404, detail="Not found")
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200,
+           user: User | None = None, db: Session | None = None, headers: dict[str, str] | None = None):
+    """A page with the common context: user, csrf token, unread notifications, flash message."""
+    unread = 0
+    if user is not None and db is not None:
+        unread = db.exec(select(func.count()).select_from(Notification).where(
+            Notification.user_id == user.id, Notification.read_at.is_(None))).one()  # type: ignore[union-attr]
+    page = {"request": request, "user": user, "csrf_token": csrf_token(request), "unread": unread,
+            "flash": request.session.pop("flash", None), **(context or {})}
+    return TEMPLATES.TemplateResponse(request, template, page, status_code=status_code, headers=headers)
+
+
+def flash(request: Request, message: str) -> None:
+    request.session["flash"] = message

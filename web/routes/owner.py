@@ -1,0 +1,7 @@
+"""Routes: owner (to be filled)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
