@@ -1,6 +1,6 @@
 """Time the whole extraction pipeline per email against a floor measured in the same run.
 
-    python -m bench.parse CORPUS_DIR [--rounds 5] [--top 15]
+    python -m bench.parse CORPUS_DIR [--rounds 5] [--top 15] [--profile 40]
 
 Pipeline: `purchaseshare.pipeline.run(raw)` (unwrap, classify, parser chain, normalize).
 Floor: what any reader of the email must pay at least - the stdlib parse
@@ -14,6 +14,9 @@ round's figure is the sum over all emails; the median round is reported, and per
 the median of its rounds. Prints a table of the slowest emails, then as the LAST line
 one JSON object: {"emails", "rounds", "pipeline_s_per_email", "floor_s_per_email",
 "ratio", "emails_per_second", ...}.
+
+--profile N: instead, run the pipeline over the corpus under cProfile (after the warm-up)
+and print the N costliest functions, by cumulative and by own time: where to look next.
 """
 
 from __future__ import annotations
@@ -106,6 +109,26 @@ def measure(samples: list[Sample], rounds: int) -> tuple[list[float], list[float
     return pipeline_rounds, floor_rounds
 
 
+def profile(samples: list[Sample], rounds: int, top: int) -> None:
+    """cProfile over `rounds` pipeline runs of every email (after one warm-up run)."""
+    import cProfile
+    import pstats
+
+    from purchaseshare.pipeline import run
+
+    for sample in samples:
+        run(sample.raw, source=str(sample.path))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(rounds):
+        for sample in samples:
+            run(sample.raw, source=str(sample.path))
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
+    for order in ("cumulative", "tottime"):
+        stats.sort_stats(order).print_stats(top)
+
+
 def table(samples: list[Sample], root: Path, top: int) -> str:
     rows = sorted(samples, key=lambda s: s.pipeline_s, reverse=True)[:top]
     width = max([len(str(s.path.relative_to(root))) for s in rows] + [5])
@@ -125,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corpus", nargs="?", default=default_corpus, help="directory of raw emails (recursive)")
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds after one warm-up (default 5)")
     parser.add_argument("--top", type=int, default=15, help="rows in the table of slowest emails")
+    parser.add_argument("--profile", type=int, metavar="N", default=0,
+                        help="profile the pipeline instead (cProfile) and print its N costliest functions")
     args = parser.parse_args(argv)
 
     root = Path(args.corpus)
@@ -134,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     if not samples:
         parser.error(f"no email files under {root}")
     rounds = max(1, args.rounds)
+    if args.profile:
+        profile(samples, rounds, args.profile)
+        return 0
     pipeline_rounds, floor_rounds = measure(samples, rounds)
 
     count = len(samples)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from typing import ClassVar, Literal
 
 from lxml import etree
@@ -48,7 +49,8 @@ class Match:
         elif self.field == "subject":
             value = headers.subject or ""
         else:
-            return _compiled_lower(self.pattern).search(_match_window(mail)) is not None
+            window = _match_window(mail)
+            return any(found(window) for found in _body_searches(self.pattern))
         return re.search(self.pattern, value, re.IGNORECASE) is not None
 
 
@@ -221,16 +223,115 @@ def _match_window(mail: Email) -> str:
     return window  # type: ignore[return-value]
 
 
-@lru_cache(maxsize=1024)
-def _compiled_lower(pattern: str) -> re.Pattern[str]:
-    """Case-insensitive search, fast: a lowercased pattern over the lowercased body.
+_LITERAL = re.compile(r"(?:[^\\.^$*+?{}\[\]|()]|\\[^A-Za-z0-9])+")  # no regex syntax but escaped punctuation
 
-    re's IGNORECASE is several times slower on long text; a pattern using a class escape
-    whose case matters (\\S, \\W, \\D, \\B) keeps the flag instead.
+
+@lru_cache(maxsize=1024)
+def _body_searches(pattern: str) -> tuple[Callable[[str], bool], ...]:
+    """Case-insensitive search, fast: one test per top-level alternative of `pattern`,
+    lowercased, over the lowercased body; a literal alternative is a substring test.
+
+    The body is searched once per merchant, and re's IGNORECASE (or an alternation, which
+    has no literal prefix to skip ahead with) is several times slower on long text.
+    Escapes keep their case (\\S, \\W, \\D and \\B differ from \\s, \\w, \\d and \\b).
     """
-    if re.search(r"\\[A-Z]", pattern):
-        return re.compile(pattern, re.IGNORECASE)
-    return re.compile(pattern.lower())
+    searches: list[Callable[[str], bool]] = []
+    for alternative in _top_level_alternatives(pattern):
+        lowered = re.sub(r"\\.|[^\\]+", lambda m: m.group(0) if m.group(0)[0] == "\\" else m.group(0).lower(),
+                         alternative, flags=re.DOTALL)
+        if _LITERAL.fullmatch(lowered):
+            searches.append(partial(_has, re.sub(r"\\(.)", r"\1", lowered)))
+        else:
+            searches.append(partial(_hit, _required_literal(lowered), re.compile(lowered)))
+    return tuple(searches)
+
+
+def _has(literal: str, text: str) -> bool:
+    return literal in text
+
+
+def _hit(literal: str, pattern: re.Pattern[str], text: str) -> bool:
+    return literal in text and pattern.search(text) is not None
+
+
+def _required_literal(pattern: str) -> str:
+    """The longest literal run every match of `pattern` (one alternative) contains: text
+    outside groups and classes, not under a quantifier. A substring test rules most bodies
+    out faster than the regex can ("://www.amazon." in 'https?://www\\.amazon\\.(?:com|de)').
+    "" (no pre-test) when inline flags could change what the literal matches."""
+    if re.search(r"\(\?[aiLmsux-]", pattern):
+        return ""
+    runs: list[str] = []
+    run: list[str] = []
+    depth, index, in_class = 0, 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        literal: str | None = None
+        if char == "\\":
+            escaped = pattern[index + 1 : index + 2]
+            if not in_class and escaped and not escaped.isalnum():
+                literal = escaped  # "\\." is a ".", "\\d" a class
+            index += 1
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            for prefix in ("^]", "]", "^"):  # "]" first in a class is a literal "]"
+                if pattern.startswith(prefix, index + 1):
+                    index += len(prefix)
+                    break
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return ""  # not one alternative: nothing is required
+        elif char in "?*+" or (char == "{" and (bound := re.match(r"\{\d*(?:,\d*)?\}", pattern[index:]))):
+            if run:
+                run.pop()  # the quantifier makes the run's last character optional
+            if char == "{":
+                index += len(bound.group(0)) - 1
+        elif char not in ".^$|":
+            literal = char
+        if literal is not None and depth == 0:
+            run.append(literal)
+        else:
+            runs.append("".join(run))
+            run = []
+        index += 1
+    runs.append("".join(run))
+    return max(runs, key=len)
+
+
+def _top_level_alternatives(pattern: str) -> list[str]:
+    """'a|b(c|d)' -> ['a', 'b(c|d)']: split at the "|" outside groups and classes."""
+    if pattern.startswith("(?") and re.match(r"\(\?[aiLmsux]+\)", pattern):
+        return [pattern]  # global flags apply to every alternative: keep it whole
+    parts: list[str] = []
+    depth, start, index, in_class = 0, 0, 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern[index + 1 : index + 2] == "^":
+                index += 1
+            if pattern[index + 1 : index + 2] == "]":  # "[]...]" and "[^]...]": a literal "]"
+                index += 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(pattern[start:index])
+            start = index + 1
+        index += 1
+    parts.append(pattern[start:])
+    return parts
 
 
 def _is_known_elsewhere(domain: str) -> bool:

@@ -87,14 +87,26 @@ def classify(mail: Email) -> tuple[Kind, float]:
     return classify_body(mail.body_text)
 
 
+def _lowercase(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """The same words, lowercased, for lowercased text: IGNORECASE alternations are several
+    times slower on a long body (the patterns have no class escape whose case matters)."""
+    assert not re.search(r"\\[A-Z]", pattern.pattern), pattern.pattern
+    return re.compile(pattern.pattern.lower())
+
+
+_BODY_PURCHASE_LOWER = _lowercase(_BODY_PURCHASE)
+_BODY_SHIPPING_LOWER = _lowercase(_BODY_SHIPPING)
+_BODY_NEWSLETTER_LOWER = _lowercase(_BODY_NEWSLETTER)
+
+
 def classify_body(text: str) -> tuple[Kind, float]:
-    head = text[:30000]
-    purchase = len(_BODY_PURCHASE.findall(head))
-    shipping = len(_BODY_SHIPPING.findall(head))
+    head = text[:30000].lower()
+    purchase = len(_BODY_PURCHASE_LOWER.findall(head))
+    shipping = len(_BODY_SHIPPING_LOWER.findall(head))
     if purchase and purchase >= shipping:
         return Kind.ORDER, 0.5
     if shipping:
         return Kind.SHIPPING, 0.5
-    if _BODY_NEWSLETTER.search(head):
+    if _BODY_NEWSLETTER_LOWER.search(head):
         return Kind.NEWSLETTER, 0.4
     return Kind.OTHER, 0.3

@@ -6,6 +6,7 @@ Dates and currency symbols are read with it ("3 mai 2019", "$" in fr-CA).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -54,12 +55,12 @@ _LANGUAGES_OF: dict[str, tuple[str, ...]] = {
 
 
 def guess_language(text: str) -> str | None:
-    words = [w.lower() for w in _WORD.findall(text)[:800]]
+    words = _WORD.findall(text)[:800]
     if not words:
         return None
-    counts = {lang: 0 for lang in _COMMON_WORDS}
-    for word in words:
+    counts = dict.fromkeys(_COMMON_WORDS, 0)
+    for word, times in Counter(map(str.lower, words)).items():  # each distinct word once
         for lang in _LANGUAGES_OF.get(word, ()):
-            counts[lang] += 1
+            counts[lang] += times
     best = max(counts, key=lambda lang: counts[lang])
     return best if counts[best] >= 3 else None

@@ -9,7 +9,7 @@ domains, links without tracking parameters.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -179,17 +179,21 @@ def parse_date_text(text: str | None, *, language: str | None) -> date | None:
             return date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
         except ValueError:
             pass
-    import dateparser  # slow import: only paid when a merchant date needs reading
-
     lang = (language or "").split("-")[0].lower() or None
     territory = territory_of_language(language)
+    date_order = "MDY" if territory in ("US", None) and lang in ("en", None) else "DMY"
+    languages = [lang, "en"] if lang and lang != "en" else ["en"]
+    quick = quick_datetime(text, languages, date_order=date_order)
+    if quick is not None:
+        return quick.date()
+    import dateparser  # slow import: only paid when a merchant date needs reading
+
     settings = {
         "PARSERS": ["custom-formats", "absolute-time"],
-        "DATE_ORDER": "MDY" if territory in ("US", None) and lang in ("en", None) else "DMY",
+        "DATE_ORDER": date_order,
         "PREFER_DAY_OF_MONTH": "first",
         "REQUIRE_PARTS": ["day", "month", "year"],
     }
-    languages = [lang, "en"] if lang and lang != "en" else ["en"]
     try:
         parsed = dateparser.parse(text, languages=languages, settings=settings)
     except (ValueError, OverflowError):
@@ -241,3 +245,120 @@ def reconcile(extraction: Extraction) -> list[str]:
     if expected != extraction.total and items_sum != extraction.total:
         warnings.append(f"items do not add up to total: {money_str(expected)} != {money_str(extraction.total)}")
     return warnings
+
+
+# --- Dates: a fast path for the common shapes; anything else goes to dateparser ----------
+# dateparser costs milliseconds per date (locale detection, translation). These shapes are
+# read exactly as dateparser reads them (tests/parsers check the two agree); a shape, word
+# or value this table does not know returns None and dateparser decides.
+_MONTH_NAMES = {
+    "en": ("january february march april may june july august september october november december",
+           "jan feb mar apr may jun jul aug sep oct nov dec"),
+    "de": ("januar februar märz april mai juni juli august september oktober november dezember",
+           "jan feb mär apr mai jun jul aug sep okt nov dez"),
+    "fr": ("janvier février mars avril mai juin juillet août septembre octobre novembre décembre",),
+    "es": ("enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre",),
+    "it": ("gennaio febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre dicembre",),
+    "nl": ("januari februari maart april mei juni juli augustus september oktober november december",),
+}  # fmt: skip
+_WEEKDAY_NAMES = {
+    "en": ("monday tuesday wednesday thursday friday saturday sunday", "mon tue wed thu fri sat sun"),
+    "de": ("montag dienstag mittwoch donnerstag freitag samstag sonntag",),
+    "fr": ("lundi mardi mercredi jeudi vendredi samedi dimanche",),
+    "es": ("lunes martes miércoles jueves viernes sábado domingo",),
+    "it": ("lunedì martedì mercoledì giovedì venerdì sabato domenica",),
+    "nl": ("maandag dinsdag woensdag donderdag vrijdag zaterdag zondag",),
+}  # fmt: skip
+_MONTHS = {lang: {name: i + 1 for row in rows for i, name in enumerate(row.split())}
+           for lang, rows in _MONTH_NAMES.items()}
+_MONTHS["en"]["sept"] = 9
+_WEEKDAYS = {lang: {name: i for row in rows for i, name in enumerate(row.split())}
+             for lang, rows in _WEEKDAY_NAMES.items()}
+_QUICK_TIME = (r"(?:,? (?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?(?: (?P<ampm>[ap]m))?"
+               r"(?: (?P<tz>(?:utc|gmt)(?:[+-]\d{1,2})?|[+-]\d{2}:?\d{2}))?)?")
+_QUICK_NAMED = (
+    # "Oct 18, 2025", "Sat, Oct 18, 2025", "Wednesday, July 09, 2014 10:27 am"
+    re.compile(r"(?:(?P<wd>[^\W\d_]+),? )?(?P<mon>[^\W\d_]+) (?P<d>\d{1,2}), (?P<y>\d{4})" + _QUICK_TIME),
+    # "18 December 2017", "14. März 2024", "venerdì 06 febbraio 2015", "17 de junio de 2020"
+    re.compile(r"(?:(?P<wd>[^\W\d_]+),? )?(?P<d>\d{1,2})(?P<dot>\.)? (?P<de>de )?(?P<mon>[^\W\d_]+) "
+               r"(?(de)de )(?P<y>\d{4})" + _QUICK_TIME),
+    # ctime: "Sat Aug 02 06:36:04 2014"
+    re.compile(r"(?P<wd>[a-z]{3}) (?P<mon>[a-z]{3}) (?P<d>\d{1,2}) (?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2}) "
+               r"(?P<y>\d{4})"),
+)
+_QUICK_NUMERIC = re.compile(r"(?P<a>\d{1,2})(?P<sep>[./])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})")
+_QUICK_ISO = re.compile(r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})" + _QUICK_TIME)  # "2017-01-04 11:27"
+
+
+def quick_datetime(text: str, languages: list[str], *, date_order: str | None = None) -> datetime | None:
+    """`text` (whitespace already collapsed) in one of the shapes above, or None.
+
+    `languages` in dateparser's order: the first whose words read every word of the text
+    decides (as dateparser picks a locale). `date_order` ("MDY"/"DMY") reads "04/14/2025".
+    """
+    text = text.lower()
+    if date_order:
+        numeric = _QUICK_NUMERIC.fullmatch(text)
+        if numeric:
+            first, second = int(numeric.group("a")), int(numeric.group("b"))
+            month, day = (first, second) if date_order == "MDY" else (second, first)
+            year = int(numeric.group("y"))
+            if year < 100:  # "24.07.23": strptime's %y, as dateparser reads it
+                year += 2000 if year < 69 else 1900
+            return _quick_build(year, month, day, numeric)
+    iso = _QUICK_ISO.fullmatch(text)
+    if iso:
+        return _quick_build(int(iso.group("y")), int(iso.group("mo")), int(iso.group("d")), iso)
+    for shape in _QUICK_NAMED:
+        found = shape.fullmatch(text)
+        if found is not None:
+            break
+    else:
+        return None
+    groups = found.groupdict()
+    for lang in languages:
+        month = _MONTHS.get(lang, {}).get(groups["mon"])
+        if month is None or (groups.get("de") and lang != "es") or (groups.get("dot") and lang != "de"):
+            continue
+        weekday = None
+        if groups["wd"] is not None:
+            weekday = _WEEKDAYS[lang].get(groups["wd"])
+            if weekday is None:
+                continue
+        value = _quick_build(int(found.group("y")), month, int(found.group("d")), found)
+        if value is None or (weekday is not None and value.weekday() != weekday):
+            return None
+        return value
+    return None
+
+
+def _quick_build(year: int, month: int, day: int, found: re.Match[str]) -> datetime | None:
+    groups = found.groupdict()
+    hour = minute = second = 0
+    if groups.get("H") is not None:
+        hour, minute, second = int(groups["H"]), int(groups["M"]), int(groups["S"] or 0)
+        if groups.get("ampm"):
+            if not 1 <= hour <= 12:
+                return None
+            hour = hour % 12 + (12 if groups["ampm"] == "pm" else 0)
+    if not 1900 <= year <= 2099:
+        return None
+    tzinfo = None
+    if groups.get("tz"):
+        offset = re.fullmatch(r"(?:utc|gmt)?(?:([+-])(\d{1,2})(?::?(\d{2}))?)?", groups["tz"])
+        if offset is None:
+            return None
+        sign, hours, minutes = offset.groups()
+        if minutes not in (None, "00"):
+            return None  # dateparser knows some half-hour zones, not others ("-0530")
+        if sign is None:
+            tzinfo = UTC
+        else:
+            delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
+            if delta > timedelta(hours=14):
+                return None
+            tzinfo = timezone(-delta if sign == "-" else delta)
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=tzinfo)
+    except ValueError:
+        return None

@@ -43,6 +43,7 @@ from parsers.message import (
     unquote_text,
     visible_text,
 )
+from parsers.normalize import quick_datetime
 
 MAX_DEPTH = 16  # forwards of forwards: real threads reach ~12 (crisp's gmail variant 14)
 
@@ -71,7 +72,7 @@ _MARKERS = (
     r"-+\s*Пересылаемое сообщение\s*-+",
     r"_{20,}",
 )
-MARKER = re.compile(r"^[ \t>]*(?:" + "|".join(_MARKERS) + r")[ \t]*$", re.MULTILINE | re.IGNORECASE)
+MARKER = re.compile(r"^[ \t>]*+(?:" + "|".join(_MARKERS) + r")[ \t]*$", re.MULTILINE | re.IGNORECASE)
 
 _LABELS = {
     "from": ("from", "de", "von", "da", "van", "från", "от кого", "от", "od"),
@@ -87,7 +88,7 @@ _LABEL_TO_FIELD = {label: name for name, labels in _LABELS.items() for label in 
 _LABEL_ALTERNATION = "|".join(sorted(map(re.escape, _LABEL_TO_FIELD), key=len, reverse=True))
 # A label at a line start, maybe bold (*From:*), maybe with a space before the colon (FR).
 LABEL_LINE = re.compile(
-    rf"^[ \t>]*\*?({_LABEL_ALTERNATION})\s?\*?[ \t]*:[ \t]*\*?[ \t]*(.*)$", re.IGNORECASE
+    rf"^[ \t>]*+\*?({_LABEL_ALTERNATION})\s?\*?[ \t]*:[ \t]*\*?[ \t]*(.*)$", re.IGNORECASE
 )
 # Labels run together on one line (Yahoo): "De : x@y.comÀ : ...Envoyé : ... UTC+1Objet : ...".
 # Yahoo capitalises each label, so a label may follow any character but a capital letter.
@@ -96,8 +97,20 @@ _CAPITALISED = "|".join(
            key=len, reverse=True)
 )
 INLINE_LABEL = re.compile(rf"(?<![A-Z])({_CAPITALISED})\s?:\s")
+
+
+def _label_match(line: str) -> re.Match[str] | None:
+    """LABEL_LINE.match, with the cheap test first: every label line has a colon."""
+    return LABEL_LINE.match(line) if ":" in line else None
+
+
+def _marker_match(line: str) -> re.Match[str] | None:
+    """MARKER.match, with the cheap test first: every marker has a "-", ":" or "_"."""
+    return MARKER.match(line) if ("-" in line or ":" in line or "_" in line) else None
+
+
 _YAHOO_MARKER = re.compile(
-    r"^[ \t>]*-+\s*(?:Message transmis|Forwarded Message|Weitergeleitete Nachricht|"
+    r"^[ \t>]*+-+\s*(?:Message transmis|Forwarded Message|Weitergeleitete Nachricht|"
     r"Mensaje reenviado|Messaggio inoltrato|Doorgestuurd bericht)\s*-+\s*(.+)$", re.IGNORECASE
 )
 _DATE_LANGUAGES = ["en", "fr", "de", "es", "it", "nl", "pt", "ru"]
@@ -281,7 +294,7 @@ def follow_blocks(text: str, trusted: bool, warnings: list[str] | None = None) -
     return blocks, text
 
 
-_QUOTEQUAIL_FROM = re.compile(r"^[> ]*\*? *(?:from|von|de|от кого|från|van) *:", re.IGNORECASE | re.MULTILINE)
+_QUOTEQUAIL_FROM = re.compile(r"^[> ]*+(?:\* *+)?(?:from|von|de|от кого|från|van) *:", re.IGNORECASE | re.MULTILINE)
 
 
 def find_forward_block(text: str, *, trust_bare_block: bool) -> tuple[Block, str] | None:
@@ -328,7 +341,7 @@ def _read_block(text: str, *, trust_bare_block: bool) -> tuple[Block, str] | Non
         yahoo = _one_line_block(line)
         if yahoo:
             return Block(yahoo, marker=True), "\n".join(lines[index + 1 :])
-        if MARKER.match(line):
+        if _marker_match(line):
             marker_at = index
             break
     start = (marker_at + 1) if marker_at is not None else 0
@@ -353,9 +366,9 @@ def _join_empty_labels(lines: list[str]) -> list[str]:
     index = 0
     while index < len(lines):
         line = lines[index]
-        match = LABEL_LINE.match(line)
+        match = _label_match(line)
         following = lines[index + 1] if index + 1 < len(lines) else ""
-        if match and not match.group(2).strip() and following.strip() and not LABEL_LINE.match(following):
+        if match and not match.group(2).strip() and following.strip() and not _label_match(following):
             joined.append(f"{line.rstrip()} {following.strip()}")
             index += 2
             continue
@@ -370,11 +383,11 @@ def _label_block(lines: list[str], start: int) -> tuple[dict[str, str], int]:
     fields: dict[str, str] = {}
     index = start
     while index < len(lines):
-        match = LABEL_LINE.match(lines[index])
+        match = _label_match(lines[index])
         if not match:
             stripped = lines[index].strip(" >")
             following = lines[index + 1] if index + 1 < len(lines) else ""
-            if fields and stripped and index > start and LABEL_LINE.match(following) and not MARKER.match(following):
+            if fields and stripped and index > start and _label_match(following) and not _marker_match(following):
                 last = list(fields)[-1]
                 fields[last] = _clean(f"{fields[last]} {stripped}")
                 index += 1
@@ -394,7 +407,7 @@ def _starts_block(lines: list[str], index: int) -> bool:
     """Thunderbird and some French clients put Subject/Objet before From: allow a
     block to open on any label when a From follows within a few lines."""
     for line in lines[index : index + 6]:
-        match = LABEL_LINE.match(line)
+        match = _label_match(line)
         if match and _LABEL_TO_FIELD[match.group(1).lower()] == "from":
             return True
         if not match:
@@ -404,7 +417,7 @@ def _starts_block(lines: list[str], index: int) -> bool:
 
 def _one_line_block(line: str) -> dict[str, str] | None:
     """Yahoo writes the whole header block on the marker's line."""
-    marker = _YAHOO_MARKER.match(line)
+    marker = _YAHOO_MARKER.match(line) if "-" in line else None
     if not marker:
         return None
     rest = marker.group(1)
@@ -479,7 +492,7 @@ def cut_tree_after_block(tree: etree._Element, names: list[str]) -> bool:
         for is_tail, segment in ((False, element.text), (True, element.tail)):
             if not segment or not segment.strip():
                 continue
-            match = LABEL_LINE.match(segment.strip())
+            match = _label_match(segment.strip())
             if not match:
                 continue
             name = _LABEL_TO_FIELD[match.group(1).lower()]
@@ -560,12 +573,15 @@ def parse_loose_datetime(text: str | None) -> datetime | None:
     """Dates as mail clients print them: 'Thu, Jun 1, 2023 at 8:47 AM', '27. Okt. 2021 um 09:31'."""
     if not text:
         return None
-    import dateparser  # slow to import; only forwarded mail with a localized date needs it
-
     cleaned = text.replace("\u202f", " ").replace("\xa0", " ")
     cleaned = re.sub(r"\s+(?:at|à|um|alle(?: ore)?|a las|a la|om|kl\.)\s+", " ", cleaned)
     cleaned = re.sub(r"\s+Uhr\b", "", cleaned)
     cleaned = re.sub(r"\b(" + "|".join(_TZ_NAMES) + r")\b", lambda m: _TZ_NAMES[m.group(1)], cleaned)
+    quick = quick_datetime(" ".join(cleaned.split()), _DATE_LANGUAGES)  # the common shapes, fast
+    if quick is not None:
+        return quick
+    import dateparser  # slow to import; only forwarded mail with a localized date needs it
+
     try:
         return dateparser.parse(cleaned, languages=_DATE_LANGUAGES, settings={"PREFER_DAY_OF_MONTH": "first"})
     except (ValueError, OverflowError, TypeError):
