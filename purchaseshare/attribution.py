@@ -39,7 +39,9 @@ class Attribution:
 
 def read_headers(raw: bytes) -> email.message.Message:
     """Header fields only: cheap, and never the body (that is the pipeline's one MIME parse)."""
-    return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    # Cut at the blank line: the header parser would still split the body into lines (~1 ms/64 KB).
+    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i >= 0]
+    return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw[:min(ends) + 1] if ends else raw)
 
 
 def attribute(session: Session, raw: bytes, settings: Settings, envelope_to: str | None = None) -> Attribution:

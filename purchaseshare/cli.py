@@ -171,10 +171,9 @@ def poll(
     once: Annotated[bool, typer.Option("--once", help="Fetch what is there, then exit")] = False,
 ) -> None:
     """Fetch mail from IMAP_URL (IDLE when the server has it), store it, queue it."""
-    from workers.imap_poller import run_poller
-
     from purchaseshare.config import get_settings
     from purchaseshare.db import migrate as run_migrations
+    from workers.imap_poller import run_poller
 
     settings = get_settings()
     if not settings.imap_url:
@@ -231,6 +230,71 @@ def purge() -> None:
     run_migrations(settings)
     with session_scope(settings) as session:
         typer.echo(f"purged the raw bytes of {purge_expired_raw(session, settings)} emails")
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", help="Where the demo keeps its SQLite database, secret key and drop folder "
+        "(default: PURCHASESHARE_DATA_DIR or ./purchaseshare-data)")] = None,
+) -> None:
+    """Everything in one process: SQLite, in-process worker, sample data, a drop folder, the web app."""
+    import uvicorn
+
+    from purchaseshare.demo import DropFolderWatcher, banner, prepare_environment, seed
+
+    shown = "localhost" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+    # Before the broker is imported: no Redis, this data dir, links to where it is served.
+    settings = prepare_environment(data_dir, base_url=f"http://{shown}:{port}")
+    typer.echo(f"preparing the demo in {settings.data_dir.resolve()} (sample emails go through the queue)...")
+    info = seed(settings)
+    from web.app import create_app
+    from workers.broker import stop_in_process_worker
+
+    watcher = DropFolderWatcher(settings, info.drop_dir)
+    watcher.start()
+    typer.echo(banner(info, host, port))
+    sys.stdout.flush()
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")  # returns on Ctrl-C
+    except KeyboardInterrupt:  # a second Ctrl-C during the graceful shutdown
+        pass
+    finally:
+        watcher.stop()
+        stop_in_process_worker()
+    typer.echo("demo stopped")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="Web server processes")] = 1,
+) -> None:
+    """Production: migrate, then serve the web app on DATABASE_URL / REDIS_URL (SECRET_KEY required)."""
+    import os
+
+    import uvicorn
+
+    from purchaseshare.config import get_settings
+    from purchaseshare.db import migrate as run_migrations
+
+    if not os.environ.get("SECRET_KEY", "").strip():
+        # A random per-process key would log everyone out on restart and differ between workers.
+        typer.echo("error: SECRET_KEY is not set. Set it to a long random value kept across restarts, e.g.\n"
+                   "  export SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')", err=True)
+        raise typer.Exit(2)
+    settings = get_settings()
+    engine = run_migrations(settings)
+    where = engine.url.render_as_string(hide_password=True)
+    queue = "Redis" if settings.redis_url else "in-process worker in each web process (no REDIS_URL)"
+    typer.echo(f"serving on http://{host}:{port} with {workers} process(es); database {where}; queue: {queue}")
+    # The factory builds the app inside each worker process; it runs the actors in-process only
+    # when REDIS_URL is unset (start_in_process_worker is a no-op with a real broker).
+    uvicorn.run("web.app:create_app", factory=True, host=host, port=port, workers=workers,
+                proxy_headers=True, log_level="info")
 
 
 def _print_summary(result) -> None:

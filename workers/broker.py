@@ -34,16 +34,19 @@ IN_PROCESS = isinstance(broker, StubBroker)
 
 _worker: dramatiq.Worker | None = None
 _worker_lock = threading.Lock()
+_booted = False  # process_boot starts middleware threads: once per process, not per worker
 
 
 def start_in_process_worker(threads: int = 2) -> dramatiq.Worker | None:
     """Run the actors in this process (no REDIS_URL). Idempotent; None with a real broker."""
-    global _worker
+    global _worker, _booted
     if not IN_PROCESS:
         return None
     with _worker_lock:
         if _worker is None:
-            broker.emit_after("process_boot")
+            if not _booted:
+                broker.emit_after("process_boot")
+                _booted = True
             _worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
             _worker.start()
         return _worker
