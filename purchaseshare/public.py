@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 
-from sqlalchemy import func
+from sqlalchemy import Row, ScalarSelect, Select, bindparam, func, true
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from purchaseshare.models import Comment, Like, Purchase, PurchaseItem, Review, User
+from purchaseshare.models import Collection, CollectionItem, Comment, Like, Purchase, PurchaseItem, Review, User
 from purchaseshare.redact import public_url, redact
 
 PAGE_SIZE = 20
@@ -59,7 +62,7 @@ class PublicPurchase:
     def path(self) -> str:
         return f"/u/{self.handle}/p/{self.public_id}"
 
-    @property
+    @cached_property  # templates ask several times per card; the view is immutable
     def title(self) -> str:
         first = self.items[0].name if self.items else "A purchase"
         more = f" and {len(self.items) - 1} more" if len(self.items) > 1 else ""
@@ -73,72 +76,109 @@ def published_filter():
     return (col(Purchase.published_at).is_not(None)) & (Purchase.review != "rejected") & has_approved
 
 
-def build(session: Session, rows: Sequence[tuple[Purchase, User]]) -> list[PublicPurchase]:
-    """Public views for (purchase, owner) rows, in the given order: a constant number of queries."""
-    ids = [purchase.id for purchase, _ in rows]
-    if not ids:
+# --- reading the view: plain column rows, few queries, no ORM entities --------------------------
+# Pages are hot paths: rows of the columns a view needs (Core, not ORM objects), counts as
+# correlated subqueries of the page's own query, items and reviews in one more query. The order
+# number is selected only to be hidden (`secrets`), never copied.
+
+_P, _U = Purchase.__table__.c, User.__table__.c  # type: ignore[attr-defined]
+_I, _R = PurchaseItem.__table__.c, Review.__table__.c  # type: ignore[attr-defined]
+
+
+def _count_of(table) -> ScalarSelect:
+    return (sa_select(func.count()).select_from(table).where(table.c.purchase_id == _P.id)
+            .correlate(Purchase.__table__).scalar_subquery())
+
+
+VIEW_COLUMNS = (_P.id, _P.public_id, _P.merchant_name, _P.merchant_domain, _P.order_number, _P.order_date,
+                _P.published_at, _P.caption, _P.hide_prices, _P.currency, _U.handle, _U.display_name,
+                _count_of(Like.__table__).label("likes"), _count_of(Comment.__table__).label("comments"))
+NEWEST_FIRST = (_P.published_at.desc(), _P.id.desc())
+
+
+def view_rows_query(*extra_columns) -> Select:
+    """SELECT of what `views_from_rows` needs, for published purchases (callers add WHERE,
+    ORDER BY, LIMIT). `extra_columns` come after the view's (e.g. a per-viewer flag)."""
+    return (sa_select(*VIEW_COLUMNS, *extra_columns)
+            .select_from(Purchase.__table__.join(User.__table__, _P.user_id == _U.id))
+            .where(published_filter()))
+
+
+_ITEMS = (sa_select(_I.purchase_id, _I.position, _I.name, _I.quantity, _I.unit_price, _I.line_total, _I.url,
+                    _I.image, _R.rating, _R.body)
+          .select_from(PurchaseItem.__table__.outerjoin(Review.__table__, _R.item_id == _I.id))
+          .where(_I.purchase_id.in_(bindparam("ids", expanding=True)), _I.approved == true())
+          .order_by(_I.purchase_id, _I.position, _I.id))
+
+
+def views_from_rows(session: Session, rows: Sequence[Row]) -> list[PublicPurchase]:
+    """Views for rows of `view_rows_query`, in their order: ONE more query (approved items and
+    their reviews), whatever the number of rows. Rows without an approved item are dropped."""
+    if not rows:
         return []
-    items_by: dict[int, list[PurchaseItem]] = defaultdict(list)
-    item_rows = session.exec(select(PurchaseItem).where(col(PurchaseItem.purchase_id).in_(ids),
-                                                        PurchaseItem.approved == True)  # noqa: E712
-                             .order_by(PurchaseItem.purchase_id, PurchaseItem.position)).all()
-    for item in item_rows:
+    items_by: dict[int, list[Row]] = defaultdict(list)
+    for item in session.connection().execute(_ITEMS, {"ids": [row.id for row in rows]}):
         items_by[item.purchase_id].append(item)
-    reviews = {review.item_id: review for review in session.exec(
-        select(Review).where(col(Review.item_id).in_([item.id for item in item_rows])))} if item_rows else {}
-    likes = dict(session.exec(select(Like.purchase_id, func.count()).where(col(Like.purchase_id).in_(ids))
-                              .group_by(Like.purchase_id)).all())
-    comments = dict(session.exec(select(Comment.purchase_id, func.count()).where(col(Comment.purchase_id).in_(ids))
-                                 .group_by(Comment.purchase_id)).all())
     views = []
-    for purchase, owner in rows:
-        items = items_by.get(purchase.id or 0, [])
-        if not items:
-            continue
-        views.append(_view(purchase, owner, items, reviews, likes.get(purchase.id, 0), comments.get(purchase.id, 0)))
+    for row in rows:
+        items = items_by.get(row.id)
+        if items:
+            views.append(_view(row, items))
     return views
 
 
-def _view(purchase: Purchase, owner: User, items: list[PurchaseItem], reviews: dict[int, Review],
-          likes: int, comments: int) -> PublicPurchase:
-    secrets = (purchase.order_number,)
-    merchant = redact(purchase.merchant_name, secrets)
+def build(session: Session, rows: Sequence[tuple[Purchase, User]]) -> list[PublicPurchase]:
+    """Public views for (purchase, owner) rows, in the given order: a constant number of queries."""
+    order = [purchase.id for purchase, _ in rows]
+    if not order:
+        return []
+    fetched = {row.id: row for row in session.connection().execute(
+        view_rows_query().where(_P.id.in_(bindparam("ids", expanding=True))), {"ids": order})}
+    return views_from_rows(session, [fetched[pid] for pid in order if pid in fetched])
+
+
+def _view(row: Row, items: list[Row]) -> PublicPurchase:
+    secrets = (row.order_number,)
+    merchant = redact(row.merchant_name, secrets)
+    verified = None
+    if any(item.rating is not None for item in items):
+        where = merchant or row.merchant_domain or "a shop"
+        when = row.order_date.isoformat() if row.order_date else "an unknown date"
+        verified = f"Verified purchase: bought at {where} on {when}"
     return PublicPurchase(
-        public_id=purchase.public_id, handle=owner.handle, owner_name=redact(owner.display_name) or owner.handle,
-        merchant_name=merchant, merchant_domain=purchase.merchant_domain, bought_on=purchase.order_date,
-        published_at=purchase.published_at, caption=redact(purchase.caption, secrets),
-        items=tuple(_item(item, purchase, reviews.get(item.id or 0), merchant) for item in items),
-        likes=likes, comments=comments,
+        public_id=row.public_id, handle=row.handle, owner_name=redact(row.display_name) or row.handle,
+        merchant_name=merchant, merchant_domain=row.merchant_domain, bought_on=row.order_date,
+        published_at=row.published_at, caption=redact(row.caption, secrets),
+        items=tuple(_item(item, row, secrets, verified) for item in items),
+        likes=row.likes, comments=row.comments,
     )
 
 
-def _item(item: PurchaseItem, purchase: Purchase, review: Review | None, merchant: str | None) -> PublicItem:
-    secrets = (purchase.order_number,)
+def _item(item: Row, purchase: Row, secrets: tuple[str | None, ...], verified: str | None) -> PublicItem:
     price = None if purchase.hide_prices else (item.unit_price if item.unit_price is not None else item.line_total)
-    verified = None
-    if review is not None:
-        where = merchant or purchase.merchant_domain or "a shop"
-        when = purchase.order_date.isoformat() if purchase.order_date else "an unknown date"
-        verified = PublicReview(rating=review.rating, body=redact(review.body, secrets) or "",
-                                verified=f"Verified purchase: bought at {where} on {when}")
+    review = None
+    if item.rating is not None:
+        review = PublicReview(rating=item.rating, body=redact(item.body, secrets) or "", verified=verified or "")
     return PublicItem(position=item.position, name=redact(item.name, secrets) or "", quantity=item.quantity,
                       price=price, currency=purchase.currency, url=public_url(item.url, secrets),
-                      image=public_url(item.image, secrets), review=verified)
+                      image=public_url(item.image, secrets), review=review)
+
+
+def _page(session: Session, query: Select, page: int, size: int) -> tuple[list[PublicPurchase], bool]:
+    rows = session.connection().execute(query.order_by(*NEWEST_FIRST)
+                                        .offset((max(page, 1) - 1) * size).limit(size + 1)).all()
+    return views_from_rows(session, rows[:size]), len(rows) > size
 
 
 def profile_page(session: Session, owner: User, page: int = 1, size: int = PAGE_SIZE) -> list[PublicPurchase]:
     """An owner's shared purchases, newest first."""
-    rows = session.exec(select(Purchase, User).join(User, Purchase.user_id == User.id)
-                        .where(Purchase.user_id == owner.id, published_filter())
-                        .order_by(col(Purchase.published_at).desc(), col(Purchase.id).desc())
-                        .offset((max(page, 1) - 1) * size).limit(size)).all()
-    return build(session, rows)
+    return profile_slice(session, owner, page, size)[0]
 
 
 def one(session: Session, handle: str, public_id: str) -> PublicPurchase | None:
-    row = session.exec(select(Purchase, User).join(User, Purchase.user_id == User.id)
-                       .where(User.handle == handle, Purchase.public_id == public_id, published_filter())).first()
-    views = build(session, [row]) if row else []
+    rows = session.connection().execute(
+        view_rows_query().where(_U.handle == handle, _P.public_id == public_id)).all()
+    views = views_from_rows(session, rows)
     return views[0] if views else None
 
 
@@ -162,3 +202,86 @@ def to_json(view: PublicPurchase, base_url: str = "") -> dict:
             if item.review else None,
         } for item in view.items],
     }
+
+
+# --- profiles and collections (the rest of what public pages show) ----------------------------
+
+
+@dataclass(frozen=True)
+class PublicCollectionRef:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PublicProfile:
+    handle: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    allow_indexing: bool
+    collections: tuple[PublicCollectionRef, ...] = ()
+
+    @property
+    def path(self) -> str:
+        return f"/u/{self.handle}"
+
+
+@dataclass(frozen=True)
+class PublicCollection:
+    handle: str
+    slug: str
+    name: str
+    description: str
+    entries: tuple[tuple[PublicPurchase, PublicItem], ...]  # (the purchase it came from, the item)
+
+    @property
+    def path(self) -> str:
+        return f"/u/{self.handle}/c/{self.slug}"
+
+
+def profile(session: Session, owner: User, with_collections: bool = True) -> PublicProfile:
+    """The owner's public identity (display name, bio, avatar) and collection names, redacted too."""
+    collections: tuple[PublicCollectionRef, ...] = ()
+    if with_collections:
+        rows = session.exec(select(Collection.slug, Collection.name).where(Collection.user_id == owner.id)
+                            .order_by(Collection.name, Collection.id)).all()
+        collections = tuple(PublicCollectionRef(slug=slug, name=redact(name) or slug) for slug, name in rows)
+    return PublicProfile(handle=owner.handle, display_name=redact(owner.display_name) or owner.handle,
+                         bio=redact(owner.bio) or "", avatar_url=public_url(owner.avatar_url),
+                         allow_indexing=owner.allow_indexing, collections=collections)
+
+
+def profile_slice(session: Session, owner: User, page: int = 1,
+                  size: int = PAGE_SIZE) -> tuple[list[PublicPurchase], bool]:
+    """One page of the owner's shared purchases, newest first, and whether a next page exists
+    (one extra row, no COUNT). Two queries."""
+    return _page(session, view_rows_query().where(_P.user_id == owner.id), page, size)
+
+
+def collection(session: Session, owner: User, slug: str) -> PublicCollection | None:
+    """A collection with only the approved items of the owner's published purchases in it."""
+    found = session.exec(select(Collection).where(Collection.user_id == owner.id, Collection.slug == slug)).first()
+    if found is None:
+        return None
+    entry = aliased(PurchaseItem)  # published_filter's EXISTS must not correlate with this one
+    rows = session.exec(
+        select(entry.purchase_id, entry.position)
+        .join(CollectionItem, CollectionItem.item_id == entry.id)
+        .join(Purchase, Purchase.id == entry.purchase_id)
+        .where(CollectionItem.collection_id == found.id, entry.approved == True,  # noqa: E712
+               Purchase.user_id == owner.id, published_filter())
+        .order_by(CollectionItem.position, CollectionItem.id)).all()
+    purchase_ids = list(dict.fromkeys(purchase_id for purchase_id, _ in rows))
+    purchases = session.exec(select(Purchase, User).join(User, Purchase.user_id == User.id)
+                             .where(col(Purchase.id).in_(purchase_ids))).all() if purchase_ids else []
+    public_ids = {purchase.id: purchase.public_id for purchase, _ in purchases}
+    views = {view.public_id: view for view in build(session, purchases)}
+    entries = []
+    for purchase_id, position in rows:
+        view = views.get(public_ids.get(purchase_id, ""))
+        item = next((item for item in view.items if item.position == position), None) if view else None
+        if view is not None and item is not None:
+            entries.append((view, item))
+    return PublicCollection(handle=owner.handle, slug=found.slug, name=redact(found.name) or found.slug,
+                            description=redact(found.description) or "", entries=tuple(entries))

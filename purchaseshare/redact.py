@@ -6,6 +6,7 @@ caption must not carry an email address, a phone number, card digits or the orde
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 HIDDEN = "[hidden]"
@@ -20,10 +21,20 @@ PRODUCT_QUERY_KEYS = frozenset({"id", "item", "itemid", "p", "pid", "product", "
                                 "variant", "item_id", "product_id", "pd_rd_i"})
 
 
+# Public pages show the same strings on every request: the (pure) results are memoized per
+# (text, secrets). The key is the input itself, so an edited string is simply a new key.
+CACHE_SIZE = 1 << 15
+
+
 def redact(text: str | None, secrets: tuple[str | None, ...] = ()) -> str | None:
     """The text with private-looking strings (and any of `secrets`, e.g. the order number) hidden."""
-    if text is None:
-        return None
+    if not text:
+        return text
+    return _redact(text, secrets)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _redact(text: str, secrets: tuple[str | None, ...]) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = re.sub(re.escape(secret), HIDDEN, text, flags=re.IGNORECASE)
@@ -37,6 +48,11 @@ def public_url(url: str | None, secrets: tuple[str | None, ...] = ()) -> str | N
     product-identifying query parameters, no email address or order number in it."""
     if not url:
         return None
+    return _public_url(url, secrets)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _public_url(url: str, secrets: tuple[str | None, ...]) -> str | None:
     try:
         parts = urlsplit(url.strip())
     except ValueError:

@@ -50,6 +50,11 @@ def settings(request, tmp_path, monkeypatch):
         monkeypatch.setenv("DATABASE_URL", postgres.create_database(f"t{uuid.uuid4().hex[:12]}"))
     else:
         monkeypatch.delenv("DATABASE_URL", raising=False)
+    # argon2 at its production cost is most of a web test's time; hashes made here are only
+    # ever checked here, so a cheap (still argon2id) setting keeps the suite fast.
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr("web.security._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     get_settings.cache_clear()
     current = Settings()
     migrate(current)

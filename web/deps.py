@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,11 +37,18 @@ def optional_user(request: Request, db: DbDep) -> User | None:
     if user_id is None:
         return None
     user = db.get(User, user_id)
-    # A password change bumps session_version: every older session cookie stops working.
-    if user is None or request.session.get("sv") != user.session_version:
+    # A password change bumps session_version: every older session cookie stops working. The
+    # account's creation time tells a deleted account from a newer one that got its row id back
+    # (SQLite reuses the highest id).
+    if (user is None or request.session.get("sv") != user.session_version
+            or request.session.get("uc") != account_stamp(user)):
         request.session.clear()
         return None
     return user
+
+
+def account_stamp(user: User) -> str:
+    return user.created_at.astimezone(UTC).isoformat()
 
 
 class LoginRequired(Exception):
@@ -59,7 +67,7 @@ CurrentUser = Annotated[User, Depends(require_user)]
 
 def sign_in(request: Request, user: User) -> None:
     request.session.clear()  # a new session on login: no fixation
-    request.session.update({"user_id": user.id, "sv": user.session_version})
+    request.session.update({"user_id": user.id, "sv": user.session_version, "uc": account_stamp(user)})
 
 
 def not_found() -> HTTPException:

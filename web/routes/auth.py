@@ -1,7 +1,432 @@
-"""Routes: auth (to be filled)."""
+"""Accounts: sign up, log in/out (rate limited), password reset by mail, sender addresses verified
+by a mailed link, and the page that shows the personal forwarding address."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+from datetime import timedelta
+from email import policy
+from email.parser import BytesParser
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-router = APIRouter()
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from purchaseshare.clock import utcnow
+from purchaseshare.config import Settings
+from purchaseshare.mailer import queue_mail
+from purchaseshare.models import OutboxMail, RawEmail, SenderAddress, User
+from purchaseshare.users import HANDLE, UserError, add_sender_address, create_user, get_by_handle
+from web.deps import CurrentUser, DbDep, OptionalUser, SettingsDep, flash, not_found, render, sign_in
+from web.security import (
+    check_password,
+    clear_login_failures,
+    hash_password,
+    login_blocked,
+    make_link_token,
+    password_problem,
+    read_link_token,
+    record_login_failure,
+)
+
+router = APIRouter(include_in_schema=False)
+
+AFTER_LOGIN = "/inbox"
+RESET_MAX_AGE_S = 3600
+VERIFY_MAX_AGE_S = 7 * 24 * 3600
+MAX_PASSWORD = 1024  # argon2 takes anything, but nobody types more; bounds the work per request
+# Mail we send on someone's request is capped per hour, so the site cannot be used to mail-bomb.
+MAILS_PER_HOUR = 3
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+Text = Annotated[str, Form()]
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def safe_next(target: str | None, default: str = AFTER_LOGIN) -> str:
+    """Only a same-site relative path: "//evil.example", "https://evil.example", "/\\evil" are ignored."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return default
+    if "\\" in target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return default  # browsers treat "\" like "/" and drop tabs/newlines: "/\t/evil.example"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def link(settings: Settings, path: str) -> str:
+    return settings.base_url.rstrip("/") + path
+
+
+def send_queued(settings: Settings, mails: list[OutboxMail | None]) -> None:
+    """After the commit: deliver over SMTP_URL when set (otherwise the mail stays in the outbox)."""
+    if not settings.smtp_url:
+        return
+    from workers.actors import send_mail
+
+    for mail in mails:
+        if mail is not None and mail.id is not None:
+            send_mail.send(mail.id)
+
+
+def recent_mails(db: Session, purpose: str, *, to: str | None = None, user_id: int | None = None) -> int:
+    query = select(func.count()).select_from(OutboxMail).where(
+        OutboxMail.purpose == purpose, OutboxMail.created_at > utcnow() - timedelta(hours=1))
+    if to is not None:
+        query = query.where(OutboxMail.to_addr == to)
+    if user_id is not None:
+        query = query.where(OutboxMail.user_id == user_id)
+    return db.exec(query).one()
+
+
+def find_account(db: Session, identifier: str) -> User | None:
+    identifier = identifier.strip().lower()
+    if not identifier:
+        return None
+    if "@" in identifier:
+        return db.exec(select(User).where(User.email == identifier)).first()
+    return get_by_handle(db, identifier)
+
+
+def verify_link(settings: Settings, row: SenderAddress) -> str:
+    token = make_link_token(settings.secret_key, "verify", {"a": row.id, "t": row.verify_token})
+    return link(settings, f"/verify/{token}")
+
+
+def queue_verification(db: Session, settings: Settings, user: User, row: SenderAddress,
+                       template: str = "verify_address") -> OutboxMail | None:
+    return queue_mail(db, to=row.address, template=template, user_id=user.id, purpose="verify",
+                      user=user, address=row.address, verify_url=verify_link(settings, row),
+                      forwarding_address=settings.forwarding_address(user.forwarding_token),
+                      forwarding_url=link(settings, "/settings/forwarding"), base_url=settings.base_url)
+
+
+# --- sign up ---------------------------------------------------------------------------------------
+
+
+@router.get("/signup")
+def signup_form(request: Request, user: OptionalUser, db: DbDep):
+    return render(request, "auth/signup.html", {"form": {}, "errors": {}}, user=user, db=db)
+
+
+@router.post("/signup")
+def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUser,
+           handle: Text = "", display_name: Text = "", email: Text = "", password: Text = ""):
+    form = {"handle": handle.strip(), "display_name": display_name.strip(), "email": email.strip()}
+    errors: dict[str, str] = {}
+    wanted = form["handle"].lower()
+    if not wanted:
+        errors["handle"] = "Choose a handle."
+    elif not HANDLE.match(wanted):
+        errors["handle"] = ("Use 1-40 lowercase letters, digits, '-' or '_', starting and ending with a "
+                            "letter or digit.")
+    elif get_by_handle(db, wanted) is not None:
+        errors["handle"] = f"The handle {wanted} is taken. Choose another."
+    if len(form["display_name"]) > 80:
+        errors["display_name"] = "Use at most 80 characters."
+    address = form["email"].lower()
+    if not EMAIL.fullmatch(address) or len(address) > 320:
+        errors["email"] = "Enter an email address, like you@example.org."
+    elif db.exec(select(User.id).where(User.email == address)).first() is not None:
+        errors["email"] = "An account with this email address exists. Log in, or reset its password."
+    problem = password_problem(password)
+    if problem:
+        errors["password"] = f"Choose a longer password: {problem}."
+    elif len(password) > MAX_PASSWORD:
+        errors["password"] = f"Use at most {MAX_PASSWORD} characters."
+    account: User | None = None
+    if not errors:
+        try:
+            account = create_user(db, wanted, email=address, display_name=form["display_name"],
+                                  password_hash=hash_password(password))
+        except (UserError, IntegrityError):  # the same handle or email signed up at the same moment
+            db.rollback()
+            errors["handle"] = "This handle or email address was just taken. Try another."
+    if account is None:
+        return render(request, "auth/signup.html", {"form": form, "errors": errors}, status_code=400,
+                      user=user, db=db)
+    mail = None
+    try:
+        # The account's address is also where its receipts usually come from: a sender to verify.
+        row = add_sender_address(db, account, address)
+        mail = queue_verification(db, settings, account, row, template="welcome")
+    except UserError:
+        pass  # verified by another account already: this account simply forwards to its plus-address
+    db.commit()
+    send_queued(settings, [mail])
+    sign_in(request, account)
+    flash(request, f"Welcome, {account.display_name}! We sent a link to {address}: open it to verify "
+                   "the address. Then forward your receipts as shown below.")
+    return RedirectResponse("/settings/forwarding", status_code=303)
+
+
+# --- log in / out ----------------------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_form(request: Request, user: OptionalUser, db: DbDep, next: str = ""):
+    return render(request, "auth/login.html", {"next": safe_next(next, ""), "handle": "", "error": None},
+                  user=user, db=db)
+
+
+@router.post("/login")
+def login(request: Request, db: DbDep, user: OptionalUser, handle: Text = "", password: Text = "",
+          next: Text = ""):
+    identifier = handle.strip().lower()[:320]
+    account = find_account(db, identifier)
+    key = account.handle if account else identifier  # one counter per account, by handle or email
+    address = client_address(request)
+    context: dict[str, Any] = {"next": safe_next(next, ""), "handle": handle.strip()[:320]}
+    if login_blocked(db, key, address):
+        # Refused whatever the password: a correct guess must not get through while blocked.
+        context["error"] = ("Too many failed attempts. Wait 15 minutes and try again, or reset your "
+                            "password by mail.")
+        return render(request, "auth/login.html", context, status_code=429, user=user, db=db,
+                      headers={"Retry-After": "900"})
+    ok = check_password(account.password_hash if account else None, password[:MAX_PASSWORD])
+    if not ok or account is None:
+        record_login_failure(db, key, address)
+        context["error"] = "That handle or email and password do not match."
+        return render(request, "auth/login.html", context, status_code=400, user=user, db=db)
+    clear_login_failures(db, account.handle)
+    sign_in(request, account)
+    return RedirectResponse(safe_next(next), status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request):
+    request.session.clear()
+    return RedirectResponse("/", status_code=303)
+
+
+# --- password reset --------------------------------------------------------------------------------
+
+
+@router.get("/reset")
+def reset_request_form(request: Request, user: OptionalUser, db: DbDep):
+    return render(request, "auth/reset_request.html", {"sent": False}, user=user, db=db)
+
+
+@router.post("/reset")
+def reset_request(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUser, email: Text = ""):
+    account = find_account(db, email[:320])
+    mail = None
+    # The same answer whether or not the account exists: the page reveals nothing.
+    if account is not None and account.email and recent_mails(db, "reset", user_id=account.id) < MAILS_PER_HOUR:
+        token = make_link_token(settings.secret_key, "reset", {"u": account.id, "sv": account.session_version})
+        mail = queue_mail(db, to=account.email, template="reset_password", user_id=account.id, purpose="reset",
+                          user=account, reset_url=link(settings, f"/reset/{token}"), base_url=settings.base_url)
+        db.commit()
+        send_queued(settings, [mail])
+    return render(request, "auth/reset_request.html", {"sent": True}, user=user, db=db)
+
+
+def reset_account(db: Session, settings: Settings, token: str) -> User | None:
+    """The account a reset link is for, while the link is fresh and unused (session_version unchanged)."""
+    payload = read_link_token(settings.secret_key, "reset", token, RESET_MAX_AGE_S)
+    if not isinstance(payload, dict) or not isinstance(payload.get("u"), int):
+        return None
+    account = db.get(User, payload["u"])
+    if account is None or payload.get("sv") != account.session_version:
+        return None
+    return account
+
+
+def bad_link(request: Request, user: User | None, db: Session, what: str, again: str):
+    return render(request, "auth/message.html", {
+        "title": "This link does not work", "message": f"This {what} link is invalid, has expired, or was already used.",
+        "action": again}, status_code=400, user=user, db=db)
+
+
+@router.get("/reset/{token}")
+def reset_form(request: Request, token: str, db: DbDep, settings: SettingsDep, user: OptionalUser):
+    account = reset_account(db, settings, token)
+    if account is None:
+        return bad_link(request, user, db, "password reset", "/reset")
+    return render(request, "auth/reset_form.html", {"token": token, "account": account, "error": None},
+                  user=user, db=db)
+
+
+@router.post("/reset/{token}")
+def reset_password(request: Request, token: str, db: DbDep, settings: SettingsDep, user: OptionalUser,
+                   password: Text = "", confirm: Text = ""):
+    account = reset_account(db, settings, token)
+    if account is None:
+        return bad_link(request, user, db, "password reset", "/reset")
+    error = None
+    problem = password_problem(password)
+    if problem:
+        error = f"Choose a longer password: {problem}."
+    elif len(password) > MAX_PASSWORD:
+        error = f"Use at most {MAX_PASSWORD} characters."
+    elif password != confirm:
+        error = "The two passwords differ."
+    if error:
+        return render(request, "auth/reset_form.html", {"token": token, "account": account, "error": error},
+                      status_code=400, user=user, db=db)
+    account.password_hash = hash_password(password)
+    account.session_version += 1  # every other session, and this link, stop working
+    db.add(account)
+    db.commit()
+    clear_login_failures(db, account.handle)
+    sign_in(request, account)
+    flash(request, "Your password was changed. Every other session was logged out.")
+    return RedirectResponse(AFTER_LOGIN, status_code=303)
+
+
+# --- sender addresses ------------------------------------------------------------------------------
+
+
+def own_addresses(db: Session, user: User) -> list[SenderAddress]:
+    return list(db.exec(select(SenderAddress).where(SenderAddress.user_id == user.id)
+                        .order_by(col(SenderAddress.created_at), col(SenderAddress.id))).all())
+
+
+def own_address(db: Session, user: User, address_id: int) -> SenderAddress:
+    row = db.get(SenderAddress, address_id)
+    if row is None or row.user_id != user.id:
+        raise not_found()
+    return row
+
+
+@router.get("/settings/addresses")
+def addresses(request: Request, user: CurrentUser, db: DbDep):
+    return render(request, "auth/addresses.html", {"addresses": own_addresses(db, user), "error": None,
+                                                   "address": ""}, user=user, db=db)
+
+
+@router.post("/settings/addresses")
+def add_address(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep, address: Text = ""):
+    wanted = address.strip().lower()[:320]
+    error = None
+    row = None
+    if recent_mails(db, "verify", user_id=user.id) >= 3 * MAILS_PER_HOUR:
+        error = "You added many addresses in the last hour. Try again later."
+    else:
+        try:
+            row = add_sender_address(db, user, wanted)
+        except UserError as exc:
+            error = str(exc)[0].upper() + str(exc)[1:] + "."
+        except IntegrityError:
+            db.rollback()
+            error = "This address was just added by someone else. Try again."
+    if row is None:
+        return render(request, "auth/addresses.html", {"addresses": own_addresses(db, user), "error": error,
+                                                       "address": address.strip()[:320]},
+                      status_code=400, user=user, db=db)
+    mail = None
+    if row.verified_at is None:
+        mail = queue_verification(db, settings, user, row)
+        flash(request, f"We sent a link to {row.address}. Open it to verify the address.")
+    else:
+        flash(request, f"{row.address} is already verified.")
+    db.commit()
+    send_queued(settings, [mail])
+    return RedirectResponse("/settings/addresses", status_code=303)
+
+
+@router.post("/settings/addresses/{address_id}/delete")
+def delete_address(request: Request, address_id: int, user: CurrentUser, db: DbDep):
+    row = own_address(db, user, address_id)
+    db.delete(row)
+    db.commit()
+    flash(request, f"{row.address} was removed. Mail from it is no longer read for you.")
+    return RedirectResponse("/settings/addresses", status_code=303)
+
+
+@router.post("/settings/addresses/{address_id}/resend")
+def resend_verification(request: Request, address_id: int, user: CurrentUser, db: DbDep, settings: SettingsDep):
+    row = own_address(db, user, address_id)
+    if row.verified_at is not None:
+        flash(request, f"{row.address} is already verified.")
+    elif recent_mails(db, "verify", to=row.address) >= MAILS_PER_HOUR:
+        flash(request, f"We already sent several links to {row.address} in the last hour. Check its spam "
+                       "folder, or try again later.")
+    else:
+        mail = queue_verification(db, settings, user, row)
+        db.commit()
+        send_queued(settings, [mail])
+        flash(request, f"We sent a new link to {row.address}.")
+    return RedirectResponse("/settings/addresses", status_code=303)
+
+
+def verify_target(db: Session, settings: Settings, user: User, token: str) -> SenderAddress | None:
+    """The signed-in user's unverified address this link is for; None when the link is bad or stale.
+    Someone else's address is a 404: the link proves the mailbox, the session proves the account."""
+    payload = read_link_token(settings.secret_key, "verify", token, VERIFY_MAX_AGE_S)
+    if not isinstance(payload, dict) or not isinstance(payload.get("a"), int):
+        return None
+    row = db.get(SenderAddress, payload["a"])
+    if row is None:
+        return None
+    if row.user_id != user.id:
+        raise not_found()
+    if row.verify_token is None or row.verify_token != payload.get("t"):
+        return None
+    return row
+
+
+@router.get("/verify/{token}")
+def verify_form(request: Request, token: str, user: CurrentUser, db: DbDep, settings: SettingsDep):
+    row = verify_target(db, settings, user, token)
+    if row is None:
+        return bad_link(request, user, db, "verification", "/settings/addresses")
+    return render(request, "auth/verify.html", {"token": token, "row": row}, user=user, db=db)
+
+
+@router.post("/verify/{token}")
+def verify(request: Request, token: str, user: CurrentUser, db: DbDep, settings: SettingsDep):
+    row = verify_target(db, settings, user, token)
+    if row is None:
+        return bad_link(request, user, db, "verification", "/settings/addresses")
+    row.verified_at, row.verify_token = utcnow(), None  # used once
+    db.add(row)
+    db.commit()
+    flash(request, f"{row.address} is verified: receipts you forward from it now reach your inbox.")
+    return RedirectResponse("/settings/addresses", status_code=303)
+
+
+# --- forwarding instructions -----------------------------------------------------------------------
+
+_GMAIL_CODE = re.compile(r"\(#(\d{5,12})\)")
+_GMAIL_LINK = re.compile(r"https://mail(?:-settings)?\.google\.com/mail/[^\s<>\"']+")
+
+
+def gmail_confirmation(db: Session, user: User) -> dict[str, str | None] | None:
+    """Gmail mails a confirmation code to a new forwarding address, i.e. to the user's plus-address:
+    show the latest one here, since it is not a receipt and would otherwise be hard to find."""
+    raw = db.exec(select(RawEmail).where(RawEmail.user_id == user.id,
+                                         func.lower(RawEmail.from_addr) == "forwarding-noreply@google.com",
+                                         RawEmail.received_at > utcnow() - timedelta(days=2))
+                  .order_by(col(RawEmail.received_at).desc())).first()
+    if raw is None:
+        return None
+    code = _GMAIL_CODE.search(raw.subject or "")
+    url = None
+    if raw.raw:
+        try:
+            body = BytesParser(policy=policy.default).parsebytes(raw.raw).get_body(preferencelist=("plain", "html"))
+            found = _GMAIL_LINK.search(body.get_content() if body is not None else "")
+        except (LookupError, ValueError, AttributeError):  # a malformed part: show the code alone
+            found = None
+        url = found.group(0) if found else None
+    return {"code": code.group(1) if code else None, "url": url}
+
+
+@router.get("/settings/forwarding")
+def forwarding(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep):
+    verified = [row for row in own_addresses(db, user) if row.verified_at is not None]
+    return render(request, "auth/forwarding.html", {
+        "forwarding_address": settings.forwarding_address(user.forwarding_token),
+        "inbox_address": settings.inbox_address, "verified": verified,
+        "gmail": gmail_confirmation(db, user)}, user=user, db=db)

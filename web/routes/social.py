@@ -1,7 +1,334 @@
-"""Routes: social (to be filled)."""
+"""Routes: social (follow, home feed + live updates, likes, comments, notifications, reviews,
+collections). The public pages include this area's partials through the context helpers below.
+The logic lives in purchaseshare/social.py; public surfaces (the feed, its live events) are
+rendered from purchaseshare.public views only.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-router = APIRouter()
+import anyio
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, StreamingResponse
+from sqlmodel import Session
+
+from purchaseshare import social
+from purchaseshare.clock import utcnow
+from purchaseshare.config import Settings
+from purchaseshare.db import session_scope
+from purchaseshare.models import Collection, Purchase, User
+from purchaseshare.users import get_by_handle
+from web.deps import TEMPLATES, CurrentUser, DbDep, SettingsDep, flash, not_found, render
+from web.routes.auth import safe_next
+from web.security import csrf_token
+
+router = APIRouter(include_in_schema=False)
+
+Text = Annotated[str, Form()]
+OptionalText = Annotated[str, Form()]
+PageDep = Annotated[int, Query(ge=1, le=100_000)]
+POLL_SECONDS = 1.0  # how often the live feed looks for newly shared purchases
+KEEPALIVE_SECONDS = 15.0  # an SSE comment so proxies do not close an idle stream
+STREAM_MAX_SECONDS = 3600.0  # browsers reconnect (with Last-Event-ID) after this
+
+
+# --- context helpers for the public pages ---------------------------------------------------------
+
+
+def purchase_social(db: Session, viewer: User | None, purchase: Purchase) -> dict[str, Any]:
+    """Context for templates/social/_purchase_social.html (likes, comments, forms) on a purchase page."""
+    owner = db.get(User, purchase.user_id)
+    likes, liked = social.like_state(db, viewer, purchase)
+    is_owner = viewer is not None and viewer.id == purchase.user_id
+    path = f"/u/{owner.handle if owner else ''}/p/{purchase.public_id}"
+    return {"social": {
+        "path": path, "likes": likes, "liked": liked, "signed_in": viewer is not None,
+        "comments": social.comments_for(db, viewer, purchase), "comment_max": social.COMMENT_MAX,
+        "reviews": social.review_forms(db, viewer, purchase) if is_owner and viewer else [],
+        "review_max": social.REVIEW_MAX,
+    }}
+
+
+def follow_state(db: Session, viewer: User | None, owner: User) -> dict[str, Any]:
+    """Context for templates/social/_follow_button.html on a profile page."""
+    followers, following = social.follow_counts(db, owner.id or 0)
+    return {"follow": {
+        "handle": owner.handle, "followers": followers, "following_count": following,
+        "is_self": viewer is not None and viewer.id == owner.id, "signed_in": viewer is not None,
+        "following": viewer is not None and viewer.id != owner.id
+        and social.is_following(db, viewer.id or 0, owner.id or 0),
+    }}
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _back(next_path: str | None, default: str) -> RedirectResponse:
+    return RedirectResponse(safe_next(next_path, default), status_code=303)
+
+
+def _send_after_commit(settings: Settings, mail_ids: list[int | None]) -> None:
+    """Mail goes out only once the rows that caused it are committed (the worker reads them)."""
+    if not settings.smtp_url:
+        return
+    from workers.actors import send_mail
+
+    for mail_id in mail_ids:
+        if mail_id is not None:
+            send_mail.send(mail_id)
+
+
+def _user_or_404(db: Session, handle: str) -> User:
+    user = get_by_handle(db, handle)
+    if user is None:
+        raise not_found()
+    return user
+
+
+def _shared_or_404(db: Session, handle: str, public_id: str) -> tuple[Purchase, User]:
+    found = social.published_purchase(db, handle, public_id)
+    if found is None:
+        raise not_found()
+    return found
+
+
+# --- follows --------------------------------------------------------------------------------------
+
+
+@router.post("/u/{handle}/follow")
+def follow(request: Request, handle: str, user: CurrentUser, db: DbDep, settings: SettingsDep,
+           next: OptionalText = ""):
+    target = _user_or_404(db, handle)
+    if target.id == user.id:
+        flash(request, "You cannot follow yourself.")
+        return _back(next, f"/u/{target.handle}")
+    mail_id = None
+    if social.follow(db, user, target):
+        mail_id = social.notify(db, settings, user=target, actor=user, kind="follow")
+    db.commit()
+    _send_after_commit(settings, [mail_id])
+    return _back(next, f"/u/{target.handle}")
+
+
+@router.post("/u/{handle}/unfollow")
+def unfollow(handle: str, user: CurrentUser, db: DbDep, next: OptionalText = ""):
+    target = _user_or_404(db, handle)
+    social.unfollow(db, user, target)
+    db.commit()
+    return _back(next, f"/u/{target.handle}")
+
+
+# --- the home feed and its live updates -----------------------------------------------------------
+
+
+@router.get("/feed")
+def feed(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
+    since = social.as_utc(utcnow())  # live events start after what this page could show
+    purchases, has_next = social.feed_page(db, user, page)
+    _, following = social.follow_counts(db, user.id or 0)
+    return render(request, "social/feed.html", {
+        "purchases": purchases, "page": page, "has_next": has_next, "following_count": following,
+        "since": since.isoformat(),
+    }, user=user, db=db)
+
+
+def render_card(request: Request, view: Any, user: User) -> str:
+    """A PublicPurchase as the same card the feed page shows (autoescaped by Jinja)."""
+    template = TEMPLATES.get_template("social/_feed_card.html")
+    return template.render(purchase=view, user=user, csrf_token=csrf_token(request), request=request)
+
+
+def sse_event(event_id: str, data: str, event: str = "purchase") -> str:
+    lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
+    return f"id: {event_id}\nevent: {event}\n{lines}\n"
+
+
+@router.get("/feed/events")
+def feed_events(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep,
+                since: Annotated[str | None, Query(max_length=64)] = None) -> StreamingResponse:
+    """Server-sent events: each newly shared purchase of someone the user follows, as its card.
+    Polls the database (works across processes, no Redis); resumes from Last-Event-ID or ?since=."""
+    db.close()  # the request's session would otherwise hold a pooled connection for the whole stream
+    start = (social.parse_since(request.headers.get("last-event-id")) or social.parse_since(since)
+             or social.as_utc(utcnow()))
+    user_id = user.id or 0
+
+    def open_cursor() -> social.LiveCursor:
+        with session_scope(settings) as session:  # a short session per poll: no connection held open
+            return social.open_cursor(session, user_id, start)
+
+    def poll(cursor: social.LiveCursor) -> list:
+        with session_scope(settings) as session:
+            return cursor.poll(session, user_id)
+
+    async def stream() -> AsyncIterator[str]:
+        cursor = await anyio.to_thread.run_sync(open_cursor)
+        yield "retry: 3000\n: connected\n\n"
+        loop = asyncio.get_running_loop()
+        began = last_sent = loop.time()
+        while loop.time() - began < STREAM_MAX_SECONDS:
+            if await request.is_disconnected():
+                return
+            for view in await anyio.to_thread.run_sync(poll, cursor):
+                published = view.published_at.isoformat() if view.published_at else cursor.at.isoformat()
+                yield sse_event(published, render_card(request, view, user))
+                last_sent = loop.time()
+            if loop.time() - last_sent >= KEEPALIVE_SECONDS:
+                yield ": keepalive\n\n"
+                last_sent = loop.time()
+            await asyncio.sleep(POLL_SECONDS)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+# --- likes and comments ---------------------------------------------------------------------------
+
+
+@router.post("/u/{handle}/p/{public_id}/like")
+def like(handle: str, public_id: str, user: CurrentUser, db: DbDep, settings: SettingsDep,
+         next: OptionalText = ""):
+    purchase, owner = _shared_or_404(db, handle, public_id)
+    mail_id = None
+    if social.like(db, user, purchase):
+        mail_id = social.notify(db, settings, user=owner, actor=user, kind="like", purchase=purchase)
+    db.commit()
+    _send_after_commit(settings, [mail_id])
+    return _back(next, f"/u/{owner.handle}/p/{purchase.public_id}")
+
+
+@router.post("/u/{handle}/p/{public_id}/unlike")
+def unlike(handle: str, public_id: str, user: CurrentUser, db: DbDep, next: OptionalText = ""):
+    purchase, owner = _shared_or_404(db, handle, public_id)
+    social.unlike(db, user, purchase)
+    db.commit()
+    return _back(next, f"/u/{owner.handle}/p/{purchase.public_id}")
+
+
+@router.post("/u/{handle}/p/{public_id}/comments")
+def comment(request: Request, handle: str, public_id: str, user: CurrentUser, db: DbDep, settings: SettingsDep,
+            body: Annotated[str, Form(max_length=social.COMMENT_MAX * 2)] = ""):
+    purchase, owner = _shared_or_404(db, handle, public_id)
+    path = f"/u/{owner.handle}/p/{purchase.public_id}"
+    try:
+        created = social.add_comment(db, user, purchase, body)
+    except social.SocialError as exc:
+        flash(request, f"Your comment was not posted: {exc}.")
+        return RedirectResponse(path + "#comments", status_code=303)
+    mail_id = social.notify(db, settings, user=owner, actor=user, kind="comment", purchase=purchase,
+                            comment=created)
+    db.commit()
+    _send_after_commit(settings, [mail_id])
+    return RedirectResponse(f"{path}#comment-{created.id}", status_code=303)
+
+
+@router.post("/comments/{comment_id}/delete")
+def delete_comment(request: Request, comment_id: int, user: CurrentUser, db: DbDep, next: OptionalText = ""):
+    found = social.deletable_comment(db, user, comment_id)
+    if found is None:
+        raise not_found()
+    purchase = db.get(Purchase, found.purchase_id)
+    owner = db.get(User, purchase.user_id) if purchase else None
+    db.delete(found)
+    db.commit()
+    flash(request, "Comment deleted.")
+    default = f"/u/{owner.handle}/p/{purchase.public_id}#comments" if purchase and owner else "/feed"
+    return _back(next, default)
+
+
+# --- notifications --------------------------------------------------------------------------------
+
+
+@router.get("/notifications")
+def notifications(request: Request, user: CurrentUser, db: DbDep):
+    notes = social.notifications(db, user)
+    return render(request, "social/notifications.html", {
+        "notifications": notes, "newest": max((note.id for note in notes), default=0),
+        "any_unread": any(note.unread for note in notes)}, user=user, db=db)
+
+
+@router.post("/notifications/read")
+def notifications_read(user: CurrentUser, db: DbDep, upto: OptionalText = ""):
+    social.mark_read(db, user, int(upto) if upto.isdigit() else None)
+    db.commit()
+    return RedirectResponse("/notifications", status_code=303)
+
+
+# --- verified-purchase reviews --------------------------------------------------------------------
+
+
+@router.post("/items/{item_id}/review")
+def review(request: Request, item_id: int, user: CurrentUser, db: DbDep, rating: OptionalText = "",
+           body: Annotated[str, Form(max_length=social.REVIEW_MAX * 2)] = ""):
+    found = social.reviewable_item(db, user, item_id)
+    if found is None:  # not yours, not bought, or not shared: the same answer
+        raise not_found()
+    item, purchase = found
+    path = f"/u/{user.handle}/p/{purchase.public_id}"
+    try:
+        social.save_review(db, user, item, rating, body)
+    except social.SocialError as exc:
+        flash(request, f"Your review was not saved: {exc}.")
+        return RedirectResponse(path + "#reviews", status_code=303)
+    db.commit()
+    flash(request, "Review saved.")
+    return RedirectResponse(path, status_code=303)
+
+
+# --- collections ----------------------------------------------------------------------------------
+
+
+def _own_collection_or_404(db: Session, user: User, collection_id: int) -> Collection:
+    found = social.own_collection(db, user, collection_id)
+    if found is None:
+        raise not_found()
+    return found
+
+
+@router.get("/collections")
+def collections(request: Request, user: CurrentUser, db: DbDep):
+    mine, shared = social.my_collections(db, user)
+    return render(request, "social/collections.html", {"collections": mine, "shared_items": shared,
+                                                       "name_max": social.COLLECTION_NAME_MAX}, user=user, db=db)
+
+
+@router.post("/collections")
+def create_collection(request: Request, user: CurrentUser, db: DbDep, name: OptionalText = "",
+                      description: OptionalText = ""):
+    try:
+        created = social.create_collection(db, user, name, description)
+    except social.SocialError as exc:
+        flash(request, f"The collection was not created: {exc}.")
+        return RedirectResponse("/collections", status_code=303)
+    db.commit()
+    flash(request, f"Collection “{created.name}” created.")
+    return RedirectResponse(f"/collections#collection-{created.id}", status_code=303)
+
+
+@router.post("/collections/{collection_id}/items")
+def add_collection_item(collection_id: int, user: CurrentUser, db: DbDep, item_id: OptionalText = ""):
+    collection = _own_collection_or_404(db, user, collection_id)
+    if not item_id.isdigit() or not social.add_to_collection(db, user, collection, int(item_id)):
+        raise not_found()
+    db.commit()
+    return RedirectResponse(f"/collections#collection-{collection.id}", status_code=303)
+
+
+@router.post("/collections/{collection_id}/items/{item_id}/remove")
+def remove_collection_item(collection_id: int, item_id: int, user: CurrentUser, db: DbDep):
+    collection = _own_collection_or_404(db, user, collection_id)
+    social.remove_from_collection(db, collection, item_id)
+    db.commit()
+    return RedirectResponse(f"/collections#collection-{collection.id}", status_code=303)
+
+
+@router.post("/collections/{collection_id}/delete")
+def delete_collection(request: Request, collection_id: int, user: CurrentUser, db: DbDep):
+    collection = _own_collection_or_404(db, user, collection_id)
+    db.delete(collection)
+    db.commit()
+    flash(request, f"Collection “{collection.name}” deleted.")
+    return RedirectResponse("/collections", status_code=303)
