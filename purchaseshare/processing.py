@@ -44,6 +44,14 @@ def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
             return Outcome(raw_id, "missing", reason="no such raw email (deleted?)")
         if RawStatus(raw.status).is_final:
             return _outcome(raw)
+        if raw.attempts >= settings.max_attempts * 2:
+            # Only an email that kills its worker outright (no exception to count) gets here:
+            # stop redelivering it forever. Concurrent duplicate deliveries add a few attempts,
+            # hence the margin over max_attempts.
+            _finish(raw, RawStatus.FAILED, f"gave up after {raw.attempts} attempts that never finished "
+                                           "(the worker stopped while reading this email)")
+            session.commit()
+            return _outcome(raw)
         raw.attempts += 1
         session.commit()
         if raw.raw is None:

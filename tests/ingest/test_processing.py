@@ -260,3 +260,14 @@ def test_reparse_gives_a_quarantined_mail_another_chance_once_the_sender_is_veri
     session.commit()
     again = reparse_raw_email(outcome.raw_email_id, settings)
     assert again.status == "parsed" and session.get(Purchase, again.purchase_id).user_id == alice.id
+
+
+def test_an_email_whose_attempts_never_finish_is_failed_instead_of_retried_forever(session, settings):
+    alice = _user(session)
+    stored = store_raw(session, AMAZON, source="t", user_id=alice.id, attributed_by="cli").raw_email
+    stored.attempts = settings.max_attempts * 2  # every earlier attempt died with its worker
+    session.add(stored)
+    session.commit()
+    outcome = process_raw_email(stored.id, settings)
+    assert outcome.status == "failed" and "never finished" in outcome.reason
+    assert _count(session, Purchase) == 0

@@ -14,6 +14,7 @@ from sqlmodel import select
 from purchaseshare.db import session_scope
 from purchaseshare.models import LoginAttempt, OutboxMail, SenderAddress, User
 from tests.web.conftest import PASSWORD, csrf, log_in, make_user, post, receive
+from web.deps import account_stamp
 from web.routes.auth import safe_next
 from web.security import (
     MAX_FAILURES_PER_ACCOUNT,
@@ -277,7 +278,11 @@ def test_forged_and_expired_reset_links_are_refused(client, settings, monkeypatc
         assert response.status_code == 400 and "invalid, has expired, or was already used" in response.text
     assert check_password(user_row(settings, "alice").password_hash, PASSWORD)
     # A genuine, fresh token does work: the refusals above are about the tokens.
-    good = make_link_token(settings.secret_key, "reset", {"u": alice.id, "sv": alice.session_version})
+    stale_account = make_link_token(settings.secret_key, "reset", {"u": alice.id, "sv": alice.session_version,
+                                                                   "c": "an account deleted earlier with this id"})
+    assert client.get(f"/reset/{stale_account}", headers=HTML).status_code == 400
+    good = make_link_token(settings.secret_key, "reset", {"u": alice.id, "sv": alice.session_version,
+                                                          "c": account_stamp(alice)})
     assert client.get(f"/reset/{good}", headers=HTML).status_code == 200
 
 

@@ -20,7 +20,17 @@ from purchaseshare.config import Settings
 from purchaseshare.mailer import queue_mail
 from purchaseshare.models import OutboxMail, RawEmail, SenderAddress, User
 from purchaseshare.users import HANDLE, UserError, add_sender_address, create_user, get_by_handle
-from web.deps import CurrentUser, DbDep, OptionalUser, SettingsDep, flash, not_found, render, sign_in
+from web.deps import (
+    CurrentUser,
+    DbDep,
+    OptionalUser,
+    SettingsDep,
+    account_stamp,
+    flash,
+    not_found,
+    render,
+    sign_in,
+)
 from web.security import (
     check_password,
     clear_login_failures,
@@ -223,7 +233,8 @@ def reset_request(request: Request, db: DbDep, settings: SettingsDep, user: Opti
     mail = None
     # The same answer whether or not the account exists: the page reveals nothing.
     if account is not None and account.email and recent_mails(db, "reset", user_id=account.id) < MAILS_PER_HOUR:
-        token = make_link_token(settings.secret_key, "reset", {"u": account.id, "sv": account.session_version})
+        token = make_link_token(settings.secret_key, "reset", {"u": account.id, "sv": account.session_version,
+                                                           "c": account_stamp(account)})
         mail = queue_mail(db, to=account.email, template="reset_password", user_id=account.id, purpose="reset",
                           user=account, reset_url=link(settings, f"/reset/{token}"), base_url=settings.base_url)
         db.commit()
@@ -237,7 +248,8 @@ def reset_account(db: Session, settings: Settings, token: str) -> User | None:
     if not isinstance(payload, dict) or not isinstance(payload.get("u"), int):
         return None
     account = db.get(User, payload["u"])
-    if account is None or payload.get("sv") != account.session_version:
+    # The creation stamp too: a deleted account's id can be reused by SQLite for a new one.
+    if account is None or payload.get("sv") != account.session_version or payload.get("c") != account_stamp(account):
         return None
     return account
 
