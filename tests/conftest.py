@@ -11,6 +11,15 @@ from tests.services.servers import dovecot_server, postgres_server, redis_server
 
 
 @pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright drives Debian's Chromium (Playwright's own download needs the internet)."""
+    from tests.services.servers import CHROMIUM, CHROMIUM_ARGS, require
+
+    require(CHROMIUM, "chromium")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
 def redis_service():
     with redis_server() as server:
         yield server

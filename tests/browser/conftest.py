@@ -9,13 +9,7 @@ import time
 import pytest
 import uvicorn
 
-from tests.services.servers import CHROMIUM, CHROMIUM_ARGS, free_port, require, wait_for_port
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    require(CHROMIUM, "chromium")
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+from tests.services.servers import free_port, wait_for_port
 
 
 @pytest.fixture

@@ -30,18 +30,11 @@ def test_postgres_answers(postgres_service):
         assert conn.execute("select 1 + 1").fetchone() == (2,)
 
 
-def test_chromium_renders_a_page(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    from tests.services.servers import CHROMIUM, CHROMIUM_ARGS, require
-
-    require(CHROMIUM, "chromium")
+def test_chromium_renders_a_page(page, tmp_path):
+    """Debian's Chromium through pytest-playwright (the same fixtures the browser tests use)."""
     page_file = tmp_path / "probe.html"
     page_file.write_text("<title>probe</title><button onclick=\"this.textContent='clicked'\">go</button>")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.goto(page_file.as_uri())
-        page.click("button")
-        assert page.text_content("button") == "clicked"
-        browser.close()
+    page.goto(page_file.as_uri())
+    page.click("button")
+    assert page.text_content("button") == "clicked"
+    assert "Chrome/" in page.evaluate("navigator.userAgent")

@@ -34,6 +34,7 @@ from purchaseshare.models import (
 from purchaseshare.users import add_sender_address
 from tests.web.conftest import PASSWORD, csrf, log_in, make_user, receive
 from tests.web.test_public import FIXTURES, approve, item_ids
+from web.deps import account_stamp
 from web.routes.auth import verify_link
 from web.security import make_link_token
 
@@ -206,7 +207,8 @@ def build_world(settings) -> dict[str, str]:
             "collection_id": str(shelf.id), "slug": "kitchen", "their_collection_id": str(theirs.id),
             "notification_id": str(notification.id),
             "verify_token": verify_link(settings, address).rsplit("/", 1)[1],
-            "reset_token": make_link_token(settings.secret_key, "reset", {"u": olive.id, "sv": owner.session_version}),
+            "reset_token": make_link_token(settings.secret_key, "reset", {"u": olive.id, "sv": owner.session_version,
+                                                                          "c": account_stamp(owner)}),
         }
 
 

@@ -1,0 +1,142 @@
+"""What the speed work on the public pages must not change, on SQLite and PostgreSQL: a constant
+number of SQL queries per page whatever its size, memoized views and card HTML that are never
+stale (the next request shows every change, including an item being un-shared), no session
+cookie for anonymous readers, and the security headers from the pure ASGI middleware."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy import event
+from sqlmodel import select
+
+from purchaseshare.clock import utcnow
+from purchaseshare.db import get_engine, session_scope
+from purchaseshare.models import Follow, Like, Purchase, User
+from purchaseshare.redact import redact
+from tests.web.conftest import log_in, make_user
+from tests.web.test_public import add_purchase, approve
+
+HTML = {"accept": "text/html"}
+CARD = re.compile(r'<article class="card">')
+
+
+@contextmanager
+def counted(settings):
+    """Counts the SQL statements run while the block runs."""
+    engine = get_engine(settings)
+    calls = {"n": 0}
+
+    def count(*_args) -> None:
+        calls["n"] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield calls
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def queries_for(client, settings, path: str) -> tuple[int, str]:
+    client.get(path, headers=HTML)  # warm-up: the session user, caches
+    with counted(settings) as calls:
+        response = client.get(path, headers=HTML)
+    assert response.status_code == 200
+    return calls["n"], response.text
+
+
+def shared(settings, user: User, count: int, start_minutes: int = 0) -> None:
+    now = utcnow()
+    for number in range(count):
+        add_purchase(settings, user, [(f"{user.handle} thing {number}", True), ("private", False)],
+                     published_at=now - timedelta(minutes=start_minutes + number))
+
+
+def test_profile_and_feed_cost_the_same_queries_at_any_page_size(settings, client, other_client):
+    small, big, reader = make_user(settings, "small"), make_user(settings, "big"), make_user(settings, "reader")
+    shared(settings, small, 2)
+    shared(settings, big, 7)
+    with session_scope(settings) as session:
+        session.add(Like(user_id=reader.id, purchase_id=session.exec(
+            select(Purchase.id).where(Purchase.user_id == big.id)).first()))
+        session.commit()
+    few, few_page = queries_for(other_client, settings, "/u/small")
+    many, many_page = queries_for(other_client, settings, "/u/big")
+    assert len(CARD.findall(few_page)) == 2 and len(CARD.findall(many_page)) == 7
+    assert few == many and few <= 6
+
+    with session_scope(settings) as session:
+        session.add(Follow(follower_id=reader.id, followee_id=small.id))
+        session.commit()
+    log_in(client, "reader")
+    one_followee, page = queries_for(client, settings, "/feed")
+    assert len(CARD.findall(page)) == 2
+    with session_scope(settings) as session:
+        session.add(Follow(follower_id=reader.id, followee_id=big.id))
+        session.commit()
+    two_followees, page = queries_for(client, settings, "/feed")
+    assert len(CARD.findall(page)) == 9 and page.count(">Unlike<") == 1  # the viewer's own like
+    assert one_followee == two_followees and one_followee <= 6
+
+
+def test_memoized_views_and_cards_are_never_stale(settings, client):
+    alice = make_user(settings, "alice")
+    purchase = add_purchase(settings, alice, [("Lamp", True), ("Secret gift", False)], caption="Nice lamp")
+    page = client.get("/u/alice", headers=HTML).text
+    assert "Lamp" in page and "Nice lamp" in page and "10.00" in page and "Secret gift" not in page
+
+    def edit(**values) -> str:
+        with session_scope(settings) as session:
+            row = session.get(Purchase, purchase.id)
+            for key, value in values.items():
+                setattr(row, key, value)
+            session.add(row)
+            session.commit()
+        return client.get("/u/alice", headers=HTML).text
+
+    assert "Brighter lamp" in edit(caption="Brighter lamp") and "Nice lamp" not in client.get("/u/alice").text
+    assert "10.00" not in edit(hide_prices=True)
+    assert "10.00" in edit(hide_prices=False)
+    approve(settings, purchase.id, {0, 1})  # the owner shares the second item too
+    assert "Secret gift" in client.get("/u/alice", headers=HTML).text
+    approve(settings, purchase.id, {0})  # ... and takes it back: the next request must not show it
+    page = client.get("/u/alice", headers=HTML).text
+    assert "Secret gift" not in page and "Lamp" in page
+    with session_scope(settings) as session:
+        session.add(Like(user_id=alice.id, purchase_id=purchase.id))
+        session.commit()
+    assert "1 like," in client.get("/u/alice", headers=HTML).text
+    approve(settings, purchase.id, set())  # nothing shared any more: the card is gone everywhere
+    page = client.get("/u/alice", headers=HTML).text
+    assert "Lamp" not in page and "Nothing shared yet" in page
+    assert client.get(f"/u/alice/p/{purchase.public_id}", headers=HTML).status_code == 404
+    assert edit(review="rejected").count('<article class="card">') == 0
+
+
+def test_the_order_number_is_hidden_in_memoized_strings_too(settings, client):
+    alice = make_user(settings, "alice")
+    add_purchase(settings, alice, [("Gift for order 4471-XYZ", True)], order_number="4471-XYZ")
+    add_purchase(settings, alice, [("Gift for order 4471-XYZ", True)], order_number="9999-ABC")
+    page = client.get("/u/alice", headers=HTML).text
+    # The same item name under two orders: redacted per (text, order number), not per text.
+    cards = page.split('<article class="card">')[1:]
+    assert len(cards) == 2
+    assert sorted("Gift for order [hidden]" in card and "4471" not in card for card in cards) == [False, True]
+    assert redact("ref 4471-XYZ", ("4471-XYZ",)) == "ref [hidden]" and redact("ref 4471-XYZ") == "ref 4471-XYZ"
+
+
+def test_anonymous_public_pages_set_no_cookie_and_keep_security_headers(settings, client):
+    alice = make_user(settings, "alice")
+    add_purchase(settings, alice, [("Lamp", True)])
+    response = client.get("/u/alice", headers=HTML)
+    assert response.status_code == 200 and "set-cookie" not in response.headers
+    assert "cache-control" not in response.headers  # the same for everyone: proxies may keep it
+    for name in ("content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options"):
+        assert response.headers[name]
+    missing = client.get("/u/nobody", headers=HTML)
+    assert missing.status_code == 404 and missing.headers["x-frame-options"] == "DENY"
+    log_in(client, "alice")
+    mine = client.get("/u/alice", headers=HTML)
+    assert mine.headers["cache-control"] == "private, no-store" and mine.headers["x-content-type-options"]
