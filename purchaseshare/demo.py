@@ -107,6 +107,9 @@ def seed(settings: Settings, *, fixtures: Path = FIXTURES, timeout_s: float = 18
                 if handle == DEMO_HANDLE:
                     user.bio = "The sample account of `purchaseshare demo`."
             users[handle] = user
+        # The demo's person is also its operator: the outbox (verification and reset links, with
+        # no mail server) and the quarantine are theirs to read.
+        users[DEMO_HANDLE].is_operator = True
         session.commit()
         owner_of = _assign_fixtures(sorted(fixtures.glob("*/*.eml")))
         for path, handle in owner_of:
@@ -296,8 +299,7 @@ def banner(info: DemoInfo, host: str, port: int) -> str:
         f"  profile:     {url}/u/{info.handle}  ({info.shared} purchases shared, {info.private} private in the inbox)",
         f"  sample mail: {statuses or 'none'}",
         f"  drop folder: {info.drop_dir}  (.eml files dropped there are ingested for {info.handle}; moved to done/)",
-        "  outbox:      no SMTP_URL, so outgoing mail stays in the table outbox_mail; address verification"
-        " links are shown at /settings/addresses",
+        f"  outbox:      no SMTP_URL, so outgoing mail (verification and reset links) stays in the outbox: {url}/operator/outbox",
         f"  data:        {info.data_dir}  (database {info.database})",
         "  stop:        Ctrl-C",
         "",

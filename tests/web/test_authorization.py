@@ -106,6 +106,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/emails"): Rule(LOGIN, ok=frozenset({200})),
     ("POST", "/emails/{raw_id}/retry"): Rule(OWNER, ok=frozenset({303})),
     ("GET", "/operator/quarantine"): Rule(OPERATOR, ok=frozenset({200})),
+    ("GET", "/operator/outbox"): Rule(OPERATOR, ok=frozenset({200})),
     ("POST", "/operator/quarantine/{raw_id}/retry"): Rule(OPERATOR, ok=frozenset({303}),
                                                           params={"raw_id": "quarantined_id"}),
     ("GET", "/upload"): Rule(LOGIN, ok=frozenset({200})),

@@ -28,10 +28,10 @@ from purchaseshare.account import delete_account, delete_purchase, export_zip
 from purchaseshare.attribution import read_headers
 from purchaseshare.clock import utcnow
 from purchaseshare.mailstore import store_raw
-from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus, User
+from purchaseshare.models import OutboxMail, Purchase, PurchaseItem, RawEmail, RawStatus, User
 from purchaseshare.pipeline import MAX_BYTES
 from purchaseshare.users import HANDLE, get_by_handle
-from web.deps import CurrentUser, DbDep, flash, not_found, render
+from web.deps import CurrentUser, DbDep, SettingsDep, flash, not_found, render
 from web.security import check_password
 
 router = APIRouter(include_in_schema=False)
@@ -499,6 +499,18 @@ def quarantine_retry(request: Request, raw_id: str, user: CurrentUser, db: DbDep
     _queue_reparse(db, raw)  # attributed again: the sender may have verified the address since
     flash(request, "Queued for attribution and parsing again.")
     return _back("/operator/quarantine")
+
+
+@router.get("/operator/outbox")
+def outbox(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep, page: PageDep = 1):
+    """Every mail we sent or hold. With no SMTP_URL this is where it stays (and where the demo's
+    verification and reset links are read): operators only, since it holds other people's links."""
+    if not user.is_operator:
+        raise not_found()
+    query = select(OutboxMail).order_by(col(OutboxMail.created_at).desc(), col(OutboxMail.id).desc())
+    rows, has_more = _page(db, query, page)
+    return render(request, "owner/outbox.html", {"mails": rows, "page": page, "has_more": has_more,
+                                                 "smtp": bool(settings.smtp_url)}, user=user, db=db)
 
 
 # --- upload -----------------------------------------------------------------------------------
