@@ -151,19 +151,18 @@ def worker(
     processes: Annotated[int, typer.Option(help="Worker processes")] = 2,
     threads: Annotated[int, typer.Option(help="Threads per process")] = 4,
 ) -> None:
-    """Run dramatiq workers on REDIS_URL (without REDIS_URL, actors run inside demo/serve/ingest)."""
-    import os
-
+    """Run dramatiq workers on REDIS_URL, restarted if they die (without REDIS_URL, actors run inside
+    demo/serve/ingest)."""
     from purchaseshare.config import get_settings
     from purchaseshare.db import migrate as run_migrations
+    from workers.supervisor import supervise
 
     settings = get_settings()
     if not settings.redis_url:
         typer.echo("error: REDIS_URL is not set; without it the actors run in-process (demo, serve, ingest)", err=True)
         raise typer.Exit(2)
     run_migrations(settings)
-    os.execvp(sys.executable, [sys.executable, "-m", "dramatiq", "workers.actors",
-                               "--processes", str(processes), "--threads", str(threads)])
+    raise typer.Exit(supervise(processes, threads))
 
 
 @app.command()
