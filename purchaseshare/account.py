@@ -139,13 +139,7 @@ def delete_purchase(session: Session, purchase: Purchase) -> None:
         delete(PurchaseItem).where(PurchaseItem.purchase_id == pid),
         delete(Purchase).where(Purchase.id == pid),
     ]
-    try:
-        for statement in statements:
-            session.exec(statement)  # type: ignore[call-overload]
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
+    _run_in_one_transaction(session, statements)
     if purchase in session:
         session.expunge(purchase)
 
@@ -177,6 +171,13 @@ def delete_account(session: Session, user: User) -> None:
         delete(LoginAttempt).where(LoginAttempt.key == f"user:{user.handle}"),
         delete(User).where(User.id == uid),
     ]
+    _run_in_one_transaction(session, statements)
+    if user in session:
+        session.expunge(user)
+
+
+def _run_in_one_transaction(session: Session, statements: list) -> None:
+    """All the statements or none: a failure halfway leaves every row as it was."""
     try:
         for statement in statements:
             session.exec(statement)  # type: ignore[call-overload]
@@ -184,5 +185,3 @@ def delete_account(session: Session, user: User) -> None:
     except Exception:
         session.rollback()
         raise
-    if user in session:
-        session.expunge(user)

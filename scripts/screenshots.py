@@ -11,15 +11,15 @@ a neutral placeholder tile so the pages look as they do online, minus the photos
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.services.servers import free_port, wait_for_port  # noqa: E402  (after the path is set)
 
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -27,22 +27,6 @@ PLACEHOLDER = (b'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="120
                b'<rect width="120" height="120" rx="10" fill="#e7e9ee"/>'
                b'<path d="M28 86l22-28 16 19 10-12 16 21z" fill="#b7bcc8"/><circle cx="80" cy="40" r="9" fill="#b7bcc8"/>'
                b"</svg>")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"the app did not start on port {port}")
 
 
 def pick_pages(settings) -> dict[str, str]:
