@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import Row, ScalarSelect, Select, bindparam, func, true
 from sqlalchemy import select as sa_select
@@ -96,6 +97,35 @@ VIEW_COLUMNS = (_P.id, _P.public_id, _P.merchant_name, _P.merchant_domain, _P.or
 NEWEST_FIRST = (_P.published_at.desc(), _P.id.desc())
 
 
+class _ViewRow(NamedTuple):  # VIEW_COLUMNS, in order
+    id: int
+    public_id: str
+    merchant_name: str | None
+    merchant_domain: str | None
+    order_number: str | None
+    order_date: date | None
+    published_at: datetime | None
+    caption: str | None
+    hide_prices: bool
+    currency: str | None
+    handle: str
+    display_name: str
+    likes: int
+    comments: int
+
+
+class _ItemRow(NamedTuple):  # _ITEMS after purchase_id, in order
+    position: int
+    name: str
+    quantity: int
+    unit_price: Decimal | None
+    line_total: Decimal | None
+    url: str | None
+    image: str | None
+    rating: int | None
+    body: str | None
+
+
 def view_rows_query(*extra_columns) -> Select:
     """SELECT of what `views_from_rows` needs, for published purchases (callers add WHERE,
     ORDER BY, LIMIT). `extra_columns` come after the view's (e.g. a per-viewer flag)."""
@@ -109,6 +139,11 @@ _ITEMS = (sa_select(_I.purchase_id, _I.position, _I.name, _I.quantity, _I.unit_p
           .select_from(PurchaseItem.__table__.outerjoin(Review.__table__, _R.item_id == _I.id))
           .where(_I.purchase_id.in_(bindparam("ids", expanding=True)), _I.approved == true())
           .order_by(_I.purchase_id, _I.position, _I.id))
+# Statements built once (building one costs more than running it on a small page).
+_PROFILE_PAGE = (view_rows_query().where(_P.user_id == bindparam("owner_id")).order_by(*NEWEST_FIRST)
+                 .offset(bindparam("offset")).limit(bindparam("limit")))
+_ONE = view_rows_query().where(_U.handle == bindparam("handle"), _P.public_id == bindparam("public_id"))
+_BY_IDS = view_rows_query().where(_P.id.in_(bindparam("ids", expanding=True)))
 
 
 def views_from_rows(session: Session, rows: Sequence[Row]) -> list[PublicPurchase]:
@@ -116,14 +151,15 @@ def views_from_rows(session: Session, rows: Sequence[Row]) -> list[PublicPurchas
     their reviews), whatever the number of rows. Rows without an approved item are dropped."""
     if not rows:
         return []
-    items_by: dict[int, list[Row]] = defaultdict(list)
+    items_by: dict[int, list[_ItemRow]] = defaultdict(list)
     for item in session.connection().execute(_ITEMS, {"ids": [row.id for row in rows]}):
-        items_by[item.purchase_id].append(item)
+        items_by[item[0]].append(_ItemRow._make(item[1:]))
     views = []
+    width = len(VIEW_COLUMNS)
     for row in rows:
         items = items_by.get(row.id)
-        if items:
-            views.append(_view(row, items))
+        if items:  # a fresh object per request: `extra` holds per-viewer flags
+            views.append(PublicPurchase(*_view_fields(_ViewRow._make(row[:width]), tuple(items))))
     return views
 
 
@@ -132,12 +168,15 @@ def build(session: Session, rows: Sequence[tuple[Purchase, User]]) -> list[Publi
     order = [purchase.id for purchase, _ in rows]
     if not order:
         return []
-    fetched = {row.id: row for row in session.connection().execute(
-        view_rows_query().where(_P.id.in_(bindparam("ids", expanding=True))), {"ids": order})}
+    fetched = {row.id: row for row in session.connection().execute(_BY_IDS, {"ids": order})}
     return views_from_rows(session, [fetched[pid] for pid in order if pid in fetched])
 
 
-def _view(row: Row, items: list[Row]) -> PublicPurchase:
+@lru_cache(maxsize=4096)
+def _view_fields(row: _ViewRow, items: tuple[_ItemRow, ...]) -> tuple:
+    """PublicPurchase's fields (all but `extra`) from the data they are made of. Memoized on that
+    data itself: any change in a row (an edit, an approval, a like) is a different key, so a
+    cached result is never stale; the result is immutable and shared between requests."""
     secrets = (row.order_number,)
     merchant = redact(row.merchant_name, secrets)
     verified = None
@@ -145,16 +184,12 @@ def _view(row: Row, items: list[Row]) -> PublicPurchase:
         where = merchant or row.merchant_domain or "a shop"
         when = row.order_date.isoformat() if row.order_date else "an unknown date"
         verified = f"Verified purchase: bought at {where} on {when}"
-    return PublicPurchase(
-        public_id=row.public_id, handle=row.handle, owner_name=redact(row.display_name) or row.handle,
-        merchant_name=merchant, merchant_domain=row.merchant_domain, bought_on=row.order_date,
-        published_at=row.published_at, caption=redact(row.caption, secrets),
-        items=tuple(_item(item, row, secrets, verified) for item in items),
-        likes=row.likes, comments=row.comments,
-    )
+    return (row.public_id, row.handle, redact(row.display_name) or row.handle, merchant, row.merchant_domain,
+            row.order_date, row.published_at, redact(row.caption, secrets),
+            tuple(_item(item, row, secrets, verified) for item in items), row.likes, row.comments)
 
 
-def _item(item: Row, purchase: Row, secrets: tuple[str | None, ...], verified: str | None) -> PublicItem:
+def _item(item: _ItemRow, purchase: _ViewRow, secrets: tuple[str | None, ...], verified: str | None) -> PublicItem:
     price = None if purchase.hide_prices else (item.unit_price if item.unit_price is not None else item.line_total)
     review = None
     if item.rating is not None:
@@ -164,20 +199,13 @@ def _item(item: Row, purchase: Row, secrets: tuple[str | None, ...], verified: s
                       image=public_url(item.image, secrets), review=review)
 
 
-def _page(session: Session, query: Select, page: int, size: int) -> tuple[list[PublicPurchase], bool]:
-    rows = session.connection().execute(query.order_by(*NEWEST_FIRST)
-                                        .offset((max(page, 1) - 1) * size).limit(size + 1)).all()
-    return views_from_rows(session, rows[:size]), len(rows) > size
-
-
 def profile_page(session: Session, owner: User, page: int = 1, size: int = PAGE_SIZE) -> list[PublicPurchase]:
     """An owner's shared purchases, newest first."""
     return profile_slice(session, owner, page, size)[0]
 
 
 def one(session: Session, handle: str, public_id: str) -> PublicPurchase | None:
-    rows = session.connection().execute(
-        view_rows_query().where(_U.handle == handle, _P.public_id == public_id)).all()
+    rows = session.connection().execute(_ONE, {"handle": handle, "public_id": public_id}).all()
     views = views_from_rows(session, rows)
     return views[0] if views else None
 
@@ -256,7 +284,9 @@ def profile_slice(session: Session, owner: User, page: int = 1,
                   size: int = PAGE_SIZE) -> tuple[list[PublicPurchase], bool]:
     """One page of the owner's shared purchases, newest first, and whether a next page exists
     (one extra row, no COUNT). Two queries."""
-    return _page(session, view_rows_query().where(_P.user_id == owner.id), page, size)
+    rows = session.connection().execute(_PROFILE_PAGE, {"owner_id": owner.id, "offset": (max(page, 1) - 1) * size,
+                                                        "limit": size + 1}).all()
+    return views_from_rows(session, rows[:size]), len(rows) > size
 
 
 def collection(session: Session, owner: User, slug: str) -> PublicCollection | None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select, update
@@ -107,15 +107,23 @@ def _followed_rows(viewer_id: int, *extra_columns):
             .join(follows, follows.c.followee_id == Purchase.user_id).where(follows.c.follower_id == viewer_id))
 
 
+def _feed_query():
+    likes = Like.__table__  # type: ignore[attr-defined]
+    liked = sa_select(likes.c.id).where(likes.c.purchase_id == Purchase.id,
+                                        likes.c.user_id == bindparam("viewer_id")).exists().label("liked")
+    return (_followed_rows(bindparam("viewer_id"), liked).order_by(*public.NEWEST_FIRST)
+            .offset(bindparam("offset")).limit(bindparam("limit")))
+
+
+_FEED = _feed_query()  # built once: building costs more than running it
+
+
 def feed_page(session: Session, viewer: User, page: int = 1,
               size: int = public.PAGE_SIZE) -> tuple[list[public.PublicPurchase], bool]:
     """Shared purchases of the people `viewer` follows, newest first; (views, has_next).
     Two queries whatever the page size: the page (with the viewer's likes) and its items."""
-    likes = Like.__table__  # type: ignore[attr-defined]
-    liked = sa_select(likes.c.id).where(likes.c.purchase_id == Purchase.id,
-                                        likes.c.user_id == (viewer.id or 0)).exists().label("liked")
-    rows = session.connection().execute(_followed_rows(viewer.id or 0, liked).order_by(*public.NEWEST_FIRST)
-                                        .offset((max(page, 1) - 1) * size).limit(size + 1)).all()
+    rows = session.connection().execute(_FEED, {"viewer_id": viewer.id or 0, "offset": (max(page, 1) - 1) * size,
+                                                "limit": size + 1}).all()
     has_next = len(rows) > size
     rows = rows[:size]
     views = public.views_from_rows(session, rows)

@@ -4,6 +4,7 @@ api); this module wires settings, sessions, CSRF, security headers and error pag
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
@@ -11,11 +12,15 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from markupsafe import Markup
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from purchaseshare.config import Settings, get_settings
 from purchaseshare.db import migrate
-from web.deps import LoginRequired, render
+from purchaseshare.public import PublicPurchase
+from web.deps import TEMPLATES, LoginRequired, render
 from web.security import csrf_protect
 
 STATIC = Path(__file__).with_name("static")
@@ -23,6 +28,50 @@ STATIC = Path(__file__).with_name("static")
 # inline script runs: an injected <script> could not execute even if escaping ever failed.
 CSP = ("default-src 'self'; img-src 'self' https: data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+
+
+_HEADERS = (("content-security-policy", CSP), ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "same-origin"), ("x-frame-options", "DENY"))
+
+
+class SecurityHeaders:
+    """Security headers on every HTTP response, as a pure ASGI middleware (BaseHTTPMiddleware
+    costs a task and a stream per request). Signed-in pages are never cached by proxies."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _HEADERS:
+                    headers.setdefault(name, value)
+                # SessionMiddleware (inside this one) has put the session in the scope.
+                if scope.get("session", {}).get("user_id") is not None:
+                    headers.setdefault("cache-control", "private, no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+@lru_cache(maxsize=4096)
+def _card_html(view: PublicPurchase, published_at: str) -> Markup:
+    return Markup(TEMPLATES.get_template("public/_purchase_card_body.html").render(purchase=view))
+
+
+def public_card(view: PublicPurchase) -> Markup:
+    """A purchase's card HTML. The card shows nothing but the (immutable) public view, the same to
+    every viewer, so it is memoized on the view's value: a changed view is a new key, never stale.
+    (published_at as text too: equal datetimes in other zones would print differently.)"""
+    return _card_html(view, str(view.published_at))
+
+
+TEMPLATES.env.globals["public_card"] = public_card
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> FastAPI:
@@ -45,16 +94,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
                        same_site="lax", https_only=settings.secure_cookies, max_age=30 * 24 * 3600)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if request.session.get("user_id") is not None:  # personal pages are never cached by proxies
-            response.headers.setdefault("Cache-Control", "private, no-store")
-        return response
+    app.add_middleware(SecurityHeaders)  # outermost: error pages get the headers too
+    TEMPLATES.env.auto_reload = False  # no stat() of every template per include; a restart reloads
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _exc: LoginRequired) -> Response:

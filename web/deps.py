@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
+from markupsafe import escape
 from sqlmodel import Session, func, select
 
 from purchaseshare.config import Settings
@@ -19,7 +20,7 @@ from web.security import csrf_token
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))  # autoescapes .html
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:  # async: no thread-pool hop for an attribute
     return request.app.state.settings
 
 
@@ -82,9 +83,25 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     if user is not None and db is not None:
         unread = db.exec(select(func.count()).select_from(Notification).where(
             Notification.user_id == user.id, Notification.read_at.is_(None))).one()  # type: ignore[union-attr]
-    page = {"request": request, "user": user, "csrf_token": csrf_token(request), "unread": unread,
+    page = {"request": request, "user": user, "csrf_token": LazyCsrfToken(request), "unread": unread,
             "flash": request.session.pop("flash", None), **(context or {})}
     return TEMPLATES.TemplateResponse(request, template, page, status_code=status_code, headers=headers)
+
+
+class LazyCsrfToken:
+    """The session's CSRF token, made only when a page renders it (a form): an anonymous page
+    without a form then starts no session and sets no cookie."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+    def __str__(self) -> str:
+        return csrf_token(self.request)
+
+    def __html__(self) -> str:
+        return str(escape(csrf_token(self.request)))
 
 
 def flash(request: Request, message: str) -> None:
