@@ -169,9 +169,11 @@ def worker(
 def poll(
     once: Annotated[bool, typer.Option("--once", help="Fetch what is there, then exit")] = False,
 ) -> None:
-    """Fetch mail from IMAP_URL (IDLE when the server has it), store it, queue it."""
+    """Fetch mail from IMAP_URL (IDLE when the server has it), store it, queue it. Without REDIS_URL
+    the actors run in this process too."""
     from purchaseshare.config import get_settings
     from purchaseshare.db import migrate as run_migrations
+    from workers.broker import start_in_process_worker, stop_in_process_worker, wait_in_process
     from workers.imap_poller import run_poller
 
     settings = get_settings()
@@ -179,7 +181,12 @@ def poll(
         typer.echo("error: IMAP_URL is not set (e.g. imaps://user:pass@host:993/INBOX)", err=True)
         raise typer.Exit(2)
     run_migrations(settings)
-    run_poller(settings, once=once)
+    start_in_process_worker()  # no-op with REDIS_URL: `purchaseshare worker` runs them
+    try:
+        run_poller(settings, once=once)
+        wait_in_process()  # --once: what was fetched is parsed before the command returns
+    finally:
+        stop_in_process_worker()
 
 
 @app.command()

@@ -55,6 +55,8 @@ def start_in_process_worker(threads: int = 2) -> dramatiq.Worker | None:
 def wait_in_process(queue_name: str = "default", timeout_ms: int | None = None) -> None:
     """Block until the in-process queue is drained (CLI `ingest`, `reparse`); no-op with Redis."""
     if IN_PROCESS and _worker is not None:
+        import workers.actors  # noqa: F401  (declares the queues, even if nothing was sent yet)
+
         broker.join(queue_name, timeout=timeout_ms, fail_fast=False)
         _worker.join()
 

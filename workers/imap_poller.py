@@ -42,6 +42,7 @@ BATCH_BYTES = 16 * 1024 * 1024  # ... and about this many bytes (one big message
 SIZE_WINDOW = 1000  # UIDs whose RFC822.SIZE we ask for at once
 BACKOFF_BASE, BACKOFF_CAP = 0.5, 60.0  # seconds
 REQUEUE_EVERY = 5.0  # seconds between requeue_stale sweeps
+PURGE_EVERY = 3600.0  # seconds between raw-mail retention sweeps (the purge_raw actor)
 IDLE_TICK = 1.0  # seconds: how often IDLE wakes up to look at `stop` and the sweeper
 TIMEOUT = SocketTimeout(connect=15.0, read=120.0)
 HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -128,6 +129,7 @@ class Poller:
         self.stop = stop
         self.batch_max = BATCH_MAX  # halved after a connection died mid-FETCH, grown back on success
         self.last_requeue = 0.0
+        self.last_purge = float("-inf")  # first sweep soon after start, then hourly
         self.progressed = False  # this connection stored or moved something (resets the backoff)
         self.uidvalidity = 0
         self.last_uid = 0
@@ -361,6 +363,14 @@ class Poller:
             return
         if count:
             log.info("imap: queued %d stale raw emails again", count)
+        if now - self.last_purge >= PURGE_EVERY:
+            self.last_purge = now
+            from workers.actors import purge_raw
+
+            try:
+                purge_raw.send()
+            except Exception as exc:  # the queue is down: the next hour tries again
+                log.warning("imap: could not queue the retention sweep: %s: %s", type(exc).__name__, exc)
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
