@@ -113,8 +113,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    from web.routes import api, auth, owner, public, social
+    from web.routes import account, api, auth, mail, owner, public, social
 
-    for module in (auth, owner, social, public, api):
+    for module in (auth, owner, mail, account, social, public, api):
         app.include_router(module.router)
     return app

@@ -346,7 +346,7 @@ def test_upload_eml_same_path_as_imap_and_deduplicated(settings, client, alice, 
     assert not_email.status_code == 400 and "not an email" in not_email.text
     nothing = post(client, "/upload", {}, page="/upload")
     assert nothing.status_code == 400 and "Choose at least one .eml file" in nothing.text
-    monkeypatch.setattr("web.routes.owner.MAX_BYTES", 1000)
+    monkeypatch.setattr("web.routes.mail.MAX_BYTES", 1000)
     big = post(client, "/upload", files=[("files", ("big.eml", APPLE, "message/rfc822"))], page="/upload")
     assert big.status_code == 400 and "larger than" in big.text
     with session_scope(settings) as session:

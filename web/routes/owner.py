@@ -1,5 +1,5 @@
-"""The owner's side: the inbox of new (private) purchases, approving item by item, corrections,
-received emails and retries, manual entry, .eml upload, settings, export and account deletion.
+"""The owner's side: the inbox of new (private) purchases, approving item by item, corrections
+and manual entry.
 
 Every object here is looked up by (id, owner): anyone else gets the same 404 as for an id that
 does not exist. Nothing on these pages is public; the public view is purchaseshare.public.
@@ -8,165 +8,41 @@ does not exist. Nothing on these pages is public; the public view is purchasesha
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
-from pathlib import PurePath
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from decimal import Decimal
+from typing import Any
 
-import babel.numbers
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func
-from sqlmodel import Session, col, or_, select
-from starlette.datastructures import FormData, UploadFile
+from fastapi import APIRouter, Request
+from sqlmodel import Session, col, select
 
-from purchaseshare.account import delete_account, delete_purchase, export_zip
-from purchaseshare.attribution import read_headers
+from purchaseshare.account import delete_purchase
 from purchaseshare.clock import utcnow
-from purchaseshare.mailstore import store_raw
-from purchaseshare.models import OutboxMail, Purchase, PurchaseItem, RawEmail, RawStatus, User
-from purchaseshare.pipeline import MAX_BYTES
-from purchaseshare.users import HANDLE, get_by_handle
-from web.deps import CurrentUser, DbDep, SettingsDep, flash, not_found, render
-from web.security import check_password
+from purchaseshare.models import Purchase, PurchaseItem, RawEmail, User
+from web.deps import CurrentUser, DbDep, flash, not_found, render
+from web.forms import (
+    Errors,
+    FormDep,
+    PageDep,
+    decoded_subject,
+    object_id,
+    paginate,
+    parse_currency,
+    parse_date,
+    parse_money,
+    parse_name,
+    parse_quantity,
+    parse_url,
+    see_other,
+    text_field,
+)
 
 router = APIRouter(include_in_schema=False)
-
-PAGE_SIZE = 20
-MAX_UPLOAD_FILES = 20
-CURRENCIES = frozenset(babel.numbers.list_currencies())
-MONEY = re.compile(r"^-?\d{1,12}(?:\.\d{1,4})?$")
-PageDep = Annotated[int, Query(ge=1, le=100_000)]
-# Emails the owner should look at: nothing came out of them, or their purchase was deleted.
-ATTENTION = (RawStatus.FAILED.value, RawStatus.UNPARSED.value, RawStatus.NOT_PURCHASE.value,
-             RawStatus.RECEIVED.value)
-
-
-async def form_data(request: Request) -> FormData:
-    """The submitted form (already read by the CSRF check; Starlette caches it)."""
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(form_data)]
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def decoded_subject(text: str | None) -> str:
-    """A stored Subject header as people read it (RFC 2047 words decoded)."""
-    if not text:
-        return "(no subject)"
-    try:
-        return str(make_header(decode_header(text)))
-    except (HeaderParseError, LookupError, UnicodeDecodeError):
-        return text
-
-
-def _back(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=303)
-
-
-# --- validation (one clear message per bad field) ---------------------------------------------
-
-
-class Invalid(ValueError):
-    pass
-
-
-def parse_money(text: str, label: str, *, negative: bool = False) -> Decimal | None:
-    text = text.strip().replace(" ", "")
-    if not text:
-        return None
-    if not MONEY.match(text) or (text.startswith("-") and not negative):
-        raise Invalid(f"{label}: enter an amount like 12.34 (digits, a dot, up to 4 decimals"
-                      f"{'' if negative else ', not negative'})")
-    try:
-        return Decimal(text)
-    except InvalidOperation as exc:  # pragma: no cover - the pattern already checked it
-        raise Invalid(f"{label}: not an amount") from exc
-
-
-def parse_currency(text: str) -> str | None:
-    code = text.strip().upper()
-    if not code:
-        return None
-    if code not in CURRENCIES:
-        raise Invalid(f"currency: {text.strip()!r} is not an ISO 4217 code (like EUR, USD, GBP)")
-    return code
-
-
-def parse_date(text: str, label: str = "date") -> date | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        value = date.fromisoformat(text)
-    except ValueError as exc:
-        raise Invalid(f"{label}: enter a date as YYYY-MM-DD") from exc
-    if value.year < 1970 or value > date.today() + timedelta(days=366):
-        raise Invalid(f"{label}: {value.isoformat()} is not a plausible purchase date")
-    return value
-
-
-def parse_quantity(text: str, label: str) -> int:
-    text = text.strip() or "1"
-    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
-        raise Invalid(f"{label}: a whole number from 1")
-    return int(text)
-
-
-def parse_url(text: str, label: str, *, https_only: bool = False) -> str | None:
-    text = text.strip()
-    if not text:
-        return None
-    parts = urlsplit(text)
-    schemes = ("https",) if https_only else ("http", "https")
-    if parts.scheme.lower() not in schemes or not parts.netloc or any(c.isspace() for c in text) or len(text) > 2000:
-        raise Invalid(f"{label}: enter a full {'https' if https_only else 'http(s)'} address, like https://example.com/…")
-    return text
-
-
-def parse_name(text: str, label: str, limit: int = 500, required: bool = True) -> str | None:
-    text = " ".join(text.split())
-    if not text:
-        if required:
-            raise Invalid(f"{label}: required")
-        return None
-    if len(text) > limit:
-        raise Invalid(f"{label}: at most {limit} characters")
-    return text
-
-
-@dataclass
-class Errors:
-    messages: list[str] = field(default_factory=list)
-
-    def check(self, fn, *args, **kwargs) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except Invalid as exc:
-            self.messages.append(str(exc))
-            return None
 
 
 # --- lookups ----------------------------------------------------------------------------------
 
 
-def _id(text: str) -> int:
-    if not text.isdigit() or len(text) > 15:
-        raise not_found()
-    return int(text)
-
-
 def own_purchase(db: Session, user: User, purchase_id: str) -> Purchase:
-    purchase = db.get(Purchase, _id(purchase_id))
+    purchase = db.get(Purchase, object_id(purchase_id))
     if purchase is None or purchase.user_id != user.id:
         raise not_found()
     return purchase
@@ -180,16 +56,10 @@ def _items(db: Session, purchase_ids: list[int]) -> dict[int, list[PurchaseItem]
             found[item.purchase_id].append(item)
     return found
 
-
-def _page(db: Session, query, page: int) -> tuple[list, bool]:
-    rows = list(db.exec(query.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)).all())
-    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
-
-
 def _purchase_list(request: Request, user: User, db: Session, page: int, template: str, *conditions):
     query = (select(Purchase).where(Purchase.user_id == user.id, *conditions)
              .order_by(col(Purchase.created_at).desc(), col(Purchase.id).desc()))
-    purchases, has_more = _page(db, query, page)
+    purchases, has_more = paginate(db, query, page)
     items = _items(db, [p.id for p in purchases])
     return render(request, template, {"purchases": purchases, "items": items, "page": page, "has_more": has_more},
                   user=user, db=db)
@@ -229,7 +99,7 @@ def bulk_approve(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
     db.commit()
     flash(request, f"Approved {len(purchases)} purchase{'s' if len(purchases) != 1 else ''}: now on your profile."
           if purchases else "Select the purchases to approve first.")
-    return _back("/inbox")
+    return see_other("/inbox")
 
 
 @router.get("/purchases")
@@ -271,7 +141,7 @@ def new_purchase_form(request: Request, user: CurrentUser, db: DbDep):
 
 @router.post("/purchases/new")
 def new_purchase(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
-    values = {name: _text(form, name) for name in ("merchant_name", "order_date", "currency", "total", "items")}
+    values = {name: text_field(form, name) for name in ("merchant_name", "order_date", "currency", "total", "items")}
     errors = Errors()
     merchant = errors.check(parse_name, values["merchant_name"], "merchant", 200)
     order_date = errors.check(parse_date, values["order_date"], "date")
@@ -296,7 +166,7 @@ def new_purchase(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
                             approved=share, approved_at=now if share else None))
     db.commit()
     flash(request, "Purchase added." + ("" if share else " It is private until you approve its items."))
-    return _back(f"/purchases/{purchase.id}")
+    return see_other(f"/purchases/{purchase.id}")
 
 
 # --- one purchase -----------------------------------------------------------------------------
@@ -340,7 +210,7 @@ def approve_all(request: Request, purchase_id: str, user: CurrentUser, db: DbDep
     set_approved(purchase, items, {item.id for item in items})
     db.commit()
     flash(request, "Approved: every item is on your profile." if items else "Marked as reviewed.")
-    return _back(f"/purchases/{purchase.id}")
+    return see_other(f"/purchases/{purchase.id}")
 
 
 @router.post("/purchases/{purchase_id}/items")
@@ -354,37 +224,37 @@ def approve_items(request: Request, purchase_id: str, user: CurrentUser, db: DbD
     shared = len(chosen & own_ids)
     flash(request, f"Saved: {shared} of {len(items)} items shared." if shared
           else "Saved: nothing of this purchase is shared; it is private.")
-    return _back(f"/purchases/{purchase.id}")
+    return see_other(f"/purchases/{purchase.id}")
 
 
 @router.post("/purchases/{purchase_id}/hide-prices")
 def hide_prices(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, form: FormDep):
     purchase = own_purchase(db, user, purchase_id)
-    purchase.hide_prices = _text(form, "hide_prices") in ("1", "on", "true")
+    purchase.hide_prices = text_field(form, "hide_prices") in ("1", "on", "true")
     purchase.updated_at = utcnow()
     db.commit()
     flash(request, "Prices are hidden on public pages." if purchase.hide_prices else "Prices are shown.")
-    return _back(f"/purchases/{purchase.id}")
+    return see_other(f"/purchases/{purchase.id}")
 
 
 @router.post("/purchases/{purchase_id}/caption")
 def caption(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, form: FormDep):
     purchase = own_purchase(db, user, purchase_id)
-    text = _text(form, "caption")
+    text = text_field(form, "caption")
     if len(text) > 1000:
         return _purchase_page(request, user, db, purchase, ["caption: at most 1000 characters"], status_code=400)
     purchase.caption = text or None
     purchase.updated_at = utcnow()
     db.commit()
     flash(request, "Caption saved." if text else "Caption removed.")
-    return _back(f"/purchases/{purchase.id}")
+    return see_other(f"/purchases/{purchase.id}")
 
 
 @router.post("/purchases/{purchase_id}/edit")
 def correct(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, form: FormDep):
     purchase = own_purchase(db, user, purchase_id)
     items = _items(db, [purchase.id])[purchase.id]
-    submitted = {key: _text(form, key) for key in _form_values(purchase, items) if key in form}
+    submitted = {key: text_field(form, key) for key in _form_values(purchase, items) if key in form}
     errors = Errors()
     changes: dict[str, Any] = {}
     if "merchant_name" in form:
@@ -423,7 +293,7 @@ def correct(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, fo
     purchase.updated_at = now
     db.commit()
     flash(request, "Corrections saved.")
-    return _back(f"/purchases/{purchase.id}")
+    return see_other(f"/purchases/{purchase.id}")
 
 
 @router.post("/purchases/{purchase_id}/reject")
@@ -433,7 +303,7 @@ def reject(request: Request, purchase_id: str, user: CurrentUser, db: DbDep):
     purchase.review = "rejected"  # never public, whatever its items say
     db.commit()
     flash(request, "Rejected: this purchase stays private and out of your inbox.")
-    return _back("/inbox")
+    return see_other("/inbox")
 
 
 @router.post("/purchases/{purchase_id}/delete")
@@ -441,236 +311,4 @@ def delete_purchase_route(request: Request, purchase_id: str, user: CurrentUser,
     # The email stays (listed under Emails); it can be parsed again to bring the purchase back.
     delete_purchase(db, own_purchase(db, user, purchase_id))
     flash(request, "Purchase deleted. Its email is still listed under Emails.")
-    return _back("/inbox")
-
-
-# --- received emails --------------------------------------------------------------------------
-
-
-@router.get("/emails")
-def emails(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
-    deleted = (RawEmail.status == RawStatus.PARSED.value) & col(RawEmail.purchase_id).is_(None)
-    query = (select(RawEmail).where(RawEmail.user_id == user.id, or_(col(RawEmail.status).in_(ATTENTION), deleted))
-             .order_by(col(RawEmail.received_at).desc(), col(RawEmail.id).desc()))
-    rows, has_more = _page(db, query, page)
-    return render(request, "owner/emails.html", {"emails": rows, "page": page, "has_more": has_more,
-                                                 "subject": decoded_subject},
-                  user=user, db=db)
-
-
-def _queue_reparse(db: Session, raw: RawEmail) -> None:
-    if raw.status in (RawStatus.PARSED.value, RawStatus.APPLIED.value) and raw.purchase_id is None:
-        # Its purchase was deleted: parse it from scratch so the purchase comes back to the inbox.
-        raw.status, raw.reason = RawStatus.RECEIVED.value, None
-    raw.queued_at = utcnow()
-    db.commit()
-    from workers.actors import reparse_email
-
-    reparse_email.send(raw.id)  # after the commit: the worker must see what we wrote
-
-
-@router.post("/emails/{raw_id}/retry")
-def retry_email(request: Request, raw_id: str, user: CurrentUser, db: DbDep):
-    raw = db.get(RawEmail, _id(raw_id))
-    if raw is None or raw.user_id != user.id:
-        raise not_found()
-    _queue_reparse(db, raw)
-    flash(request, "Queued: this email will be read again in a moment.")
-    return _back("/emails")
-
-
-@router.get("/operator/quarantine")
-def quarantine(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
-    if not user.is_operator:
-        raise not_found()
-    query = (select(RawEmail).where(RawEmail.status == RawStatus.QUARANTINED.value)
-             .order_by(col(RawEmail.received_at).desc(), col(RawEmail.id).desc()))
-    rows, has_more = _page(db, query, page)
-    return render(request, "owner/quarantine.html", {"emails": rows, "page": page, "has_more": has_more,
-                                                     "subject": decoded_subject},
-                  user=user, db=db)
-
-
-@router.post("/operator/quarantine/{raw_id}/retry")
-def quarantine_retry(request: Request, raw_id: str, user: CurrentUser, db: DbDep):
-    raw = db.get(RawEmail, _id(raw_id))
-    if not user.is_operator or raw is None or raw.status != RawStatus.QUARANTINED.value:
-        raise not_found()
-    _queue_reparse(db, raw)  # attributed again: the sender may have verified the address since
-    flash(request, "Queued for attribution and parsing again.")
-    return _back("/operator/quarantine")
-
-
-@router.get("/operator/outbox")
-def outbox(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep, page: PageDep = 1):
-    """Every mail we sent or hold. With no SMTP_URL this is where it stays (and where the demo's
-    verification and reset links are read): operators only, since it holds other people's links."""
-    if not user.is_operator:
-        raise not_found()
-    query = select(OutboxMail).order_by(col(OutboxMail.created_at).desc(), col(OutboxMail.id).desc())
-    rows, has_more = _page(db, query, page)
-    return render(request, "owner/outbox.html", {"mails": rows, "page": page, "has_more": has_more,
-                                                 "smtp": bool(settings.smtp_url)}, user=user, db=db)
-
-
-# --- upload -----------------------------------------------------------------------------------
-
-
-def looks_like_email(data: bytes) -> bool:
-    """RFC 5322 header fields up front: a From plus one more of the usual ones."""
-    if not data.strip() or b"\x00" in data[:8192]:
-        return False
-    headers = read_headers(data[:65536])
-    names = {name.lower() for name in headers}
-    return "from" in names and bool(names & {"subject", "date", "message-id", "to"})
-
-
-@dataclass
-class UploadResult:
-    name: str
-    status: str
-    detail: str = ""
-    raw_id: int | None = None
-
-
-def _read_limited(upload: UploadFile, limit: int) -> bytes:
-    upload.file.seek(0)
-    return upload.file.read(limit + 1)
-
-
-@router.get("/upload")
-def upload_form(request: Request, user: CurrentUser, db: DbDep):
-    return render(request, "owner/upload.html", {"results": [], "errors": [], "max_mb": MAX_BYTES // 2**20},
-                  user=user, db=db)
-
-
-@router.post("/upload")
-def upload(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
-    files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
-    errors: list[str] = []
-    if not files:
-        errors.append("Choose at least one .eml file.")
-    elif len(files) > MAX_UPLOAD_FILES:
-        errors.append(f"At most {MAX_UPLOAD_FILES} files at once.")
-    results: list[UploadResult] = []
-    queue: list[int] = []
-    for upload_file in files if not errors else []:
-        name = PurePath((upload_file.filename or "upload.eml").replace("\\", "/")).name[:200] or "upload.eml"
-        data = _read_limited(upload_file, MAX_BYTES)
-        if len(data) > MAX_BYTES:
-            results.append(UploadResult(name, "rejected", f"larger than {MAX_BYTES // 2**20} MB"))
-            continue
-        if not looks_like_email(data):
-            results.append(UploadResult(name, "rejected", "not an email: save the message as .eml "
-                                                          "(\"Save as\" or \"Download message\" in your mail app)"))
-            continue
-        stored = store_raw(db, data, source=f"upload:{name}", user_id=user.id, attributed_by="upload")
-        raw = stored.raw_email
-        if stored.created:
-            if raw.status == RawStatus.RECEIVED.value:
-                queue.append(raw.id)
-                results.append(UploadResult(name, "queued", "stored; it will be read in a moment", raw.id))
-            else:
-                results.append(UploadResult(name, raw.status, raw.reason or "", raw.id))
-        elif raw.user_id == user.id:
-            results.append(UploadResult(name, "duplicate", f"already received ({raw.status}); not added again", raw.id))
-        elif raw.user_id is None and raw.status == RawStatus.QUARANTINED.value:
-            # Nobody we knew sent it before; the user now hands it in themselves: it is theirs.
-            raw.user_id, raw.attributed_by = user.id, "upload"
-            raw.status, raw.reason, raw.attempts = RawStatus.RECEIVED.value, None, 0
-            db.commit()
-            queue.append(raw.id)
-            results.append(UploadResult(name, "queued", "stored; it will be read in a moment", raw.id))
-        else:  # someone else's email: say nothing about it
-            results.append(UploadResult(name, "duplicate", "this email was already received; not added again"))
-    if queue:
-        from workers.actors import enqueue_parse
-
-        enqueue_parse(db, queue)  # the same path as IMAP mail, after the commit
-    status = 400 if errors or (results and all(r.status == "rejected" for r in results)) else 200
-    return render(request, "owner/upload.html", {"results": results, "errors": errors,
-                                                 "max_mb": MAX_BYTES // 2**20},
-                  status_code=status, user=user, db=db)
-
-
-# --- settings, export, delete -----------------------------------------------------------------
-
-
-def _settings_values(user: User) -> dict[str, Any]:
-    return {"handle": user.handle, "display_name": user.display_name, "avatar_url": user.avatar_url or "",
-            "bio": user.bio, "default_share_items": user.default_share_items, "allow_indexing": user.allow_indexing,
-            "raw_retention_days": "" if user.raw_retention_days is None else str(user.raw_retention_days)}
-
-
-@router.get("/settings")
-def settings_page(request: Request, user: CurrentUser, db: DbDep):
-    return render(request, "owner/settings.html", {"values": _settings_values(user), "errors": []}, user=user, db=db)
-
-
-@router.post("/settings")
-def save_settings(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
-    values: dict[str, Any] = {name: _text(form, name) for name in
-                              ("handle", "display_name", "avatar_url", "bio", "raw_retention_days")}
-    values["default_share_items"] = "default_share_items" in form
-    values["allow_indexing"] = "allow_indexing" in form
-    errors = Errors()
-    handle = values["handle"].lower()
-    if handle != user.handle:
-        if not HANDLE.match(handle):
-            errors.messages.append("handle: 1-40 letters, digits, '-' or '_', starting and ending with a letter or digit")
-        elif get_by_handle(db, handle) is not None:
-            errors.messages.append(f"handle: {handle} is taken")
-    display_name = errors.check(parse_name, values["display_name"], "display name", 80, required=False)
-    avatar = errors.check(parse_url, values["avatar_url"], "avatar", https_only=True)
-    if len(values["bio"]) > 2000:
-        errors.messages.append("bio: at most 2000 characters")
-    days_text, days = values["raw_retention_days"], None
-    if days_text:
-        if not days_text.isdigit() or not 1 <= int(days_text) <= 36500:
-            errors.messages.append("raw-mail retention: a number of days from 1, or empty to keep until you delete")
-        else:
-            days = int(days_text)
-    if errors.messages:
-        return render(request, "owner/settings.html", {"values": values, "errors": errors.messages},
-                      status_code=400, user=user, db=db)
-    user.handle, user.display_name, user.avatar_url = handle, display_name or handle, avatar
-    user.bio, user.raw_retention_days = values["bio"], days
-    user.default_share_items, user.allow_indexing = values["default_share_items"], values["allow_indexing"]
-    db.add(user)
-    db.commit()
-    flash(request, "Settings saved.")
-    return _back("/settings")
-
-
-@router.get("/settings/export")
-def export(user: CurrentUser, db: DbDep):
-    body = export_zip(db, user)
-    name = f"purchaseshare-{user.handle}-{date.today().isoformat()}.zip"
-    return Response(body, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-@router.get("/settings/delete")
-def delete_form(request: Request, user: CurrentUser, db: DbDep):
-    counts = {
-        "purchases": db.exec(select(func.count()).select_from(Purchase).where(Purchase.user_id == user.id)).one(),
-        "emails": db.exec(select(func.count()).select_from(RawEmail).where(RawEmail.user_id == user.id)).one(),
-    }
-    return render(request, "owner/delete.html", {"errors": [], "counts": counts}, user=user, db=db)
-
-
-@router.post("/settings/delete")
-def delete_everything(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
-    errors = []
-    if _text(form, "handle").lower() != user.handle:
-        errors.append("Type your handle exactly to confirm.")
-    password = form.get("password")
-    if not isinstance(password, str) or not check_password(user.password_hash, password):
-        errors.append("The password is not right.")
-    if errors:
-        return render(request, "owner/delete.html", {"errors": errors, "counts": None}, status_code=400,
-                      user=user, db=db)
-    delete_account(db, user)
-    request.session.clear()
-    flash(request, "Your account and everything in it were deleted.")
-    return _back("/")
+    return see_other("/inbox")

@@ -1,0 +1,147 @@
+"""Form handling shared by the owner's pages: reading fields, one clear message per bad field,
+object ids from URLs, pagination. Amounts are Decimal, currencies ISO 4217, links http(s)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import babel.numbers
+from fastapi import Depends, Query, Request
+from fastapi.responses import RedirectResponse
+from sqlmodel import Session
+from starlette.datastructures import FormData
+
+from web.deps import not_found
+
+PAGE_SIZE = 20
+CURRENCIES = frozenset(babel.numbers.list_currencies())
+MONEY = re.compile(r"^-?\d{1,12}(?:\.\d{1,4})?$")
+PageDep = Annotated[int, Query(ge=1, le=100_000)]
+
+
+async def form_data(request: Request) -> FormData:
+    """The submitted form (already read by the CSRF check; Starlette caches it)."""
+    return await request.form()
+
+
+FormDep = Annotated[FormData, Depends(form_data)]
+
+
+def text_field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def decoded_subject(text: str | None) -> str:
+    """A stored Subject header as people read it (RFC 2047 words decoded)."""
+    if not text:
+        return "(no subject)"
+    try:
+        return str(make_header(decode_header(text)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError):
+        return text
+
+
+def see_other(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def object_id(text: str) -> int:
+    if not text.isdigit() or len(text) > 15:
+        raise not_found()
+    return int(text)
+
+
+def paginate(db: Session, query, page: int) -> tuple[list, bool]:
+    rows = list(db.exec(query.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)).all())
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+
+
+# --- validation (one clear message per bad field) ---------------------------------------------
+
+
+class Invalid(ValueError):
+    pass
+
+
+def parse_money(text: str, label: str, *, negative: bool = False) -> Decimal | None:
+    text = text.strip().replace(" ", "")
+    if not text:
+        return None
+    if not MONEY.match(text) or (text.startswith("-") and not negative):
+        raise Invalid(f"{label}: enter an amount like 12.34 (digits, a dot, up to 4 decimals"
+                      f"{'' if negative else ', not negative'})")
+    try:
+        return Decimal(text)
+    except InvalidOperation as exc:  # pragma: no cover - the pattern already checked it
+        raise Invalid(f"{label}: not an amount") from exc
+
+
+def parse_currency(text: str) -> str | None:
+    code = text.strip().upper()
+    if not code:
+        return None
+    if code not in CURRENCIES:
+        raise Invalid(f"currency: {text.strip()!r} is not an ISO 4217 code (like EUR, USD, GBP)")
+    return code
+
+
+def parse_date(text: str, label: str = "date") -> date | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = date.fromisoformat(text)
+    except ValueError as exc:
+        raise Invalid(f"{label}: enter a date as YYYY-MM-DD") from exc
+    if value.year < 1970 or value > date.today() + timedelta(days=366):
+        raise Invalid(f"{label}: {value.isoformat()} is not a plausible purchase date")
+    return value
+
+
+def parse_quantity(text: str, label: str) -> int:
+    text = text.strip() or "1"
+    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise Invalid(f"{label}: a whole number from 1")
+    return int(text)
+
+
+def parse_url(text: str, label: str, *, https_only: bool = False) -> str | None:
+    text = text.strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    schemes = ("https",) if https_only else ("http", "https")
+    if parts.scheme.lower() not in schemes or not parts.netloc or any(c.isspace() for c in text) or len(text) > 2000:
+        raise Invalid(f"{label}: enter a full {'https' if https_only else 'http(s)'} address, like https://example.com/…")
+    return text
+
+
+def parse_name(text: str, label: str, limit: int = 500, required: bool = True) -> str | None:
+    text = " ".join(text.split())
+    if not text:
+        if required:
+            raise Invalid(f"{label}: required")
+        return None
+    if len(text) > limit:
+        raise Invalid(f"{label}: at most {limit} characters")
+    return text
+
+
+@dataclass
+class Errors:
+    messages: list[str] = field(default_factory=list)
+
+    def check(self, fn, *args, **kwargs) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Invalid as exc:
+            self.messages.append(str(exc))
+            return None

@@ -1,0 +1,110 @@
+"""The owner's settings, and leaving: download everything, delete everything."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import func
+from sqlmodel import select
+
+from purchaseshare.account import delete_account, export_zip
+from purchaseshare.models import Purchase, RawEmail, User
+from purchaseshare.users import HANDLE, get_by_handle
+from web.deps import CurrentUser, DbDep, flash, render
+from web.forms import (
+    Errors,
+    FormDep,
+    parse_name,
+    parse_url,
+    see_other,
+    text_field,
+)
+from web.security import check_password
+
+router = APIRouter(include_in_schema=False)
+
+
+# --- settings, export, delete -----------------------------------------------------------------
+
+
+def _settings_values(user: User) -> dict[str, Any]:
+    return {"handle": user.handle, "display_name": user.display_name, "avatar_url": user.avatar_url or "",
+            "bio": user.bio, "default_share_items": user.default_share_items, "allow_indexing": user.allow_indexing,
+            "raw_retention_days": "" if user.raw_retention_days is None else str(user.raw_retention_days)}
+
+
+@router.get("/settings")
+def settings_page(request: Request, user: CurrentUser, db: DbDep):
+    return render(request, "owner/settings.html", {"values": _settings_values(user), "errors": []}, user=user, db=db)
+
+
+@router.post("/settings")
+def save_settings(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
+    values: dict[str, Any] = {name: text_field(form, name) for name in
+                              ("handle", "display_name", "avatar_url", "bio", "raw_retention_days")}
+    values["default_share_items"] = "default_share_items" in form
+    values["allow_indexing"] = "allow_indexing" in form
+    errors = Errors()
+    handle = values["handle"].lower()
+    if handle != user.handle:
+        if not HANDLE.match(handle):
+            errors.messages.append("handle: 1-40 letters, digits, '-' or '_', starting and ending with a letter or digit")
+        elif get_by_handle(db, handle) is not None:
+            errors.messages.append(f"handle: {handle} is taken")
+    display_name = errors.check(parse_name, values["display_name"], "display name", 80, required=False)
+    avatar = errors.check(parse_url, values["avatar_url"], "avatar", https_only=True)
+    if len(values["bio"]) > 2000:
+        errors.messages.append("bio: at most 2000 characters")
+    days_text, days = values["raw_retention_days"], None
+    if days_text:
+        if not days_text.isdigit() or not 1 <= int(days_text) <= 36500:
+            errors.messages.append("raw-mail retention: a number of days from 1, or empty to keep until you delete")
+        else:
+            days = int(days_text)
+    if errors.messages:
+        return render(request, "owner/settings.html", {"values": values, "errors": errors.messages},
+                      status_code=400, user=user, db=db)
+    user.handle, user.display_name, user.avatar_url = handle, display_name or handle, avatar
+    user.bio, user.raw_retention_days = values["bio"], days
+    user.default_share_items, user.allow_indexing = values["default_share_items"], values["allow_indexing"]
+    db.add(user)
+    db.commit()
+    flash(request, "Settings saved.")
+    return see_other("/settings")
+
+
+@router.get("/settings/export")
+def export(user: CurrentUser, db: DbDep):
+    body = export_zip(db, user)
+    name = f"purchaseshare-{user.handle}-{date.today().isoformat()}.zip"
+    return Response(body, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/settings/delete")
+def delete_form(request: Request, user: CurrentUser, db: DbDep):
+    counts = {
+        "purchases": db.exec(select(func.count()).select_from(Purchase).where(Purchase.user_id == user.id)).one(),
+        "emails": db.exec(select(func.count()).select_from(RawEmail).where(RawEmail.user_id == user.id)).one(),
+    }
+    return render(request, "owner/delete.html", {"errors": [], "counts": counts}, user=user, db=db)
+
+
+@router.post("/settings/delete")
+def delete_everything(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
+    errors = []
+    if text_field(form, "handle").lower() != user.handle:
+        errors.append("Type your handle exactly to confirm.")
+    password = form.get("password")
+    if not isinstance(password, str) or not check_password(user.password_hash, password):
+        errors.append("The password is not right.")
+    if errors:
+        return render(request, "owner/delete.html", {"errors": errors, "counts": None}, status_code=400,
+                      user=user, db=db)
+    delete_account(db, user)
+    request.session.clear()
+    flash(request, "Your account and everything in it were deleted.")
+    return see_other("/")

@@ -1,0 +1,182 @@
+"""The owner's received emails (status, reason, retry), .eml upload (the same path as IMAP mail),
+and the operator's pages (quarantine, outbox)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from fastapi import APIRouter, Request
+from sqlmodel import Session, col, or_, select
+from starlette.datastructures import UploadFile
+
+from purchaseshare.attribution import read_headers
+from purchaseshare.clock import utcnow
+from purchaseshare.mailstore import store_raw
+from purchaseshare.models import OutboxMail, RawEmail, RawStatus
+from purchaseshare.pipeline import MAX_BYTES
+from web.deps import CurrentUser, DbDep, SettingsDep, flash, not_found, render
+from web.forms import (
+    FormDep,
+    PageDep,
+    decoded_subject,
+    object_id,
+    paginate,
+    see_other,
+)
+
+router = APIRouter(include_in_schema=False)
+
+MAX_UPLOAD_FILES = 20
+# Emails the owner should look at: nothing came out of them, or their purchase was deleted.
+ATTENTION = (RawStatus.FAILED.value, RawStatus.UNPARSED.value, RawStatus.NOT_PURCHASE.value,
+             RawStatus.RECEIVED.value)
+
+
+# --- received emails --------------------------------------------------------------------------
+
+
+@router.get("/emails")
+def emails(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
+    deleted = (RawEmail.status == RawStatus.PARSED.value) & col(RawEmail.purchase_id).is_(None)
+    query = (select(RawEmail).where(RawEmail.user_id == user.id, or_(col(RawEmail.status).in_(ATTENTION), deleted))
+             .order_by(col(RawEmail.received_at).desc(), col(RawEmail.id).desc()))
+    rows, has_more = paginate(db, query, page)
+    return render(request, "owner/emails.html", {"emails": rows, "page": page, "has_more": has_more,
+                                                 "subject": decoded_subject},
+                  user=user, db=db)
+
+
+def _queue_reparse(db: Session, raw: RawEmail) -> None:
+    if raw.status in (RawStatus.PARSED.value, RawStatus.APPLIED.value) and raw.purchase_id is None:
+        # Its purchase was deleted: parse it from scratch so the purchase comes back to the inbox.
+        raw.status, raw.reason = RawStatus.RECEIVED.value, None
+    raw.queued_at = utcnow()
+    db.commit()
+    from workers.actors import reparse_email
+
+    reparse_email.send(raw.id)  # after the commit: the worker must see what we wrote
+
+
+@router.post("/emails/{raw_id}/retry")
+def retry_email(request: Request, raw_id: str, user: CurrentUser, db: DbDep):
+    raw = db.get(RawEmail, object_id(raw_id))
+    if raw is None or raw.user_id != user.id:
+        raise not_found()
+    _queue_reparse(db, raw)
+    flash(request, "Queued: this email will be read again in a moment.")
+    return see_other("/emails")
+
+
+@router.get("/operator/quarantine")
+def quarantine(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
+    if not user.is_operator:
+        raise not_found()
+    query = (select(RawEmail).where(RawEmail.status == RawStatus.QUARANTINED.value)
+             .order_by(col(RawEmail.received_at).desc(), col(RawEmail.id).desc()))
+    rows, has_more = paginate(db, query, page)
+    return render(request, "owner/quarantine.html", {"emails": rows, "page": page, "has_more": has_more,
+                                                     "subject": decoded_subject},
+                  user=user, db=db)
+
+
+@router.post("/operator/quarantine/{raw_id}/retry")
+def quarantine_retry(request: Request, raw_id: str, user: CurrentUser, db: DbDep):
+    raw = db.get(RawEmail, object_id(raw_id))
+    if not user.is_operator or raw is None or raw.status != RawStatus.QUARANTINED.value:
+        raise not_found()
+    _queue_reparse(db, raw)  # attributed again: the sender may have verified the address since
+    flash(request, "Queued for attribution and parsing again.")
+    return see_other("/operator/quarantine")
+
+
+@router.get("/operator/outbox")
+def outbox(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep, page: PageDep = 1):
+    """Every mail we sent or hold. With no SMTP_URL this is where it stays (and where the demo's
+    verification and reset links are read): operators only, since it holds other people's links."""
+    if not user.is_operator:
+        raise not_found()
+    query = select(OutboxMail).order_by(col(OutboxMail.created_at).desc(), col(OutboxMail.id).desc())
+    rows, has_more = paginate(db, query, page)
+    return render(request, "owner/outbox.html", {"mails": rows, "page": page, "has_more": has_more,
+                                                 "smtp": bool(settings.smtp_url)}, user=user, db=db)
+
+
+# --- upload -----------------------------------------------------------------------------------
+
+
+def looks_like_email(data: bytes) -> bool:
+    """RFC 5322 header fields up front: a From plus one more of the usual ones."""
+    if not data.strip() or b"\x00" in data[:8192]:
+        return False
+    headers = read_headers(data[:65536])
+    names = {name.lower() for name in headers}
+    return "from" in names and bool(names & {"subject", "date", "message-id", "to"})
+
+
+@dataclass
+class UploadResult:
+    name: str
+    status: str
+    detail: str = ""
+    raw_id: int | None = None
+
+
+def _read_limited(upload: UploadFile, limit: int) -> bytes:
+    upload.file.seek(0)
+    return upload.file.read(limit + 1)
+
+
+@router.get("/upload")
+def upload_form(request: Request, user: CurrentUser, db: DbDep):
+    return render(request, "owner/upload.html", {"results": [], "errors": [], "max_mb": MAX_BYTES // 2**20},
+                  user=user, db=db)
+
+
+@router.post("/upload")
+def upload(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
+    files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+    errors: list[str] = []
+    if not files:
+        errors.append("Choose at least one .eml file.")
+    elif len(files) > MAX_UPLOAD_FILES:
+        errors.append(f"At most {MAX_UPLOAD_FILES} files at once.")
+    results: list[UploadResult] = []
+    queue: list[int] = []
+    for upload_file in files if not errors else []:
+        name = PurePath((upload_file.filename or "upload.eml").replace("\\", "/")).name[:200] or "upload.eml"
+        data = _read_limited(upload_file, MAX_BYTES)
+        if len(data) > MAX_BYTES:
+            results.append(UploadResult(name, "rejected", f"larger than {MAX_BYTES // 2**20} MB"))
+            continue
+        if not looks_like_email(data):
+            results.append(UploadResult(name, "rejected", "not an email: save the message as .eml "
+                                                          "(\"Save as\" or \"Download message\" in your mail app)"))
+            continue
+        stored = store_raw(db, data, source=f"upload:{name}", user_id=user.id, attributed_by="upload")
+        raw = stored.raw_email
+        if stored.created:
+            if raw.status == RawStatus.RECEIVED.value:
+                queue.append(raw.id)
+                results.append(UploadResult(name, "queued", "stored; it will be read in a moment", raw.id))
+            else:
+                results.append(UploadResult(name, raw.status, raw.reason or "", raw.id))
+        elif raw.user_id == user.id:
+            results.append(UploadResult(name, "duplicate", f"already received ({raw.status}); not added again", raw.id))
+        elif raw.user_id is None and raw.status == RawStatus.QUARANTINED.value:
+            # Nobody we knew sent it before; the user now hands it in themselves: it is theirs.
+            raw.user_id, raw.attributed_by = user.id, "upload"
+            raw.status, raw.reason, raw.attempts = RawStatus.RECEIVED.value, None, 0
+            db.commit()
+            queue.append(raw.id)
+            results.append(UploadResult(name, "queued", "stored; it will be read in a moment", raw.id))
+        else:  # someone else's email: say nothing about it
+            results.append(UploadResult(name, "duplicate", "this email was already received; not added again"))
+    if queue:
+        from workers.actors import enqueue_parse
+
+        enqueue_parse(db, queue)  # the same path as IMAP mail, after the commit
+    status = 400 if errors or (results and all(r.status == "rejected" for r in results)) else 200
+    return render(request, "owner/upload.html", {"results": results, "errors": errors,
+                                                 "max_mb": MAX_BYTES // 2**20},
+                  status_code=status, user=user, db=db)
