@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # Raw mail kept until the user deletes it (None), or purged N days after a successful parse.
     raw_retention_days: int | None = Field(default=None, alias="PURCHASESHARE_RAW_RETENTION_DAYS")
 
+    # A CA bundle to trust for imaps:// (a self-hosted server with its own certificate); None: the system's.
+    imap_ca_file: str | None = Field(default=None, alias="PURCHASESHARE_IMAP_CAFILE")
     imap_processed_folder: str = Field(default="Processed", alias="PURCHASESHARE_IMAP_PROCESSED")
     imap_failed_folder: str = Field(default="Failed", alias="PURCHASESHARE_IMAP_FAILED")
     imap_idle_seconds: float = Field(default=600.0, alias="PURCHASESHARE_IMAP_IDLE_SECONDS")  # re-IDLE every ~10 min

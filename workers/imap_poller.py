@@ -137,7 +137,7 @@ class Poller:
     # -- connection --------------------------------------------------------------------------
     def connect(self) -> IMAPClient:
         target = self.target
-        context = ssl.create_default_context() if target.secure else None
+        context = ssl.create_default_context(cafile=self.settings.imap_ca_file) if target.secure else None
         client = IMAPClient(target.host, port=target.port, ssl=target.secure, ssl_context=context,
                             timeout=TIMEOUT)
         try:

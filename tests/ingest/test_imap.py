@@ -424,3 +424,58 @@ def test_without_idle_or_move_it_polls_and_copies(settings, basic_imap_server, w
     assert counts == {"raw": 5, "received": 0, "distinct_sha": 5, "purchases": 5}
     # COPY + \Deleted + UID EXPUNGE: gone from the folder (not just flagged), all in Processed.
     assert (box.count(folder), box.count("Processed") - processed_before) == (0, 5)
+
+
+@pytest.fixture(scope="module")
+def tls_imap_server() -> Iterator[tuple[Mailbox, Path]]:
+    """A Dovecot that speaks only IMAPS, with a throwaway self-signed certificate for 127.0.0.1."""
+    binary = require(shutil.which("dovecot") or "/usr/sbin/dovecot", "dovecot-imapd")
+    openssl = require(shutil.which("openssl"), "openssl")
+    base = Path(tempfile.mkdtemp(prefix="ps-dovecot-tls-"))
+    os.chmod(base, 0o755)
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(base / "key.pem"), "-out", str(base / "cert.pem"),
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    port, plain_port = free_port(), free_port()
+    (base / "mail").mkdir()
+    shutil.chown(base / "mail", "dovecot", "dovecot")
+    (base / "users").write_text("secure:{PLAIN}secure\n")
+    conf = DOVECOT_CONF.format(base=base, port=plain_port).replace(
+        "ssl = no", f"ssl = required\nssl_cert = <{base}/cert.pem\nssl_key = <{base}/key.pem")
+    conf = conf.replace("  inet_listener imap {", f"  inet_listener imaps {{\n    port = {port}\n    ssl = yes\n  }}\n"
+                                                    "  inet_listener imap {")
+    (base / "dovecot.conf").write_text(conf)
+    subprocess.run([binary, "-c", str(base / "dovecot.conf")], check=True)
+    server = Dovecot(base=base, port=port)
+    try:
+        wait_for_port(port)
+        yield Mailbox("127.0.0.1", port, "secure", "secure"), base / "cert.pem"
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_imaps_with_the_servers_own_certificate(settings, tls_imap_server, worker):
+    import ssl
+
+    box, cert = tls_imap_server
+    folder = f"In{uuid.uuid4().hex[:8]}"  # the server is shared by both database runs
+    trusted = ssl.create_default_context(cafile=str(cert))
+    with IMAPClient(box.host, port=box.port, ssl=True, ssl_context=trusted, timeout=30) as client:
+        client.login(box.user, box.password)
+        client.create_folder(folder)
+        owner = make_owner(settings)
+        for path in ORDERS[:2]:
+            client.append(folder, to_token(owner, path))
+    url = f"imaps://{box.user}:{box.password}@{box.host}:{box.port}/{folder}"
+    # Not trusted (the system's CAs only): the poller refuses the connection rather than log in.
+    untrusted = imap_poller.Poller(poller_settings(settings, url), threading.Event())
+    with pytest.raises(ssl.SSLCertVerificationError):
+        untrusted.connect()
+    run_poller(poller_settings(settings, url, imap_ca_file=str(cert)), once=True)
+    counts = settle(settings, 2)
+    assert counts == {"raw": 2, "received": 0, "distinct_sha": 2, "purchases": 2}
+    with session_scope(settings) as session:
+        sources = [row.source for row in session.exec(select(RawEmail)).all()]
+    assert all(source.startswith(f"imap://secure@127.0.0.1:{box.port}/{folder};uid=") for source in sources)
