@@ -24,26 +24,24 @@ class Stored:
     created: bool  # False: we had it already (same bytes or same Message-ID)
 
 
-def message_id_of(raw: bytes) -> str | None:
-    value = read_headers(raw[:65536]).get("Message-ID")
-    value = " ".join(str(value).split()) if value else ""
-    return value[:998] or None
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split()) if value else ""
 
 
 def store_raw(session: Session, raw: bytes, *, source: str, user_id: int | None = None,
               attributed_by: str | None = None, envelope_to: str | None = None) -> Stored:
     """Commit the raw email (or find the one already stored). Idempotent and race-safe."""
     digest = hashlib.sha256(raw).hexdigest()
-    message_id = message_id_of(raw) if raw else None
+    headers = read_headers(raw[:65536])  # header block only, parsed once
+    message_id = _one_line(headers.get("Message-ID"))[:998] or None
     existing = _find(session, digest, message_id)
     if existing is not None:
         return Stored(existing, False)
-    headers = read_headers(raw[:65536])
     row = RawEmail(
         sha256=digest, message_id=message_id, raw=raw, size=len(raw), source=source[:500],
         envelope_to=envelope_to, user_id=user_id, attributed_by=attributed_by if user_id else None,
         from_addr=(parseaddr(str(headers.get("From", "")))[1] or None),
-        subject=(" ".join(str(headers.get("Subject", "")).split()) or None),
+        subject=_one_line(headers.get("Subject")) or None,
     )
     refusal = _refusal(raw)
     if refusal:  # kept all the same (nothing lost) and failed at once, with the reason

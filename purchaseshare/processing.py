@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, and_, or_, select
 
+from parsers.model import Item
 from purchaseshare import pipeline
 from purchaseshare.attribution import attribute
 from purchaseshare.clock import utcnow
@@ -131,28 +132,39 @@ def find_purchase(session: Session, user_id: int | None, result: ParseResult,
     return session.exec(select(Purchase).where(Purchase.user_id == user_id, or_(*keys))).first()
 
 
+def parsed_fields(result: ParseResult) -> dict:
+    """The purchase's columns that come from a parse (new purchases, and re-parses)."""
+    return {
+        "merchant_name": result.merchant.get("name"), "merchant_domain": result.merchant.get("domain"),
+        "order_number": result.order_number, "order_date": result.order_date, "currency": result.currency,
+        "total": result.total, "subtotal": result.subtotal, "shipping": result.shipping, "tax": result.tax,
+        "discount": result.discount, "parser": result.parser, "confidence": result.confidence,
+    }
+
+
+def add_items(session: Session, purchase_id: int, items: list[Item], approved: bool = False) -> None:
+    """Parsed items as the purchase's rows, in the email's order."""
+    approved_at = utcnow() if approved else None
+    for position, item in enumerate(items):
+        session.add(PurchaseItem(
+            purchase_id=purchase_id, position=position, name=item.name, quantity=item.quantity,
+            unit_price=item.unit_price, line_total=item.line_total, url=item.url, image=item.image,
+            sku=item.sku, approved=approved, approved_at=approved_at,
+        ))
+
+
 def _create_purchase(session: Session, raw: RawEmail, result: ParseResult) -> Purchase:
     user = session.get(User, raw.user_id)
     share = bool(user and user.default_share_items)
-    now = utcnow()
     purchase = Purchase(
         user_id=raw.user_id, source_raw_id=raw.id, original_message_id=result.message_id,
-        kind=result.kind or "order", merchant_name=result.merchant.get("name"),
-        merchant_domain=result.merchant.get("domain"), order_number=result.order_number,
-        order_date=result.order_date, currency=result.currency, total=result.total,
-        subtotal=result.subtotal, shipping=result.shipping, tax=result.tax, discount=result.discount,
-        parser=result.parser, confidence=result.confidence,
+        kind=result.kind or "order", **parsed_fields(result),
         warnings=json.dumps(result.warnings, ensure_ascii=False) if result.warnings else None,
-        published_at=now if share and result.items else None,
+        published_at=utcnow() if share and result.items else None,
     )
     session.add(purchase)
     session.flush()  # the id, and the unique keys checked now rather than at commit
-    for position, item in enumerate(result.items):
-        session.add(PurchaseItem(
-            purchase_id=purchase.id, position=position, name=item.name, quantity=item.quantity,
-            unit_price=item.unit_price, line_total=item.line_total, url=item.url, image=item.image,
-            sku=item.sku, approved=share, approved_at=now if share else None,
-        ))
+    add_items(session, purchase.id or 0, result.items, approved=share)
     return purchase
 
 

@@ -17,10 +17,7 @@ from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus
-from purchaseshare.processing import Outcome, process_raw_email
-
-FIELDS = ("merchant_name", "merchant_domain", "order_number", "order_date", "currency", "total",
-          "subtotal", "shipping", "tax", "discount", "parser", "confidence")
+from purchaseshare.processing import Outcome, add_items, parsed_fields, process_raw_email
 
 
 def reparse_raw_email(raw_id: int, settings: Settings) -> Outcome:
@@ -44,16 +41,11 @@ def reparse_raw_email(raw_id: int, settings: Settings) -> Outcome:
         items = session.exec(select(PurchaseItem).where(PurchaseItem.purchase_id == purchase.id)).all()
         untouched = purchase.review == "new" and not any(item.approved for item in items)
         if result.status == "purchase" and untouched:
-            values = {"merchant_name": result.merchant.get("name"), "merchant_domain": result.merchant.get("domain"),
-                      **{name: getattr(result, name) for name in FIELDS[2:]}}
-            for name, value in values.items():
+            for name, value in parsed_fields(result).items():
                 setattr(purchase, name, value)
             for item in items:
                 session.delete(item)
-            for position, item in enumerate(result.items):
-                session.add(PurchaseItem(purchase_id=purchase.id, position=position, name=item.name,
-                                         quantity=item.quantity, unit_price=item.unit_price,
-                                         line_total=item.line_total, url=item.url, image=item.image, sku=item.sku))
+            add_items(session, purchase.id or 0, result.items)
             purchase.updated_at = utcnow()
             raw.reason = None
         elif result.status == "purchase":
