@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from purchaseshare.clock import utcnow
 from purchaseshare.models import SenderAddress, User
 
+EMAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # the shape only: the verification mail proves it
 HANDLE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?$")
 
 
@@ -39,7 +40,7 @@ def create_user(session: Session, handle: str, *, email: str | None = None, disp
 
 def add_sender_address(session: Session, user: User, address: str, *, verified: bool = False) -> SenderAddress:
     address = address.strip().lower()
-    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
+    if not EMAIL_ADDRESS.fullmatch(address):
         raise UserError(f"{address!r} is not an email address")
     existing = session.exec(select(SenderAddress).where(SenderAddress.address == address)).first()
     if existing is not None and existing.user_id != user.id:

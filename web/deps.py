@@ -71,6 +71,16 @@ def sign_in(request: Request, user: User) -> None:
     request.session.update({"user_id": user.id, "sv": user.session_version, "uc": account_stamp(user)})
 
 
+def user_or_404(db: Session, handle: str) -> User:
+    """The user with this handle, or the 404 an unknown handle gets."""
+    from purchaseshare.users import get_by_handle
+
+    user = get_by_handle(db, handle)
+    if user is None:
+        raise not_found()
+    return user
+
+
 def not_found() -> HTTPException:
     # The same answer for "does not exist" and "not yours": ids reveal nothing.
     return HTTPException(status_code=404, detail="Not found")

@@ -53,10 +53,25 @@ def see_other(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
+_ROW_ID = re.compile(r"[0-9]{1,15}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+
+
+def parse_id(text: object) -> int | None:
+    """A row id from a URL or form field; None for anything else (too long for the database too)."""
+    return int(text) if isinstance(text, str) and _ROW_ID.fullmatch(text) else None
+
+
 def object_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 15:
+    """A row id from the URL, or the 404 that a missing (or someone else's) row gets."""
+    found = parse_id(text)
+    if found is None:
         raise not_found()
-    return int(text)
+    return found
+
+
+def object_ids(values: list) -> set[int]:
+    """The valid row ids among a form's repeated field; the rest are ignored."""
+    return {found for value in values if (found := parse_id(value)) is not None}
 
 
 def paginate(db: Session, query, page: int) -> tuple[list, bool]:

@@ -15,7 +15,7 @@ import dramatiq
 from sqlmodel import Session
 
 from purchaseshare.clock import utcnow
-from purchaseshare.config import get_settings
+from purchaseshare.config import Settings, get_settings
 from purchaseshare.db import session_scope
 from purchaseshare.models import OutboxMail, RawEmail
 from purchaseshare.processing import mark_failed, process_raw_email, purge_expired_raw, record_error
@@ -38,18 +38,13 @@ def parse_email(raw_id: int) -> None:
             mark_failed(raw_id, f"{type(exc).__name__}: {exc}", settings)
             return
         raise  # transient (database locked, connection lost): dramatiq retries with backoff
-    if settings.smtp_url:
-        for mail_id in outcome.mail_ids:
-            send_mail.send(mail_id)
+    send_after_commit(settings, outcome.mail_ids)
 
 
 @dramatiq.actor(**RETRY)
 def reparse_email(raw_id: int) -> None:
     settings = get_settings()
-    outcome = reparse_raw_email(raw_id, settings)
-    if settings.smtp_url:
-        for mail_id in outcome.mail_ids:
-            send_mail.send(mail_id)
+    send_after_commit(settings, reparse_raw_email(raw_id, settings).mail_ids)
 
 
 @dramatiq.actor(**RETRY)
@@ -78,6 +73,15 @@ def purge_raw() -> None:
         purged = purge_expired_raw(session, settings)
     if purged:
         log.info("retention: purged the raw bytes of %d emails", purged)
+
+
+def send_after_commit(settings: Settings, mail_ids: list[int | None]) -> None:
+    """Deliver outbox mail over SMTP_URL, once the rows that caused it are committed (the worker
+    reads them). With no SMTP_URL the mail stays in the outbox."""
+    if settings.smtp_url:
+        for mail_id in mail_ids:
+            if mail_id is not None:
+                send_mail.send(mail_id)
 
 
 def enqueue_parse(session: Session, raw_ids: list[int]) -> None:

@@ -322,3 +322,25 @@ def test_who_may_do_what(settings, app, short_streams):
             assert session.get(User, int(world["owner_id"])) is None
 
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("bad_id", ["9" * 30, "²", "-1", "1e3"])
+def test_ids_that_no_row_can_have_are_404_everywhere(settings, app, client, bad_id):
+    """Every route taking a row id answers a malformed or out-of-range one like a missing row
+    (a 30-digit integer once reached the database and failed with a 500)."""
+    make_user(settings, "ida")
+    log_in(client, "ida")
+    token = csrf(client, "/settings")
+    checked = 0
+    for method, path, _route in app_routes(app):
+        names = re.findall(r"{(\w+_id)}", path)
+        if not names or path.startswith("/u/"):
+            continue
+        url = path
+        for name in names:
+            url = url.replace("{" + name + "}", bad_id)
+        response = client.request(method, url, data={"csrf_token": token} if method == "POST" else None,
+                                  headers={"accept": "text/html"})
+        assert response.status_code == 404, f"{method} {url}: {response.status_code}"
+        checked += 1
+    assert checked >= 10

@@ -13,9 +13,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from purchaseshare import public
-from purchaseshare.models import User
-from purchaseshare.users import get_by_handle
-from web.deps import DbDep, SettingsDep, not_found
+from web.deps import DbDep, SettingsDep, not_found, user_or_404
 
 router = APIRouter(prefix="/api/v1", tags=["public"])
 NOT_FOUND = {404: {"description": "No such user, or nothing shared under this id", "content": {
@@ -77,16 +75,9 @@ class UserOut(_Out):
     collections: list[CollectionOut]
 
 
-def _owner(db, handle: str) -> User:
-    owner = get_by_handle(db, handle)
-    if owner is None:
-        raise not_found()
-    return owner
-
-
 @router.get("/users/{handle}", response_model=UserOut, responses=NOT_FOUND, summary="A user's public profile")
 def user(handle: str, db: DbDep, settings: SettingsDep) -> UserOut:
-    profile = public.profile(db, _owner(db, handle))
+    profile = public.profile(db, user_or_404(db, handle))
     home = settings.base_url.rstrip("/") + profile.path
     return UserOut(handle=profile.handle, display_name=profile.display_name, bio=profile.bio,
                    avatar_url=profile.avatar_url, url=home, feed=home + "/feed.atom",
@@ -102,7 +93,7 @@ def purchases(handle: str, db: DbDep, settings: SettingsDep, response: Response,
               ) -> list[PurchaseOut]:
     """Approved items of published purchases only, `public.PAGE_SIZE` per page; a `Link: rel="next"`
     header points to the next page when there is one."""
-    owner = _owner(db, handle)
+    owner = user_or_404(db, handle)
     views, has_more = public.profile_slice(db, owner, page)
     base = settings.base_url.rstrip("/")
     if has_more:
@@ -113,7 +104,7 @@ def purchases(handle: str, db: DbDep, settings: SettingsDep, response: Response,
 @router.get("/users/{handle}/purchases/{public_id}", response_model=PurchaseOut, responses=NOT_FOUND,
             summary="One shared purchase")
 def purchase(handle: str, public_id: str, db: DbDep, settings: SettingsDep) -> PurchaseOut:
-    owner = _owner(db, handle)
+    owner = user_or_404(db, handle)
     view = public.one(db, owner.handle, public_id)
     if view is None:
         raise not_found()

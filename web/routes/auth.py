@@ -19,7 +19,7 @@ from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.mailer import queue_mail
 from purchaseshare.models import OutboxMail, RawEmail, SenderAddress, User
-from purchaseshare.users import HANDLE, UserError, add_sender_address, create_user, get_by_handle
+from purchaseshare.users import EMAIL_ADDRESS, HANDLE, UserError, add_sender_address, create_user, get_by_handle
 from web.deps import (
     CurrentUser,
     DbDep,
@@ -31,6 +31,7 @@ from web.deps import (
     render,
     sign_in,
 )
+from web.forms import object_id
 from web.security import (
     check_password,
     clear_login_failures,
@@ -50,7 +51,6 @@ VERIFY_MAX_AGE_S = 7 * 24 * 3600
 MAX_PASSWORD = 1024  # argon2 takes anything, but nobody types more; bounds the work per request
 # Mail we send on someone's request is capped per hour, so the site cannot be used to mail-bomb.
 MAILS_PER_HOUR = 3
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 Text = Annotated[str, Form()]
 
@@ -80,13 +80,9 @@ def link(settings: Settings, path: str) -> str:
 
 def send_queued(settings: Settings, mails: list[OutboxMail | None]) -> None:
     """After the commit: deliver over SMTP_URL when set (otherwise the mail stays in the outbox)."""
-    if not settings.smtp_url:
-        return
-    from workers.actors import send_mail
+    from workers.actors import send_after_commit
 
-    for mail in mails:
-        if mail is not None and mail.id is not None:
-            send_mail.send(mail.id)
+    send_after_commit(settings, [mail.id for mail in mails if mail is not None])
 
 
 def recent_mails(db: Session, purpose: str, *, to: str | None = None, user_id: int | None = None) -> int:
@@ -145,7 +141,7 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
     if len(form["display_name"]) > 80:
         errors["display_name"] = "Use at most 80 characters."
     address = form["email"].lower()
-    if not EMAIL.fullmatch(address) or len(address) > 320:
+    if not EMAIL_ADDRESS.fullmatch(address) or len(address) > 320:
         errors["email"] = "Enter an email address, like you@example.org."
     elif db.exec(select(User.id).where(User.email == address)).first() is not None:
         errors["email"] = "An account with this email address exists. Log in, or reset its password."
@@ -304,8 +300,8 @@ def own_addresses(db: Session, user: User) -> list[SenderAddress]:
                         .order_by(col(SenderAddress.created_at), col(SenderAddress.id))).all())
 
 
-def own_address(db: Session, user: User, address_id: int) -> SenderAddress:
-    row = db.get(SenderAddress, address_id)
+def own_address(db: Session, user: User, address_id: str) -> SenderAddress:
+    row = db.get(SenderAddress, object_id(address_id))
     if row is None or row.user_id != user.id:
         raise not_found()
     return row
@@ -348,7 +344,7 @@ def add_address(request: Request, user: CurrentUser, db: DbDep, settings: Settin
 
 
 @router.post("/settings/addresses/{address_id}/delete")
-def delete_address(request: Request, address_id: int, user: CurrentUser, db: DbDep):
+def delete_address(request: Request, address_id: str, user: CurrentUser, db: DbDep):
     row = own_address(db, user, address_id)
     db.delete(row)
     db.commit()
@@ -357,7 +353,7 @@ def delete_address(request: Request, address_id: int, user: CurrentUser, db: DbD
 
 
 @router.post("/settings/addresses/{address_id}/resend")
-def resend_verification(request: Request, address_id: int, user: CurrentUser, db: DbDep, settings: SettingsDep):
+def resend_verification(request: Request, address_id: str, user: CurrentUser, db: DbDep, settings: SettingsDep):
     row = own_address(db, user, address_id)
     if row.verified_at is not None:
         flash(request, f"{row.address} is already verified.")

@@ -24,6 +24,7 @@ from web.forms import (
     PageDep,
     decoded_subject,
     object_id,
+    object_ids,
     paginate,
     parse_currency,
     parse_date,
@@ -90,7 +91,7 @@ def inbox(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
 
 @router.post("/inbox/approve")
 def bulk_approve(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
-    ids = {int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit() and len(v) <= 15}
+    ids = object_ids(form.getlist("ids"))
     # Only the user's own purchases: other ids are ignored, exactly like ids that do not exist.
     purchases = db.exec(select(Purchase).where(col(Purchase.id).in_(ids), Purchase.user_id == user.id)).all() if ids else []
     items = _items(db, [p.id for p in purchases])
@@ -218,7 +219,7 @@ def approve_items(request: Request, purchase_id: str, user: CurrentUser, db: DbD
     purchase = own_purchase(db, user, purchase_id)
     items = _items(db, [purchase.id])[purchase.id]
     own_ids = {item.id for item in items}
-    chosen = {int(v) for v in form.getlist("approved") if isinstance(v, str) and v.isdigit() and len(v) <= 15}
+    chosen = object_ids(form.getlist("approved"))
     set_approved(purchase, items, chosen & own_ids)
     db.commit()
     shared = len(chosen & own_ids)

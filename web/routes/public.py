@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 from xml.etree import ElementTree as ET
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 from sqlmodel import select
 
 from purchaseshare import public
-from purchaseshare.models import Purchase, User
-from purchaseshare.users import get_by_handle
-from web.deps import DbDep, OptionalUser, SettingsDep, not_found, render
+from purchaseshare.models import Purchase
+from web.deps import DbDep, OptionalUser, SettingsDep, not_found, render, user_or_404
+from web.forms import PageDep
 from web.routes import social
 
 router = APIRouter()
@@ -28,19 +28,11 @@ router = APIRouter()
 FEED_SIZE = 50
 ATOM = "http://www.w3.org/2005/Atom"
 XHTML = "http://www.w3.org/1999/xhtml"
-PageDep = Annotated[int, Query(ge=1, le=100_000)]
 
 
 @router.get("/", include_in_schema=False)
 def home(request: Request, user: OptionalUser, db: DbDep):
     return render(request, "home.html", user=user, db=db)
-
-
-def _owner(db, handle: str) -> User:
-    owner = get_by_handle(db, handle)
-    if owner is None:
-        raise not_found()
-    return owner
 
 
 def _robots(profile: public.PublicProfile) -> dict[str, str]:
@@ -51,7 +43,7 @@ def _robots(profile: public.PublicProfile) -> dict[str, str]:
 @router.get("/u/{handle}", include_in_schema=False)
 def profile_page(request: Request, handle: str, user: OptionalUser, db: DbDep, settings: SettingsDep,
                  page: PageDep = 1):
-    owner = _owner(db, handle)
+    owner = user_or_404(db, handle)
     profile = public.profile(db, owner)
     purchases, has_more = public.profile_slice(db, owner, page)
     context = {"profile": profile, "purchases": purchases, "page": page, "has_more": has_more,
@@ -63,7 +55,7 @@ def profile_page(request: Request, handle: str, user: OptionalUser, db: DbDep, s
 @router.get("/u/{handle}/p/{public_id}", include_in_schema=False)
 def purchase_page(request: Request, handle: str, public_id: str, user: OptionalUser, db: DbDep,
                   settings: SettingsDep):
-    owner = _owner(db, handle)
+    owner = user_or_404(db, handle)
     view = public.one(db, owner.handle, public_id)
     if view is None:
         raise not_found()
@@ -78,7 +70,7 @@ def purchase_page(request: Request, handle: str, public_id: str, user: OptionalU
 
 @router.get("/u/{handle}/c/{slug}", include_in_schema=False)
 def collection_page(request: Request, handle: str, slug: str, user: OptionalUser, db: DbDep):
-    owner = _owner(db, handle)
+    owner = user_or_404(db, handle)
     found = public.collection(db, owner, slug)
     if found is None:
         raise not_found()
@@ -89,10 +81,10 @@ def collection_page(request: Request, handle: str, slug: str, user: OptionalUser
 
 @router.get("/u/{handle}/feed.atom", include_in_schema=False)
 def atom_feed(handle: str, db: DbDep, settings: SettingsDep) -> Response:
-    owner = _owner(db, handle)
+    owner = user_or_404(db, handle)
     profile = public.profile(db, owner, with_collections=False)
     purchases = public.profile_page(db, owner, 1, FEED_SIZE)
-    body = atom(profile, purchases, settings.base_url.rstrip("/"), fallback_updated=owner.created_at)
+    body = atom(profile, purchases, settings.base_url.rstrip("/"))
     return Response(body, media_type="application/atom+xml; charset=utf-8", headers=_robots(profile))
 
 
@@ -155,8 +147,7 @@ def open_graph(view: public.PublicPurchase, base_url: str) -> dict[str, str]:
     return tags
 
 
-def atom(profile: public.PublicProfile, purchases: list[public.PublicPurchase], base_url: str,
-         fallback_updated: datetime | None = None) -> bytes:
+def atom(profile: public.PublicProfile, purchases: list[public.PublicPurchase], base_url: str) -> bytes:
     """An Atom 1.0 feed (RFC 4287) of the public view, built as an element tree: the XML library
     escapes every value."""
     ET.register_namespace("", ATOM)
@@ -173,8 +164,9 @@ def atom(profile: public.PublicProfile, purchases: list[public.PublicPurchase], 
     sub(feed, "title", f"{profile.display_name} on PurchaseShare")
     if profile.bio:
         sub(feed, "subtitle", profile.bio)
-    # Newest first: the first entry is the latest change.
-    sub(feed, "updated", _iso(purchases[0].published_at if purchases else fallback_updated))
+    # Newest first: the first entry is the latest change. An empty feed says 1970 rather than
+    # reveal anything outside the public view (such as when the account was made).
+    sub(feed, "updated", _iso(purchases[0].published_at if purchases else None))
     sub(feed, "link", rel="alternate", type="text/html", href=home)
     sub(feed, "link", rel="self", type="application/atom+xml", href=home + "/feed.atom")
     author = sub(feed, "author")

@@ -20,8 +20,8 @@ from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.models import Collection, Purchase, User
-from purchaseshare.users import get_by_handle
-from web.deps import TEMPLATES, CurrentUser, DbDep, SettingsDep, flash, not_found, render
+from web.deps import TEMPLATES, CurrentUser, DbDep, SettingsDep, flash, not_found, render, user_or_404
+from web.forms import PageDep, object_id, parse_id
 from web.routes.auth import safe_next
 from web.security import csrf_token
 
@@ -29,7 +29,6 @@ router = APIRouter(include_in_schema=False)
 
 Text = Annotated[str, Form()]
 OptionalText = Annotated[str, Form()]
-PageDep = Annotated[int, Query(ge=1, le=100_000)]
 POLL_SECONDS = 1.0  # how often the live feed looks for newly shared purchases
 KEEPALIVE_SECONDS = 15.0  # an SSE comment so proxies do not close an idle stream
 STREAM_MAX_SECONDS = 3600.0  # browsers reconnect (with Last-Event-ID) after this
@@ -71,21 +70,9 @@ def _back(next_path: str | None, default: str) -> RedirectResponse:
 
 
 def _send_after_commit(settings: Settings, mail_ids: list[int | None]) -> None:
-    """Mail goes out only once the rows that caused it are committed (the worker reads them)."""
-    if not settings.smtp_url:
-        return
-    from workers.actors import send_mail
+    from workers.actors import send_after_commit
 
-    for mail_id in mail_ids:
-        if mail_id is not None:
-            send_mail.send(mail_id)
-
-
-def _user_or_404(db: Session, handle: str) -> User:
-    user = get_by_handle(db, handle)
-    if user is None:
-        raise not_found()
-    return user
+    send_after_commit(settings, mail_ids)
 
 
 def _shared_or_404(db: Session, handle: str, public_id: str) -> tuple[Purchase, User]:
@@ -101,7 +88,7 @@ def _shared_or_404(db: Session, handle: str, public_id: str) -> tuple[Purchase, 
 @router.post("/u/{handle}/follow")
 def follow(request: Request, handle: str, user: CurrentUser, db: DbDep, settings: SettingsDep,
            next: OptionalText = ""):
-    target = _user_or_404(db, handle)
+    target = user_or_404(db, handle)
     if target.id == user.id:
         flash(request, "You cannot follow yourself.")
         return _back(next, f"/u/{target.handle}")
@@ -115,7 +102,7 @@ def follow(request: Request, handle: str, user: CurrentUser, db: DbDep, settings
 
 @router.post("/u/{handle}/unfollow")
 def unfollow(handle: str, user: CurrentUser, db: DbDep, next: OptionalText = ""):
-    target = _user_or_404(db, handle)
+    target = user_or_404(db, handle)
     social.unfollow(db, user, target)
     db.commit()
     return _back(next, f"/u/{target.handle}")
@@ -226,8 +213,8 @@ def comment(request: Request, handle: str, public_id: str, user: CurrentUser, db
 
 
 @router.post("/comments/{comment_id}/delete")
-def delete_comment(request: Request, comment_id: int, user: CurrentUser, db: DbDep, next: OptionalText = ""):
-    found = social.deletable_comment(db, user, comment_id)
+def delete_comment(request: Request, comment_id: str, user: CurrentUser, db: DbDep, next: OptionalText = ""):
+    found = social.deletable_comment(db, user, object_id(comment_id))
     if found is None:
         raise not_found()
     purchase = db.get(Purchase, found.purchase_id)
@@ -252,7 +239,7 @@ def notifications(request: Request, user: CurrentUser, db: DbDep):
 
 @router.post("/notifications/read")
 def notifications_read(user: CurrentUser, db: DbDep, upto: OptionalText = ""):
-    social.mark_read(db, user, int(upto) if upto.isdigit() else None)
+    social.mark_read(db, user, parse_id(upto))
     db.commit()
     return RedirectResponse("/notifications", status_code=303)
 
@@ -261,9 +248,9 @@ def notifications_read(user: CurrentUser, db: DbDep, upto: OptionalText = ""):
 
 
 @router.post("/items/{item_id}/review")
-def review(request: Request, item_id: int, user: CurrentUser, db: DbDep, rating: OptionalText = "",
+def review(request: Request, item_id: str, user: CurrentUser, db: DbDep, rating: OptionalText = "",
            body: Annotated[str, Form(max_length=social.REVIEW_MAX * 2)] = ""):
-    found = social.reviewable_item(db, user, item_id)
+    found = social.reviewable_item(db, user, object_id(item_id))
     if found is None:  # not yours, not bought, or not shared: the same answer
         raise not_found()
     item, purchase = found
@@ -281,8 +268,8 @@ def review(request: Request, item_id: int, user: CurrentUser, db: DbDep, rating:
 # --- collections ----------------------------------------------------------------------------------
 
 
-def _own_collection_or_404(db: Session, user: User, collection_id: int) -> Collection:
-    found = social.own_collection(db, user, collection_id)
+def _own_collection_or_404(db: Session, user: User, collection_id: str) -> Collection:
+    found = social.own_collection(db, user, object_id(collection_id))
     if found is None:
         raise not_found()
     return found
@@ -309,24 +296,25 @@ def create_collection(request: Request, user: CurrentUser, db: DbDep, name: Opti
 
 
 @router.post("/collections/{collection_id}/items")
-def add_collection_item(collection_id: int, user: CurrentUser, db: DbDep, item_id: OptionalText = ""):
+def add_collection_item(collection_id: str, user: CurrentUser, db: DbDep, item_id: OptionalText = ""):
     collection = _own_collection_or_404(db, user, collection_id)
-    if not item_id.isdigit() or not social.add_to_collection(db, user, collection, int(item_id)):
+    wanted = parse_id(item_id)
+    if wanted is None or not social.add_to_collection(db, user, collection, wanted):
         raise not_found()
     db.commit()
     return RedirectResponse(f"/collections#collection-{collection.id}", status_code=303)
 
 
 @router.post("/collections/{collection_id}/items/{item_id}/remove")
-def remove_collection_item(collection_id: int, item_id: int, user: CurrentUser, db: DbDep):
+def remove_collection_item(collection_id: str, item_id: str, user: CurrentUser, db: DbDep):
     collection = _own_collection_or_404(db, user, collection_id)
-    social.remove_from_collection(db, collection, item_id)
+    social.remove_from_collection(db, collection, object_id(item_id))
     db.commit()
     return RedirectResponse(f"/collections#collection-{collection.id}", status_code=303)
 
 
 @router.post("/collections/{collection_id}/delete")
-def delete_collection(request: Request, collection_id: int, user: CurrentUser, db: DbDep):
+def delete_collection(request: Request, collection_id: str, user: CurrentUser, db: DbDep):
     collection = _own_collection_or_404(db, user, collection_id)
     db.delete(collection)
     db.commit()
