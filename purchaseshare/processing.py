@@ -69,17 +69,23 @@ def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
                 session.commit()
                 return _outcome(raw, mail_ids)
             raw.user_id, raw.attributed_by = who.user.id, who.how
+        owner = (raw.user_id, raw.attributed_by)
         result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}")
         for attempt in range(3):  # a unique-key race with another worker: re-read and link
             try:
-                mail_ids += _apply(session, raw, result, settings)
+                applied = _apply(session, raw, result, settings)
                 session.commit()
+                mail_ids += applied
                 break
             except IntegrityError:
                 session.rollback()
                 raw = session.get(RawEmail, raw_id)
-                if raw is None or RawStatus(raw.status).is_final or attempt == 2:
+                if raw is None or attempt == 2:
                     raise
+                if RawStatus(raw.status).is_final:
+                    return _outcome(raw, mail_ids)  # the other worker finished this very email
+                # The rollback also undid this attempt's attribution (never committed): redo it.
+                raw.user_id, raw.attributed_by = owner
         return _outcome(raw, mail_ids)
 
 

@@ -271,3 +271,29 @@ def test_an_email_whose_attempts_never_finish_is_failed_instead_of_retried_forev
     outcome = process_raw_email(stored.id, settings)
     assert outcome.status == "failed" and "never finished" in outcome.reason
     assert _count(session, Purchase) == 0
+
+
+def test_losing_a_race_on_the_purchase_links_to_the_winner_and_keeps_the_attribution(session, settings, monkeypatch):
+    """Another worker stored the same order between our lookup and our insert: the unique key
+    refuses ours, and the retry (after a rollback that also undid the token attribution of this
+    not-yet-committed attempt) must link to that purchase, for the same user."""
+    from purchaseshare import processing
+
+    alice = _user(session)
+    first = _ingest(session, settings, AMAZON, alice)
+    raw = _receipt_to(settings.forwarding_address(alice.forwarding_token), sender="someone@else.example")
+    stored = store_raw(session, raw, source="t").raw_email  # no user yet: the token decides
+    real_find, calls = processing.find_purchase, []
+
+    def miss_once(*args, **kwargs):
+        calls.append(1)
+        return None if len(calls) == 1 else real_find(*args, **kwargs)
+
+    monkeypatch.setattr(processing, "find_purchase", miss_once)
+    outcome = process_raw_email(stored.id, settings)
+    assert len(calls) == 2  # the first lookup missed, the insert was refused, the retry found it
+    assert outcome.status == "parsed" and outcome.purchase_id == first.purchase_id
+    session.expire_all()
+    row = session.get(RawEmail, stored.id)
+    assert (row.user_id, row.attributed_by) == (alice.id, "token")
+    assert _count(session, Purchase) == 1
