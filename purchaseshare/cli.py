@@ -75,13 +75,10 @@ def user_add(
     sender: Annotated[list[str] | None, typer.Option(help="A verified sender address (repeatable)")] = None,
 ) -> None:
     """Create a user; prints the personal forwarding address."""
-    from purchaseshare.config import get_settings
-    from purchaseshare.db import migrate as run_migrations
     from purchaseshare.db import session_scope
     from purchaseshare.users import UserError, add_sender_address, create_user
 
-    settings = get_settings()
-    run_migrations(settings)
+    settings = _ready()
     with session_scope(settings) as session:
         try:
             user = create_user(session, handle, email=email)
@@ -100,8 +97,6 @@ def ingest(
     user: Annotated[str, typer.Option("--user", help="Handle of the user the emails belong to")],
 ) -> None:
     """Store each email for USER and run it through the same queue as IMAP mail."""
-    from purchaseshare.config import get_settings
-    from purchaseshare.db import migrate as run_migrations
     from purchaseshare.db import session_scope
     from purchaseshare.mailstore import store_raw
     from purchaseshare.models import RawEmail
@@ -109,8 +104,7 @@ def ingest(
     from workers.actors import enqueue_parse
     from workers.broker import IN_PROCESS, start_in_process_worker, stop_in_process_worker, wait_in_process
 
-    settings = get_settings()
-    run_migrations(settings)
+    settings = _ready()
     stored: list[tuple[Path, int | None, str]] = []
     with session_scope(settings) as session:
         owner = get_by_handle(session, user)
@@ -196,15 +190,12 @@ def reparse(
     """Parse stored emails again after a parser changed (the owner's choices are kept)."""
     from rich.progress import Progress
 
-    from purchaseshare.config import get_settings
-    from purchaseshare.db import migrate as run_migrations
     from purchaseshare.db import session_scope
     from purchaseshare.reparse import select_for_reparse
     from workers.actors import reparse_email
     from workers.broker import IN_PROCESS, start_in_process_worker, stop_in_process_worker, wait_in_process
 
-    settings = get_settings()
-    run_migrations(settings)
+    settings = _ready()
     with session_scope(settings) as session:
         try:
             ids = select_for_reparse(session, merchant)
@@ -227,13 +218,10 @@ def reparse(
 @app.command()
 def purge() -> None:
     """Apply the raw-mail retention now (drops raw bytes N days after a successful parse)."""
-    from purchaseshare.config import get_settings
-    from purchaseshare.db import migrate as run_migrations
     from purchaseshare.db import session_scope
     from purchaseshare.processing import purge_expired_raw
 
-    settings = get_settings()
-    run_migrations(settings)
+    settings = _ready()
     with session_scope(settings) as session:
         typer.echo(f"purged the raw bytes of {purge_expired_raw(session, settings)} emails")
 
@@ -301,6 +289,16 @@ def serve(
     # when REDIS_URL is unset (start_in_process_worker is a no-op with a real broker).
     uvicorn.run("web.app:create_app", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=True, log_level="info")
+
+
+def _ready():
+    """The settings from the environment, with the database schema brought up to date."""
+    from purchaseshare.config import get_settings
+    from purchaseshare.db import migrate
+
+    settings = get_settings()
+    migrate(settings)
+    return settings
 
 
 def _print_summary(result) -> None:

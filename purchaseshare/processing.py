@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, and_, or_, select
+from sqlmodel import Session, and_, col, or_, select, update
 
 from parsers.model import Item
 from purchaseshare import pipeline
@@ -211,15 +211,14 @@ def claim_stale(session: Session, settings: Settings, limit: int = 1000) -> list
     """Raw emails still `received` long after they were queued (a lost queue message, a queue
     that was down at enqueue time): mark them queued now and return them to be sent again."""
     cutoff = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
-    rows = session.exec(select(RawEmail).where(
+    ids = list(session.exec(select(RawEmail.id).where(  # ids only: this runs every few seconds
         RawEmail.status == RawStatus.RECEIVED.value,
         or_(RawEmail.queued_at.is_(None), RawEmail.queued_at < cutoff),  # type: ignore[union-attr]
-    ).order_by(RawEmail.id).limit(limit)).all()
-    now = utcnow()
-    for row in rows:
-        row.queued_at = now
+    ).order_by(RawEmail.id).limit(limit)).all())
+    if ids:
+        session.exec(update(RawEmail).where(col(RawEmail.id).in_(ids)).values(queued_at=utcnow()))  # type: ignore[call-overload]
     session.commit()
-    return [row.id for row in rows if row.id is not None]
+    return [raw_id for raw_id in ids if raw_id is not None]
 
 
 def purge_expired_raw(session: Session, settings: Settings) -> int:
@@ -236,10 +235,8 @@ def purge_expired_raw(session: Session, settings: Settings) -> int:
         days = user_days if user_days is not None else settings.raw_retention_days
         if days is not None and processed_at is not None and _aware(processed_at) <= now - timedelta(days=days):
             expired.append(raw_id)
-    for raw_id in expired:
-        raw = session.get(RawEmail, raw_id)
-        if raw is not None:
-            raw.raw, raw.raw_purged_at = None, now
+    if expired:  # one UPDATE: loading the rows would read the very bytes being dropped
+        session.exec(update(RawEmail).where(col(RawEmail.id).in_(expired)).values(raw=None, raw_purged_at=now))  # type: ignore[call-overload]
     session.commit()
     return len(expired)
 

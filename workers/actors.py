@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 import dramatiq
-from sqlmodel import Session
+from sqlmodel import Session, col, update
 
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings, get_settings
@@ -87,11 +87,8 @@ def send_after_commit(settings: Settings, mail_ids: list[int | None]) -> None:
 def enqueue_parse(session: Session, raw_ids: list[int]) -> None:
     """Queue stored emails (call after their commit). If the queue is down the rows stay
     `received` and the sweeper (`requeue_stale`) queues them again: nothing is lost."""
-    now = utcnow()
-    for raw_id in raw_ids:
-        raw = session.get(RawEmail, raw_id)
-        if raw is not None:
-            raw.queued_at = now
+    # One UPDATE: loading the rows would read their raw bytes only to stamp them.
+    session.exec(update(RawEmail).where(col(RawEmail.id).in_(raw_ids)).values(queued_at=utcnow()))  # type: ignore[call-overload]
     session.commit()
     for raw_id in raw_ids:
         parse_email.send(raw_id)

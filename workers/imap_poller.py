@@ -33,7 +33,7 @@ from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.mailstore import Stored, store_raw
-from purchaseshare.models import ImapState, RawEmail, RawStatus
+from purchaseshare.models import ImapState, RawStatus
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,6 @@ class Poller:
         failed: list[int] = []
         with session_scope(self.settings) as session:
             created: list[int] = []
-            rows: list[RawEmail] = []  # held, so enqueue_parse finds them in the session, not the database
             for uid in batch:
                 data = fetched.get(uid)
                 if data is None:  # expunged meanwhile by someone else: nothing to do
@@ -256,7 +255,6 @@ class Poller:
                     failed.append(uid)
                     continue
                 row = stored.raw_email
-                rows.append(row)
                 if stored.created:
                     assert row.id is not None
                     created.append(row.id)
