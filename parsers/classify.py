@@ -84,7 +84,14 @@ def classify(mail: Email) -> tuple[Kind, float]:
         return Kind.SHIPPING, 0.6
     if _SENDER_NEWSLETTER.search(sender):
         return Kind.NEWSLETTER, 0.6
-    return classify_body(mail.body_text)
+    return body_kind(mail)
+
+
+def body_kind(mail: Email) -> tuple[Kind, float]:
+    """`classify_body` of this email's visible text, read once (the generic layer asks again)."""
+    if "body_kind" not in mail.cache:
+        mail.cache["body_kind"] = classify_body(mail.body_text)
+    return mail.cache["body_kind"]
 
 
 def _lowercase(pattern: re.Pattern[str]) -> re.Pattern[str]:

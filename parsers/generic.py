@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from parsers.classify import classify_body
+from parsers.classify import body_kind
 from parsers.message import Email, normalize_lines, unquote_text
 from parsers.model import Extraction, Item, Kind
 from parsers.normalize import parse_date_text, parse_money
@@ -60,7 +60,7 @@ _QTY_IN_NAME = re.compile(r"(?:^(\d{1,3})\s*[x×]\s+)|(?:\s+[x×]\s*(\d{1,3})$)|
 
 def extract_generic(mail: Email) -> Extraction | None:
     # A shipping notice or a newsletter lists products and prices too: never read those as a purchase.
-    if classify_body(mail.body_text)[0] in (Kind.SHIPPING, Kind.NEWSLETTER):
+    if body_kind(mail)[0] in (Kind.SHIPPING, Kind.NEWSLETTER):
         return None
     lines = _lines(mail)
     result = Extraction(parser="generic", confidence=CONFIDENCE)
@@ -102,9 +102,11 @@ def _with_links(items: list[Item], mail: Email) -> list[Item]:
     """Product link and picture from the HTML row that names the item."""
     if mail.tree is None or not items:
         return items
+    # Innermost rows and their text, read once for all items.
+    rows = [(row, re.sub(r"\s+", " ", row.text_content())) for row in mail.tree.iter("tr") if not row.xpath(".//tr")]
     for item in items:
-        for row in mail.tree.iter("tr"):
-            if item.name not in re.sub(r"\s+", " ", row.text_content()) or len(row.xpath(".//tr")):
+        for row, text in rows:
+            if item.name not in text:
                 continue
             links = [a.get("href") for a in row.iter("a") if item.name in re.sub(r"\s+", " ", a.text_content())
                      and (a.get("href") or "").startswith("http")]

@@ -266,7 +266,7 @@ def unwrap_inline(result: Email) -> Email:
         text_blocks, rest = follow_blocks(unquote_text(result.text), trusted, result.warnings)
     html_blocks: list[Block] = []
     if result.html:
-        html_blocks = _unwrap_html(result, trusted, count=len(text_blocks))
+        html_blocks = _unwrap_html(result, trusted)
     blocks = text_blocks if len(text_blocks) >= len(html_blocks) else html_blocks
     if not blocks:
         return result
@@ -441,14 +441,14 @@ def _clean(value: str) -> str:
 # The HTML part: find the blocks in its visible text, cut the parsed tree after each one.
 
 
-def _unwrap_html(result: Email, trusted: bool, count: int) -> list[Block]:
+def _unwrap_html(result: Email, trusted: bool) -> list[Block]:
     tree = result.tree
     if tree is None:
         return []
     blocks: list[Block] = []
     text = result.html_text
     cut = False
-    while len(blocks) < max(MAX_DEPTH, count):
+    while len(blocks) < MAX_DEPTH:
         found = find_forward_block(text, trust_bare_block=trusted)
         if found is None:
             break
