@@ -29,7 +29,6 @@ import random
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+
+from tests.services.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-web-secret-key"
@@ -216,17 +217,11 @@ def count_queries(settings, pages: dict[str, tuple[str, str | None]]) -> dict[st
 # --- serving and load -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     """One uvicorn process on loopback; the same flags for every target."""
 
     def __init__(self, factory: str, env: dict[str, str], ready_path: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(self.port),

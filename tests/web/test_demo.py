@@ -9,7 +9,6 @@ import html
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.services.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "fixtures" / "emails" / "_generic" / "generic_1_table_en.eml"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -27,17 +28,11 @@ _PASSWORD = re.compile(r"handle: demo\s+password: (\S+)")
 _LINK = re.compile(r'href="/u/demo/p/([A-Za-z0-9_-]+)"')
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Demo:
     """One `purchaseshare demo` process; its output is collected by a reader thread."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "SECRET_KEY")}
         env["PYTHONUNBUFFERED"] = "1"

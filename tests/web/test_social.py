@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-import socket
 import socketserver
 import threading
 import time
@@ -40,6 +39,7 @@ from purchaseshare.models import (
 from purchaseshare.social import comment_html
 from purchaseshare.users import create_user
 from tests.helpers import FIXTURES
+from tests.services.servers import free_port
 from tests.web.conftest import PASSWORD, csrf, log_in, post, receive
 from web.security import hash_password
 
@@ -184,15 +184,9 @@ def test_feed_query_count_does_not_grow_with_the_page(settings, people, client):
 # --- live updates over a real HTTP server ----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(app):
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, daemon=True)
