@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -105,6 +106,17 @@ class MerchantParser:
 
     def search_all(self, pattern: str, *, flags: int = re.IGNORECASE | re.MULTILINE) -> list[re.Match[str]]:
         return list(re.finditer(pattern, self.text, flags))
+
+    def under_headings(self, pattern: str, heading: str) -> list[tuple[re.Match[str], str | None]]:
+        """Each match of `pattern` (as search_all) with group 1 of the last `heading` match
+        above it, None when there is none: flights listed under day headings."""
+        headings = self.search_all(heading)
+        starts = [m.start() for m in headings]
+        found = []
+        for m in self.search_all(pattern):
+            above = bisect_left(starts, m.start())  # how many headings start before the match
+            found.append((m, headings[above - 1][1] if above else None))
+        return found
 
     def css(self, selector: str) -> list[etree._Element]:
         if self.html is None:
@@ -263,42 +275,29 @@ def _required_literal(pattern: str) -> str:
         return ""
     runs: list[str] = []
     run: list[str] = []
-    depth, index, in_class = 0, 0, False
-    while index < len(pattern):
-        char = pattern[index]
+    depth = 0
+    for _, token in _regex_tokens(pattern):
         literal: str | None = None
-        if char == "\\":
-            escaped = pattern[index + 1 : index + 2]
-            if not in_class and escaped and not escaped.isalnum():
+        if token[0] == "\\":
+            escaped = token[1:]
+            if escaped and not escaped.isalnum():
                 literal = escaped  # "\\." is a ".", "\\d" a class
-            index += 1
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-            for prefix in ("^]", "]", "^"):  # "]" first in a class is a literal "]"
-                if pattern.startswith(prefix, index + 1):
-                    index += len(prefix)
-                    break
-        elif char == "(":
+        elif token == "(":
             depth += 1
-        elif char == ")":
+        elif token == ")":
             depth -= 1
-        elif char == "|" and depth == 0:
+        elif token == "|" and depth == 0:
             return ""  # not one alternative: nothing is required
-        elif char in "?*+" or (char == "{" and (bound := re.match(r"\{\d*(?:,\d*)?\}", pattern[index:]))):
+        elif token in "?*+" or (token[0] == "{" and len(token) > 1):  # "{2,3}" is one token
             if run:
                 run.pop()  # the quantifier makes the run's last character optional
-            if char == "{":
-                index += len(bound.group(0)) - 1
-        elif char not in ".^$|":
-            literal = char
+        elif token[0] != "[" and token not in ".^$|":
+            literal = token
         if literal is not None and depth == 0:
             run.append(literal)
         else:
             runs.append("".join(run))
             run = []
-        index += 1
     runs.append("".join(run))
     return max(runs, key=len)
 
@@ -308,30 +307,43 @@ def _top_level_alternatives(pattern: str) -> list[str]:
     if pattern.startswith("(?") and re.match(r"\(\?[aiLmsux]+\)", pattern):
         return [pattern]  # global flags apply to every alternative: keep it whole
     parts: list[str] = []
-    depth, start, index, in_class = 0, 0, 0, False
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\":
-            index += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-            if pattern[index + 1 : index + 2] == "^":
-                index += 1
-            if pattern[index + 1 : index + 2] == "]":  # "[]...]" and "[^]...]": a literal "]"
-                index += 1
-        elif char == "(":
+    depth, start = 0, 0
+    for index, token in _regex_tokens(pattern):
+        if token == "(":
             depth += 1
-        elif char == ")":
+        elif token == ")":
             depth -= 1
-        elif char == "|" and depth == 0:
+        elif token == "|" and depth == 0:
             parts.append(pattern[start:index])
             start = index + 1
-        index += 1
     parts.append(pattern[start:])
     return parts
+
+
+_BOUND = re.compile(r"\{\d*(?:,\d*)?\}")  # "{2}", "{1,3}", "{,5}": a quantifier
+
+
+def _regex_tokens(pattern: str) -> Iterator[tuple[int, str]]:
+    """(start, token) for each piece of `pattern`: an escape ("\\."), a whole class
+    ("[^]a-z]": a "]" first in a class is a literal), a bound ("{1,3}") or one character."""
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        end = index + 1
+        if char == "\\":
+            end += 1
+        elif char == "[":
+            for prefix in ("^]", "]", "^"):
+                if pattern.startswith(prefix, end):
+                    end += len(prefix)
+                    break
+            while end < len(pattern) and pattern[end] != "]":
+                end += 2 if pattern[end] == "\\" else 1
+            end += 1
+        elif char == "{" and (bound := _BOUND.match(pattern, index)):
+            end = bound.end()
+        yield index, pattern[index:end]
+        index = end
 
 
 def _is_known_elsewhere(domain: str) -> bool:
@@ -358,6 +370,13 @@ def route_name(segments: list[tuple[str, str, object, object]]) -> str:
         joined = i and legs[i - 1][1] == origin
         name += f" → {destination}" if joined else f"{', ' if i else ''}{origin} → {destination}"
     return name
+
+
+def fare_items(route: str, fares: list[Decimal]) -> list[Item]:
+    """A trip's tickets: one item of N tickets when every fare is the same, else one per fare."""
+    if len(set(fares)) == 1:
+        return [Item(route, quantity=len(fares), unit_price=fares[0])]
+    return [Item(route, unit_price=fare) for fare in fares]
 
 
 __all__ = ["FieldNotFound", "Item", "Kind", "Match", "MerchantParser", "element_text",

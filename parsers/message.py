@@ -246,7 +246,7 @@ def headers_of(message: email.message.Message) -> Headers:
     )
 
 
-def _payload_text(part: email.message.Message, defects: set[str] | None = None) -> str:
+def payload_text(part: email.message.Message, defects: set[str] | None = None) -> str:
     try:
         data = part.get_payload(decode=True)
     except Exception:  # a broken transfer encoding: keep what is there
@@ -311,9 +311,9 @@ def body_of(message: email.message.Message) -> Body:
             continue
         ctype = part.get_content_type()
         if ctype == "text/html":
-            htmls.append(_payload_text(part, defects))
+            htmls.append(payload_text(part, defects))
         elif ctype == "text/plain" or (part is message and part.get_content_maintype() == "text"):
-            texts.append(_payload_text(part, defects))
+            texts.append(payload_text(part, defects))
     return Body(text="\n".join(t for t in texts if t), html="\n".join(htmls) if htmls else None,
                 defects=frozenset(defects))
 
@@ -504,6 +504,12 @@ def visible_text(tree: etree._Element) -> str:
         if text is not None:
             return normalize_lines(text + (tree.tail or ""))
     return _visible_text_walk(tree)
+
+
+def html_text(html: str) -> str:
+    """The visible text of an HTML document (as `Email.html_text`); "" when it has none."""
+    tree = _html_tree(html)
+    return visible_text(tree) if tree is not None else ""
 
 
 def _visible_text_walk(tree: etree._Element) -> str:

@@ -32,9 +32,16 @@ from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import quote
 
-from bs4 import BeautifulSoup, Comment, NavigableString
+from bs4 import BeautifulSoup
 
-from parsers.message import EMAIL_ADDRESS, decode_bytes, looks_like_headers, normalize_lines
+from parsers.message import (
+    EMAIL_ADDRESS,
+    html_text,
+    looks_like_headers,
+    normalize_lines,
+    payload_text,
+    read_bare_body,
+)
 from parsers.normalize import registrable_domain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -420,23 +427,6 @@ class Scrubber:
         return str(soup)
 
 
-def html_visible_text(html: str) -> str:
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["style", "head", "title"]):
-        tag.decompose()
-    for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
-        comment.extract()
-    for cell in soup.find_all(["td", "th"]):
-        cell.insert_before(NavigableString(" | "))
-    for br in soup.find_all("br"):
-        br.replace_with(NavigableString("\n"))
-    blocks = ("p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "section", "blockquote", "pre")
-    for block in soup.find_all(blocks):
-        block.insert_before(NavigableString("\n"))
-        block.append(NavigableString("\n"))
-    return soup.get_text()
-
-
 # --- the message --------------------------------------------------------------------------
 
 _ATTACHED = ("message/rfc822", "message/global")
@@ -481,18 +471,14 @@ def _messages(message: EmailMessage) -> list[EmailMessage]:
     return found
 
 
-def _text_of(part: EmailMessage) -> str:
-    data = part.get_payload(decode=True) or b""
-    return decode_bytes(data, part.get_content_charset())
-
-
 def scrub_email(raw: bytes, *, merchant_domain: str | None, seed: str, extra_numbers: tuple[str, ...] = ()) -> tuple[bytes, dict[str, int]]:
     """The email with personal data replaced, attachments dropped, MIME valid."""
     scrubber = Scrubber(merchant_domain, seed)
     if not looks_like_headers(raw):
-        text = decode_bytes(raw, None)
-        is_html = bool(re.search(r"<(html|body|table|div|p|br)\b", text[:50000], re.IGNORECASE))
-        scrubber.collect_text(html_visible_text(text) if is_html else text)
+        body = read_bare_body(raw)  # decoded as the pipeline reads it (quoted-printable too)
+        is_html = body.html is not None
+        text = body.html or body.text
+        scrubber.collect_text(html_text(text) if is_html else text)
         for number in extra_numbers:
             scrubber.add_number("order numbers", number)
         out = scrubber.scrub_html(text) if is_html else scrubber.replace(text)
@@ -503,13 +489,13 @@ def scrub_email(raw: bytes, *, merchant_domain: str | None, seed: str, extra_num
     _decode_attached(message)
     messages = _messages(message)
     leaves = _leaves(message)
-    texts = {id(part): _text_of(part) for part in leaves}
+    texts = {id(part): payload_text(part) for part in leaves}
     for inner in messages:
         scrubber.collect_headers(inner)
         scrubber.collect_text(str(inner.get("subject", "")))
     for part in leaves:
         text = texts[id(part)]
-        scrubber.collect_text(html_visible_text(text) if part.get_content_subtype() == "html" else text)
+        scrubber.collect_text(html_text(text) if part.get_content_subtype() == "html" else text)
     for number in extra_numbers:
         scrubber.add_number("order numbers", number)
 

@@ -3,7 +3,7 @@
 from datetime import date
 from decimal import Decimal
 
-from parsers.base import FieldNotFound, Item, MerchantParser, route_name
+from parsers.base import FieldNotFound, Item, MerchantParser, fare_items, route_name
 
 # A flight's two ends: "Thu, Dec 04 / 06:10 PM / EWR / Newark-Liberty Intl." then the same for arrival.
 _END = r"(\w{3}, \w{3} \d{1,2})\n\d{1,2}:\d{2} [AP]M\n([A-Z]{3})\n(.+)"
@@ -29,9 +29,7 @@ class AlaskaAirlinesParser(MerchantParser):
         fares = [self.money(m[1]) for m in self.search_all(r"^Base fare and surcharges(?:\n| \| )(.+)$")]
         if not segments or not fares:
             raise FieldNotFound("flights or fares")
-        if len(set(fares)) == 1:
-            return [Item(route_name(segments), quantity=len(fares), unit_price=fares[0])]
-        return [Item(route_name(segments), unit_price=fare) for fare in fares]
+        return fare_items(route_name(segments), fares)
 
     def tax(self) -> Decimal:
         taxes = [self.money(m[1]) for m in self.search_all(r"^Taxes and other fees(?:\n| \| )(.+)$")]

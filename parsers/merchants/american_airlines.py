@@ -4,7 +4,7 @@ import re
 from datetime import date
 from decimal import Decimal
 
-from parsers.base import FieldNotFound, Item, Kind, MerchantParser, route_name
+from parsers.base import FieldNotFound, Item, Kind, MerchantParser, fare_items, route_name
 
 # A flight: "SFO / San Francisco / 7:40 AM / AA 2904 / [Operated by ...] / DFW / Dallas/Fort Worth / 1:10 PM"
 _FLIGHT = r"^([A-Z]{3})\n(.+)\n\d{1,2}:\d{2} [AP]M\n[A-Z0-9]{2} \d+\n(?:.+\n){0,3}?([A-Z]{3})\n(.+)\n\d{1,2}:\d{2} [AP]M$"
@@ -30,11 +30,8 @@ class AmericanAirlinesParser(MerchantParser):
 
     def _route(self) -> str:
         # flights are grouped under day headings such as "Saturday, February 10, 2024"
-        days = [(m.start(), m[1]) for m in self.search_all(r"^(\w+day, \w+ \d{1,2}, \d{4})$")]
-        segments = []
-        for m in self.search_all(_FLIGHT):
-            day = next((d for start, d in reversed(days) if start < m.start()), None)
-            segments.append((f"{m[2]} ({m[1]})", f"{m[4]} ({m[3]})", day, day))
+        segments = [(f"{m[2]} ({m[1]})", f"{m[4]} ({m[3]})", day, day)
+                    for m, day in self.under_headings(_FLIGHT, r"^(\w+day, \w+ \d{1,2}, \d{4})$")]
         if not segments:
             raise FieldNotFound("flights")
         return route_name(segments)
@@ -42,8 +39,7 @@ class AmericanAirlinesParser(MerchantParser):
     def items(self) -> list[Item]:
         lines = self.search_all(_LINE)
         tickets = [self.money(m[2]) for m in lines if m[1] == "New ticket"]
-        items = [Item(self._route(), quantity=len(tickets), unit_price=tickets[0])] if len(set(tickets)) == 1 \
-            else [Item(self._route(), unit_price=fare) for fare in tickets]
+        items = fare_items(self._route(), tickets) if tickets else []
         return items + [Item(m[1], unit_price=self.money(m[2])) for m in lines if m[1] != "New ticket"]
 
     def tax(self) -> Decimal:

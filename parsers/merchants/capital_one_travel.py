@@ -8,7 +8,7 @@ the total is what the card was charged.
 import re
 from decimal import Decimal
 
-from parsers.base import FieldNotFound, Item, Kind, MerchantParser, route_name
+from parsers.base import FieldNotFound, Item, Kind, MerchantParser, fare_items, route_name
 
 # "New York City / LGA / 9:44 a.m. / 2h 46m / Chicago / ORD / 11:30 a.m."
 _FLIGHT = r"^(.+)\n([A-Z]{3})\n\d{1,2}:\d{2} [ap]\.m\.\n(?:\d+h \d+m\n)?(.+)\n([A-Z]{3})\n\d{1,2}:\d{2} [ap]\.m\.$"
@@ -30,17 +30,13 @@ class CapitalOneTravelParser(MerchantParser):
         return self.search_text(r"^Capital One Travel\n([A-Z0-9][A-Z0-9-]{5,})$", flags=re.M)
 
     def items(self) -> list[Item]:
-        days = [(m.start(), m[1]) for m in self.search_all(r"^(\w+ \d{1,2}, \d{4})$")]  # "July 15, 2026"
-        segments = []
-        for m in self.search_all(_FLIGHT):
-            day = next((d for start, d in reversed(days) if start < m.start()), None)
-            segments.append((f"{m[1]} ({m[2]})", f"{m[3]} ({m[4]})", day, day))
+        # flights are listed under their day: "July 15, 2026"
+        segments = [(f"{m[1]} ({m[2]})", f"{m[3]} ({m[4]})", day, day)
+                    for m, day in self.under_headings(_FLIGHT, r"^(\w+ \d{1,2}, \d{4})$")]
         fares = [self.money(m[1]) for m in self.search_all(_FARE)]
         if not segments or not fares:
             raise FieldNotFound("flights or fares")
-        route = route_name(segments)
-        items = [Item(route, len(fares), fares[0])] if len(set(fares)) == 1 \
-            else [Item(route, unit_price=fare) for fare in fares]
+        items = fare_items(route_name(segments), fares)
         # "Seat Selection / $105.44" right after the fares (the seat list below repeats it per seat)
         seats = re.search(r"^Seat Selection(?:\n| \| )(\$[\d,.]+)\nTotal", self.text, re.M)
         return items + ([Item("Seat Selection", unit_price=self.money(seats[1]))] if seats else [])

@@ -30,11 +30,8 @@ class SouthwestParser(MerchantParser):
         return self.date(self.search_text(r"Confirmation date:\s*(\d{2}/\d{2}/\d{4})"))
 
     def _route(self) -> str:
-        days = [(m.start(), m[1]) for m in self.search_all(_DAY)]
-        segments = []
-        for m in self.search_all(_FLIGHT):
-            day = next((d for start, d in reversed(days) if start < m.start()), None)
-            segments.append((f"{m[2]} ({m[1]})", f"{m[4]} ({m[3]})", day, day))
+        segments = [(f"{m[2]} ({m[1]})", f"{m[4]} ({m[3]})", day, day)
+                    for m, day in self.under_headings(_FLIGHT, _DAY)]
         if segments:
             return route_name(segments)
         summary = re.search(_SUMMARY, self.text, re.M)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -160,19 +161,39 @@ def test_plain_addresses_have_nothing_for_mail_parser_to_flag() -> None:
     assert checked > 500
 
 
-def test_required_literal_is_in_every_match() -> None:
-    from parsers.base import _required_literal
-
-    rng = random.Random(4)
-    atoms = ["a", "b", "c", ".", "\\.", "[ab]", "[^a]", "[]a]", "(a|b)", "(?:ab)?", "x", "\\d", "1", "{2}", "?", "*", "+"]
+def _random_regexes(seed: int, atoms: list[str], longest: int, alphabet: str,
+                    longest_text: int) -> Iterator[tuple[str, re.Pattern[str], list[str]]]:
+    """Seeded: (pattern, compiled, five texts) for patterns glued from `atoms` that compile."""
+    rng = random.Random(seed)
     for _ in range(3000):
-        pattern = "".join(rng.choice(atoms) for _ in range(rng.randrange(1, 7)))
+        pattern = "".join(rng.choice(atoms) for _ in range(rng.randrange(1, longest)))
         try:
             compiled = re.compile(pattern)
         except re.error:
             continue
+        texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, longest_text))) for _ in range(5)]
+        yield pattern, compiled, texts
+
+
+def test_required_literal_is_in_every_match() -> None:
+    from parsers.base import _required_literal
+
+    atoms = ["a", "b", "c", ".", "\\.", "[ab]", "[^a]", "[]a]", "(a|b)", "(?:ab)?", "x", "\\d", "1", "{2}", "?", "*", "+"]
+    for pattern, compiled, texts in _random_regexes(4, atoms, 7, "abcx1.]", 10):
         literal = _required_literal(pattern)
-        for _ in range(5):
-            text = "".join(rng.choice("abcx1.]") for _ in range(rng.randrange(0, 10)))
+        for text in texts:
             if compiled.search(text):
                 assert literal in text, (pattern, literal, text)
+
+
+def test_top_level_alternatives_split_only_where_the_regex_alternates() -> None:
+    from parsers.base import _top_level_alternatives
+
+    atoms = ["a", "b", "|", "\\|", "[|]", "[]|]", "[^]|]", "(a|b)", "(?:a|)", "x", "{1,2}", "?", "*"]
+    for pattern, compiled, texts in _random_regexes(5, atoms, 8, "abx|", 8):
+        parts = _top_level_alternatives(pattern)
+        assert "|".join(parts) == pattern
+        alternatives = [re.compile(part) for part in parts]
+        for text in texts:
+            found = compiled.search(text) is not None
+            assert found == any(alt.search(text) for alt in alternatives), (pattern, parts, text)

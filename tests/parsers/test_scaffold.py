@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import quopri
 import re
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from parsers.message import read_bare_body
 from parsers.scaffold import ScaffoldError, add_to_registry, camel_case, scaffold, scrub_email
 from purchaseshare.cli import app
 from purchaseshare.pipeline import run
@@ -216,6 +218,19 @@ def test_scrub_is_consistent_and_keeps_mime_valid():
     card = re.search(r"\*\*\*\* (\d{4})", plain).group(1)
     assert f"ending in <span>{card}</span>" in html
     assert "Hello Robin," in plain and "Hello Robin," in html
+
+
+def test_scrub_reads_a_quoted_printable_bare_body_as_the_pipeline_does():
+    # a saved .html still quoted-printable: soft line breaks split the values to scrub
+    raw = quopri.encodestring(HTML.encode("utf-8"))
+    for planted in PLANTED["email"][:1] + PLANTED["address"][:1]:
+        raw = raw.replace(planted.encode(), planted[:7].encode() + b"=\n" + planted[7:].encode())
+    scrubbed, counts = scrub_email(raw, merchant_domain="lumen-lamp-works.com", seed="x")
+    assert counts.get("email addresses") and counts.get("postal addresses")
+    text = read_bare_body(scrubbed).html or ""  # the fixture as the pipeline will read it
+    assert "Brass desk lamp" in text
+    for piece in ("quennell", "Quennell", "Larkspur", "97035", "6618"):  # nor any piece of them
+        assert piece not in text, piece
 
 
 def test_dry_run_writes_nothing(tree: Path):
