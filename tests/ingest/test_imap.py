@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -32,7 +30,8 @@ from purchaseshare.models import ImapState, Purchase, RawEmail, User
 from purchaseshare.users import add_sender_address, create_user
 from tests.helpers import CORPUS, IN_CI, ROOT
 from tests.ingest.imap_proxy import FaultProxy
-from tests.services.servers import DOVECOT_CONF, Dovecot, free_port, require, wait_for_port
+from tests.mailcopies import with_headers
+from tests.services.servers import Dovecot, dovecot_server
 from tests.wrapping import wrap
 from workers import imap_poller
 from workers.imap_poller import Backoff, parse_imap_url, run_poller
@@ -60,26 +59,6 @@ def corpus_email(local_path: str) -> bytes:
     return path.read_bytes()
 
 
-def with_headers(raw: bytes, **headers: str) -> bytes:
-    """The email with these header fields put first (replacing any of the same name). Corpus emails
-    share redacted Message-IDs, so every delivery here gets its own, as real mail has."""
-    newline = b"\r\n" if b"\r\n" in raw[:2000] else b"\n"
-    head, sep, body = raw.partition(newline + newline)
-    names = {name.replace("_", "-").lower() for name in headers}
-    kept: list[bytes] = []
-    skipping = False
-    for line in head.split(newline):
-        if line[:1] in (b" ", b"\t"):
-            if not skipping:
-                kept.append(line)
-            continue
-        skipping = line.split(b":", 1)[0].strip().lower().decode("latin-1") in names
-        if not skipping:
-            kept.append(line)
-    new = [f"{name.replace('_', '-')}: {value}".encode() for name, value in headers.items()]
-    return newline.join(new + kept) + sep + body
-
-
 @dataclass
 class Mailbox:
     """A fresh Dovecot user."""
@@ -88,6 +67,11 @@ class Mailbox:
     port: int
     user: str
     password: str
+
+    @classmethod
+    def of(cls, server: Dovecot) -> Mailbox:
+        """The server's own (first) user."""
+        return cls("127.0.0.1", server.port, server.user, server.password)
 
     def url(self, folder: str = "INBOX", port: int | None = None) -> str:
         return f"imap://{self.user}:{self.password}@{self.host}:{port or self.port}/{folder}"
@@ -117,8 +101,7 @@ def mail_users(dovecot_service) -> list[tuple[str, str]]:
     """Fresh Dovecot users for this module's tests, written at once: Dovecot re-reads its
     passwd-file at most once a second, and a login that fails first costs seconds of penalty."""
     users = [(f"t{uuid.uuid4().hex[:12]}", uuid.uuid4().hex) for _ in range(24)]
-    with open(dovecot_service.base / "users", "a") as handle:
-        handle.writelines(f"{user}:{{PLAIN}}{password}\n" for user, password in users)
+    dovecot_service.add_users(users)
     time.sleep(1.1)
     return users
 
@@ -141,23 +124,9 @@ def mailbox(dovecot_service, mail_users) -> Mailbox:
 @pytest.fixture(scope="module")
 def basic_imap_server() -> Iterator[Mailbox]:
     """A second Dovecot that offers neither IDLE nor MOVE (like many older servers)."""
-    binary = require(shutil.which("dovecot") or "/usr/sbin/dovecot", "dovecot-imapd")
-    base = Path(tempfile.mkdtemp(prefix="ps-dovecot-basic-"))
-    os.chmod(base, 0o755)
-    port = free_port()
-    (base / "mail").mkdir()
-    shutil.chown(base / "mail", "dovecot", "dovecot")
-    (base / "users").write_text("basic:{PLAIN}basic\n")
-    (base / "dovecot.conf").write_text(DOVECOT_CONF.format(base=base, port=port)
-                                       + "imap_capability = IMAP4rev1 LITERAL+ SASL-IR ENABLE UIDPLUS\n")
-    subprocess.run([binary, "-c", str(base / "dovecot.conf")], check=True)
-    server = Dovecot(base=base, port=port)
-    try:
-        wait_for_port(port)
-        yield Mailbox("127.0.0.1", port, "basic", "basic")
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    no_idle_or_move = "imap_capability = IMAP4rev1 LITERAL+ SASL-IR ENABLE UIDPLUS\n"
+    with dovecot_server("basic", "basic", extra_conf=no_idle_or_move) as server:
+        yield Mailbox.of(server)
 
 
 @pytest.fixture
@@ -197,15 +166,15 @@ def make_owner(settings: Settings) -> Owner:
 
 def to_token(owner: Owner, local_path: str) -> bytes:
     """As our MX delivers mail sent (or auto-forwarded) to the user's secret plus-address."""
-    return with_headers(corpus_email(local_path), Delivered_To=owner.token_address,
-                        Message_ID=make_msgid(domain="corpus.test"))
+    return with_headers(corpus_email(local_path), {"Delivered-To": owner.token_address,
+                                                   "Message-ID": make_msgid(domain="corpus.test")})
 
 
 def forwarded(local_path: str) -> bytes:
     """Forwarded by hand from a verified address, DKIM-checked by our MX."""
-    original = with_headers(corpus_email(local_path), Message_ID=make_msgid(domain="corpus.test"))
+    original = with_headers(corpus_email(local_path), {"Message-ID": make_msgid(domain="corpus.test")})
     raw = wrap(original, "gmail", FORWARDER)
-    return with_headers(raw, Authentication_Results="mx.purchaseshare.test; dkim=pass header.d=example.org")
+    return with_headers(raw, {"Authentication-Results": "mx.purchaseshare.test; dkim=pass header.d=example.org"})
 
 
 def poller_settings(settings: Settings, url: str, **extra: object) -> Settings:
@@ -276,7 +245,7 @@ def test_poll_once_stores_attributes_and_moves_every_message(settings, mailbox, 
     owner = make_owner(settings)
     by_token = [to_token(owner, path) for path in ORDERS[:5]]
     by_sender = [forwarded(path) for path in ORDERS[5:]]
-    stranger = with_headers(corpus_email(ORDERS[0]), Message_ID=make_msgid(domain="stranger.test"))
+    stranger = with_headers(corpus_email(ORDERS[0]), {"Message-ID": make_msgid(domain="stranger.test")})
     empty = b"\r\n"  # nothing to read: stored as failed and moved to Failed
     mailbox.append("INBOX", *by_token, *by_sender, stranger, empty)
 
@@ -429,31 +398,8 @@ def test_without_idle_or_move_it_polls_and_copies(settings, basic_imap_server, w
 @pytest.fixture(scope="module")
 def tls_imap_server() -> Iterator[tuple[Mailbox, Path]]:
     """A Dovecot that speaks only IMAPS, with a throwaway self-signed certificate for 127.0.0.1."""
-    binary = require(shutil.which("dovecot") or "/usr/sbin/dovecot", "dovecot-imapd")
-    openssl = require(shutil.which("openssl"), "openssl")
-    base = Path(tempfile.mkdtemp(prefix="ps-dovecot-tls-"))
-    os.chmod(base, 0o755)
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-keyout", str(base / "key.pem"), "-out", str(base / "cert.pem"),
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    port, plain_port = free_port(), free_port()
-    (base / "mail").mkdir()
-    shutil.chown(base / "mail", "dovecot", "dovecot")
-    (base / "users").write_text("secure:{PLAIN}secure\n")
-    conf = DOVECOT_CONF.format(base=base, port=plain_port).replace(
-        "ssl = no", f"ssl = required\nssl_cert = <{base}/cert.pem\nssl_key = <{base}/key.pem")
-    conf = conf.replace("  inet_listener imap {", f"  inet_listener imaps {{\n    port = {port}\n    ssl = yes\n  }}\n"
-                                                    "  inet_listener imap {")
-    (base / "dovecot.conf").write_text(conf)
-    subprocess.run([binary, "-c", str(base / "dovecot.conf")], check=True)
-    server = Dovecot(base=base, port=port)
-    try:
-        wait_for_port(port)
-        yield Mailbox("127.0.0.1", port, "secure", "secure"), base / "cert.pem"
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with dovecot_server("secure", "secure", tls=True) as server:
+        yield Mailbox.of(server), server.cert
 
 
 def test_imaps_with_the_servers_own_certificate(settings, tls_imap_server, worker):

@@ -25,7 +25,6 @@ import email.policy
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.mailcopies import with_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "emails"
@@ -306,17 +307,13 @@ def purchase_fixtures() -> list[FixtureEmail]:
 
 def with_message_id(raw: bytes, message_id: str) -> bytes:
     """The same email under another Message-ID (a distinct delivery for the raw-mail store)."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
-    split = min(ends)
-    newline = b"\r\n" if raw[split:split + 2] == b"\r\n" else b"\n"
-    head, body = raw[:split] + newline, raw[split:]
-    head = re.sub(rb"(?im)^message-id:[^\n]*\n(?:[ \t][^\n]*\n)*", b"", head)
-    return b"Message-ID: <" + message_id.encode() + b">" + newline + head[:-len(newline)] + body
+    return with_headers(raw, {"Message-ID": f"<{message_id}>"})
 
 
 def with_header(raw: bytes, header: str) -> bytes:
-    newline = b"\r\n" if b"\r\n" in raw[:2000] else b"\n"
-    return header.encode() + newline + raw
+    """The email with one more field on top, e.g. "X-Test-Fault: always"."""
+    name, _, value = header.partition(":")
+    return with_headers(raw, {name: value.strip()}, keep={name})
 
 
 # --- inside the workers: trace and injected faults ---------------------------------------------------

@@ -95,7 +95,7 @@ listen = 127.0.0.1
 base_dir = {base}/run
 state_dir = {base}/state
 log_path = {base}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{base}/mail/%u
@@ -104,9 +104,7 @@ default_internal_group = dovecot
 default_login_user = dovenull
 first_valid_uid = 1
 service imap-login {{
-  inet_listener imap {{
-    port = {port}
-  }}
+{listeners}
 }}
 passdb {{
   driver = passwd-file
@@ -117,6 +115,19 @@ userdb {{
   args = uid=dovecot gid=dovecot home={base}/mail/%u
 }}
 """
+IMAP_LISTENER = """\
+  inet_listener imap {{
+    port = {port}
+  }}"""
+IMAPS_LISTENER = """\
+  inet_listener imaps {{
+    port = {port}
+    ssl = yes
+  }}"""
+TLS_SETTINGS = """\
+ssl = required
+ssl_cert = <{base}/cert.pem
+ssl_key = <{base}/key.pem"""
 
 
 @dataclass
@@ -125,10 +136,21 @@ class Dovecot:
     port: int
     user: str = "inbox"
     password: str = "secret"
+    tls: bool = False  # IMAPS only, on `port`, with the self-signed certificate at `cert`
 
     @property
     def url(self) -> str:
-        return f"imap://{self.user}:{self.password}@127.0.0.1:{self.port}/INBOX"
+        scheme = "imaps" if self.tls else "imap"
+        return f"{scheme}://{self.user}:{self.password}@127.0.0.1:{self.port}/INBOX"
+
+    @property
+    def cert(self) -> Path:
+        return self.base / "cert.pem"
+
+    def add_users(self, users: list[tuple[str, str]]) -> None:
+        """(user, password) logins, appended to the passwd-file (Dovecot re-reads it within a second)."""
+        with open(self.base / "users", "a") as handle:
+            handle.writelines(f"{user}:{{PLAIN}}{password}\n" for user, password in users)
 
     def stop(self) -> None:
         pid_file = self.base / "run" / "master.pid"
@@ -146,16 +168,36 @@ class Dovecot:
                 time.sleep(0.05)
 
 
+def _self_signed_cert(base: Path) -> None:
+    """A throwaway certificate (and key) for 127.0.0.1 in base/cert.pem and base/key.pem."""
+    openssl = require(shutil.which("openssl"), "openssl")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(base / "key.pem"), "-out", str(base / "cert.pem"),
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+
+
 @contextmanager
-def dovecot_server() -> Iterator[Dovecot]:
+def dovecot_server(user: str = "inbox", password: str = "secret", *, tls: bool = False,
+                   extra_conf: str = "") -> Iterator[Dovecot]:
+    """A Dovecot with one user (`add_users` adds more).
+    `tls`: IMAPS only (its plain IMAP port demands TLS too), `.port` is the IMAPS one and `.cert`
+    the certificate to trust. `extra_conf`: lines appended to the config, e.g. an imap_capability
+    that leaves out IDLE and MOVE."""
     binary = require(shutil.which("dovecot") or "/usr/sbin/dovecot", "dovecot-imapd")
-    base = Path(tempfile.mkdtemp(prefix="ps-dovecot-"))
+    base = Path(tempfile.mkdtemp(prefix="ps-dovecot-tls-" if tls else "ps-dovecot-"))
     os.chmod(base, 0o755)
     port = free_port()
-    server = Dovecot(base=base, port=port)
+    server = Dovecot(base=base, port=port, user=user, password=password, tls=tls)
+    if tls:
+        _self_signed_cert(base)
+        ssl = TLS_SETTINGS.format(base=base)
+        listeners = IMAPS_LISTENER.format(port=port) + "\n" + IMAP_LISTENER.format(port=free_port())
+    else:
+        ssl, listeners = "ssl = no", IMAP_LISTENER.format(port=port)
     (base / "mail").mkdir()
-    (base / "users").write_text(f"{server.user}:{{PLAIN}}{server.password}\n")
-    (base / "dovecot.conf").write_text(DOVECOT_CONF.format(base=base, port=port))
+    server.add_users([(user, password)])
+    (base / "dovecot.conf").write_text(DOVECOT_CONF.format(base=base, ssl=ssl, listeners=listeners) + extra_conf)
     shutil.chown(base / "mail", "dovecot", "dovecot")
     subprocess.run([binary, "-c", str(base / "dovecot.conf")], check=True)
     try:
