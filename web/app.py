@@ -18,9 +18,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from purchaseshare.config import Settings, get_settings
-from purchaseshare.db import migrate
+from purchaseshare.db import get_engine, migrate
 from purchaseshare.public import PublicPurchase
 from web.deps import TEMPLATES, LoginRequired, render
+from web.page_cache import GenerationReader, PageCache
 from web.security import csrf_protect
 
 STATIC = Path(__file__).with_name("static")
@@ -77,6 +78,8 @@ TEMPLATES.env.globals["public_card"] = public_card
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> FastAPI:
     settings = settings or get_settings()
 
+    generation_reader = GenerationReader(get_engine(settings))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         migrate(settings)
@@ -85,11 +88,15 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
 
             start_in_process_worker()
         yield
+        generation_reader.close()
 
     app = FastAPI(title="PurchaseShare", version="1", lifespan=lifespan,
                   dependencies=[Depends(csrf_protect)], docs_url="/api/docs", redoc_url=None,
                   openapi_url="/openapi.json")
     app.state.settings = settings
+    app.state.generation_reader = generation_reader
+    # Inside the session middleware: the cache keys signed-in pages on the verified session.
+    app.add_middleware(PageCache, reader=generation_reader, max_bytes=settings.page_cache_mb * 2**20)
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="ps_session",
                        same_site="lax", https_only=settings.secure_cookies, max_age=30 * 24 * 3600)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

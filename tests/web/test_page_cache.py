@@ -1,0 +1,266 @@
+"""The page cache (web/page_cache.py) on SQLite and PostgreSQL: repeat views are served from memory,
+and EVERY change a page shows — through the web, the ORM, or a bulk SQL statement — is visible on
+the very next view. A stale public page would be a privacy bug (an item the owner just hid)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, text, update
+from sqlmodel import select
+
+from purchaseshare.db import get_engine, session_scope
+from purchaseshare.models import Comment, Follow, Like, Purchase, PurchaseItem, User
+from tests.web.conftest import log_in, make_user
+from tests.web.test_public import add_purchase
+from web.app import create_app
+from web.page_cache import REQUIRED_TRIGGERS, installed_triggers
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+HTML = {"accept": "text/html"}
+MIGRATION = Path(__file__).resolve().parents[2] / "purchaseshare/migrations/versions/0003_page_cache.py"
+
+
+class Statements:
+    """SQL statements SQLAlchemy runs (the generation read goes around it and is counted apart)."""
+
+    def __init__(self, settings) -> None:
+        self.engine = get_engine(settings)
+        self.count = 0
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+    def _count(self, *_args) -> None:
+        self.count += 1
+
+
+def view(client: TestClient, path: str) -> tuple[str, bool]:
+    response = client.get(path, headers=HTML)
+    assert response.status_code == 200, (path, response.status_code)
+    return response.text, response.headers.get("x-page-cache") == "hit"
+
+
+def settled(client: TestClient, path: str) -> str:
+    """The page once stored (the first view renders and stores it; the second must be a hit)."""
+    view(client, path)
+    text_, hit = view(client, path)
+    assert hit, f"{path} was not served from the cache on a repeat view"
+    return text_
+
+
+def test_migration_installs_every_trigger_the_cache_needs(settings):
+    spec = importlib.util.spec_from_file_location("migration_0003", MIGRATION)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)  # type: ignore[union-attr]
+    assert set(migration.trigger_names()) == REQUIRED_TRIGGERS
+    assert installed_triggers(get_engine(settings)) == REQUIRED_TRIGGERS
+
+
+def test_repeat_view_costs_one_generation_read_and_no_page_query(settings, client):
+    owner = make_user(settings, "ada")
+    add_purchase(settings, owner, [("Linen notebook", True)])
+    first, hit = view(client, "/u/ada")
+    assert not hit and "Linen notebook" in first
+    reader = client.app.state.generation_reader
+    before = reader.queries
+    with Statements(settings) as statements:
+        again, hit = view(client, "/u/ada")
+    assert hit and again == first
+    assert statements.count == 0 and reader.queries - before == 1
+
+
+def test_every_kind_of_change_shows_on_the_next_view(settings, client):
+    owner, fan = make_user(settings, "ada"), make_user(settings, "bob")
+    purchase = add_purchase(settings, owner, [("Linen notebook", True), ("Secret gift", False)])
+    path = f"/u/ada/p/{purchase.public_id}"
+    for page in ("/u/ada", path):
+        assert "Secret gift" not in settled(client, page)
+
+    def change(statement: str, *, params: dict | None = None) -> None:
+        with session_scope(settings) as session:
+            session.execute(text(statement), params or {})
+            session.commit()
+
+    steps = [
+        # (what changes, how, what the next view must show / must not show)
+        ("approve an item (ORM)", lambda s: s.add(_item(s, purchase.id, 1, approved=True)), "Secret gift", None),
+        ("rename an approved item (bulk SQL)", lambda s: s.execute(
+            update(PurchaseItem).where(PurchaseItem.purchase_id == purchase.id, PurchaseItem.position == 1)
+            .values(name="Brass lamp")), "Brass lamp", "Secret gift"),
+        ("hide it again", lambda s: s.add(_item(s, purchase.id, 1, approved=False)), None, "Brass lamp"),
+        ("a caption", lambda s: s.add(_purchase(s, purchase.id, caption="Bought for the studio")),
+         "Bought for the studio", None),
+        ("a new display name", lambda s: s.add(_user(s, owner.id, display_name="Ada Quill")), "Ada Quill", None),
+        ("a comment", lambda s: s.add(Comment(purchase_id=purchase.id, user_id=fan.id, body="Looks great")),
+         None, None),
+        ("a like", lambda s: s.add(Like(purchase_id=purchase.id, user_id=fan.id)), None, None),
+    ]
+    for what, apply, shows, hides in steps:
+        before = {page: view(client, page)[0] for page in ("/u/ada", path)}
+        with session_scope(settings) as session:
+            apply(session)
+            session.commit()
+        for page in ("/u/ada", path):
+            after, hit = view(client, page)
+            assert not hit, f"{what}: {page} came from the cache"
+            assert after != before[page] or page == "/u/ada" and what == "a comment", f"{what}: {page} unchanged"
+            if shows:
+                assert shows in after, (what, page)
+            if hides:
+                assert hides not in after, (what, page)
+            settled(client, page)
+
+    change("UPDATE purchase SET hide_prices = :on WHERE id = :id", params={"on": True, "id": purchase.id})
+    assert "10.00" not in view(client, path)[0]
+    change("UPDATE purchase SET review = 'rejected' WHERE id = :id", params={"id": purchase.id})
+    page, hit = view(client, "/u/ada")
+    assert not hit and "Linen notebook" not in page
+    assert client.get(path, headers=HTML).status_code == 404
+
+
+def test_private_churn_keeps_the_cache_and_publication_drops_it(settings, client):
+    owner = make_user(settings, "ada")
+    add_purchase(settings, owner, [("Linen notebook", True)])
+    settled(client, "/u/ada")
+    # A worker storing a new, private purchase changes nothing public: still a hit.
+    private = add_purchase(settings, owner, [("Unreviewed kettle", False)], published=False, review="new")
+    page, hit = view(client, "/u/ada")
+    assert hit and "Unreviewed kettle" not in page
+    with session_scope(settings) as session:  # the owner publishes one item of it
+        session.add(_item(session, private.id, 0, approved=True))
+        session.add(_purchase(session, private.id, published_at=datetime.now(UTC), review="reviewed"))
+        session.commit()
+    page, hit = view(client, "/u/ada")
+    assert not hit and "Unreviewed kettle" in page
+    with session_scope(settings) as session:  # deleting it takes it off at once
+        for item in session.exec(select(PurchaseItem).where(PurchaseItem.purchase_id == private.id)):
+            session.delete(item)
+        session.delete(session.get(Purchase, private.id))
+        session.commit()
+    page, hit = view(client, "/u/ada")
+    assert not hit and "Unreviewed kettle" not in page
+
+
+def test_the_counter_moves_at_commit_only(settings, app):
+    owner = make_user(settings, "ada")
+    purchase = add_purchase(settings, owner, [("Linen notebook", True)])
+    reader = app.state.generation_reader
+    start = reader.read()
+    with session_scope(settings) as session:
+        session.add(_item(session, purchase.id, 0, name="Renamed"))
+        session.flush()
+        assert reader.read() == start  # the write is not visible yet: neither is the new generation
+        session.rollback()
+    assert reader.read() == start
+    with session_scope(settings) as session:
+        session.add(_item(session, purchase.id, 0, name="Renamed"))
+        session.commit()
+    assert reader.read() > start
+
+
+def test_signed_in_pages_are_served_only_to_their_own_session(settings, app):
+    reader_user, other = make_user(settings, "reader"), make_user(settings, "other")
+    star = make_user(settings, "star")
+    add_purchase(settings, star, [("Walnut desk", True)])
+    with session_scope(settings) as session:
+        session.add(Follow(follower_id=reader_user.id, followee_id=star.id))
+        session.commit()
+    with TestClient(app, follow_redirects=False) as mine, TestClient(app, follow_redirects=False) as theirs:
+        log_in(mine, "reader")
+        log_in(theirs, "other")
+        for browser in (mine, theirs):  # the first page after logging in adds the CSRF token to the session
+            view(browser, "/feed")
+        feed = settled(mine, "/feed")
+        assert "Walnut desk" in feed
+        other_feed, hit = view(theirs, "/feed")
+        assert not hit and "Walnut desk" not in other_feed  # another session: never my page
+        anonymous = TestClient(app, follow_redirects=False)
+        response = anonymous.get("/feed", headers=HTML)
+        assert response.status_code == 303 and "x-page-cache" not in response.headers
+        # A forged cookie (my session's payload, signature broken) is no session at all.
+        forged = mine.cookies["ps_session"][:-2] + ("AA" if not mine.cookies["ps_session"].endswith("AA") else "BB")
+        anonymous.cookies.set("ps_session", forged)
+        assert anonymous.get("/feed", headers=HTML).status_code == 303
+        # "Sign out everywhere" (the session version moves): the stored feed is not served again.
+        with session_scope(settings) as session:
+            session.add(_user(session, reader_user.id, session_version=reader_user.session_version + 1))
+            session.commit()
+        assert mine.get("/feed", headers=HTML).status_code == 303
+    assert other.id != reader_user.id
+
+
+def test_cache_off_when_disabled_or_a_trigger_is_missing(settings, caplog):
+    owner = make_user(settings, "ada")
+    add_purchase(settings, owner, [("Linen notebook", True)])
+    with TestClient(create_app(settings.model_copy(update={"page_cache_mb": 0}), run_worker=False)) as off:
+        for _ in range(3):
+            assert not view(off, "/u/ada")[1]
+    with get_engine(settings).begin() as conn:
+        conn.exec_driver_sql('DROP TRIGGER cache_gen_like_insert ON "like"' if conn.dialect.name == "postgresql"
+                             else "DROP TRIGGER cache_gen_like_insert")
+    caplog.set_level(logging.WARNING, logger="web.page_cache")
+    with TestClient(create_app(settings, run_worker=False)) as client:
+        for _ in range(3):
+            assert not view(client, "/u/ada")[1]
+    assert "cache_gen_like_insert" in caplog.text
+
+
+def test_memory_stays_under_its_bound(settings):
+    owner = make_user(settings, "ada")
+    for number in range(12):
+        add_purchase(settings, owner, [(f"Item {number} " + "x" * 2000, True)])
+    app = create_app(settings.model_copy(update={"page_cache_mb": 1}), run_worker=False)
+    with TestClient(app) as client:
+        cache = _page_cache(app)
+        cache.max_bytes = 60_000  # a few pages' worth, to see eviction
+        for handle_page in range(1, 40):
+            view(client, f"/u/ada?page={handle_page % 3 + 1}&v={handle_page}")
+            assert cache.size <= cache.max_bytes
+        assert 0 < len(cache.pages) < 39
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _item(session, purchase_id: int, position: int, **values) -> PurchaseItem:
+    item = session.exec(select(PurchaseItem).where(PurchaseItem.purchase_id == purchase_id,
+                                                   PurchaseItem.position == position)).one()
+    for name, value in values.items():
+        setattr(item, name, value)
+    return item
+
+
+def _purchase(session, purchase_id: int, **values) -> Purchase:
+    purchase = session.get(Purchase, purchase_id)
+    for name, value in values.items():
+        setattr(purchase, name, value)
+    return purchase
+
+
+def _user(session, user_id: int, **values) -> User:
+    user = session.get(User, user_id)
+    for name, value in values.items():
+        setattr(user, name, value)
+    return user
+
+
+def _page_cache(app):
+    layer = app.middleware_stack
+    while layer is not None and type(layer).__name__ != "PageCache":
+        layer = getattr(layer, "app", None)
+    if layer is None:
+        pytest.fail("no PageCache in the middleware stack")
+    return layer
