@@ -10,12 +10,16 @@ from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 HIDDEN = "[hidden]"
-EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+# The patterns must stay linear on hostile text (an item name of 5 000 "x", a caption of digits):
+# runs are taken whole (possessive: they cannot end inside themselves anyway), a masked card only
+# starts where a mask run starts, and an address's local part is at most 64 characters (RFC 5321;
+# an address behind a longer run is still hidden, with the run's last 64 characters).
+EMAIL = re.compile(r"[\w.+'-]{1,64}+@[\w-]++(?:\.[\w-]++)+", re.UNICODE)
 # 8+ digits, possibly grouped by spaces/dashes/dots: card numbers, phone numbers, account ids.
 LONG_NUMBER = re.compile(r"(?<![\w])\+?\d(?:[\s().-]{0,2}\d){7,}(?![\w])")
 # Masked card numbers as receipts print them: "**** 1234", "ending in 1234", "xxxx-1234".
-MASKED_CARD = re.compile(r"(?:[*xX•]{2,}[\s-]?){1,4}\d{2,4}|\b(?:ending|endet|finissant|terminant)\s+(?:in|mit|par|en)\s+\d{2,4}\b",
-                         re.IGNORECASE)
+MASKED_CARD = re.compile(r"(?<![*xX•])(?:[*xX•]{2,}+[\s-]?){1,4}+\d{2,4}"
+                         r"|\b(?:ending|endet|finissant|terminant)\s+(?:in|mit|par|en)\s+\d{2,4}\b", re.IGNORECASE)
 # Keys of product-page links that identify the product (kept); every other parameter is dropped.
 PRODUCT_QUERY_KEYS = frozenset({"id", "item", "itemid", "p", "pid", "product", "productid", "sku", "asin", "v",
                                 "variant", "item_id", "product_id", "pd_rd_i"})
