@@ -383,8 +383,7 @@ def main() -> None:
 
         with httpx.Client(base_url=app_server.url, timeout=10) as browser:
             log_in(browser, "reader")
-            # As a browser: the first page after login adds the CSRF token to the session cookie.
-            browser.get("/feed", headers={"accept": "text/html"})
+            browser.get("/feed", headers={"accept": "text/html"})  # as a browser would, cookie updated
             cookie = browser.cookies["ps_session"]
         signed_in = [html, f"Cookie: ps_session={cookie}"]
         targets = {"hello": (hello.url + "/", [html]), "profile": (app_server.url + "/u/star", [html]),

@@ -159,6 +159,7 @@ def _approve_and_socialize(session: Session, user_ids: dict[str, int]) -> None:
     """About half of demo's purchases shared whole, one item of another shared, the rest left
     private in the inbox; the sample users share theirs, follow each other, like and comment."""
     from purchaseshare.models import Comment, Follow, Like, Notification, Purchase, PurchaseItem
+    from purchaseshare.sharing import set_approved
 
     now = utcnow()
     shared_by_handle: dict[str, list[int]] = {}
@@ -181,9 +182,8 @@ def _approve_and_socialize(session: Session, user_ids: dict[str, int]) -> None:
             else:
                 continue  # still private in the inbox
             moment = now - timedelta(hours=3 * index + (1 if handle == "sam" else 2 if handle == "lee" else 0))
-            for item in chosen:
-                item.approved, item.approved_at = True, moment
-            purchase.review, purchase.published_at, purchase.updated_at = "reviewed", moment, now
+            # The owner's own rule (sharing.py), dated in the past so the samples spread over a day.
+            set_approved(purchase, items, {item.id for item in chosen if item.id is not None}, now=moment)
             shared_by_handle[handle].append(purchase.id or 0)
     session.flush()
 

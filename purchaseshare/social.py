@@ -341,25 +341,26 @@ class CommentView:
     can_delete: bool
 
 
-def comments_for(session: Session, viewer: User | None, purchase: Purchase) -> list[CommentView]:
-    rows = session.exec(select(Comment, User).join(User, Comment.user_id == User.id)
-                        .where(Comment.purchase_id == purchase.id)
+def comments_for(session: Session, viewer: User | None, public_id: str, owner_id: int) -> list[CommentView]:
+    """The comments under a purchase addressed by its public id (one query: the purchase row
+    itself is not loaded, only its order number, to hide it)."""
+    rows = session.exec(select(Comment, User, Purchase.order_number)
+                        .join(Purchase, Comment.purchase_id == Purchase.id).join(User, Comment.user_id == User.id)
+                        .where(Purchase.public_id == public_id)
                         .order_by(col(Comment.created_at), col(Comment.id))).all()
-    secrets = (purchase.order_number,)  # a commenter who guessed it still cannot publish it
     viewer_id = viewer.id if viewer else None
+    # The order number is a secret: a commenter who guessed it still cannot publish it.
     return [CommentView(id=comment.id or 0, author_handle=author.handle,
                         author_name=redact(author.display_name) or author.handle,
-                        html=comment_html(comment.body, secrets), created_at=comment.created_at,
-                        can_delete=viewer_id is not None and viewer_id in (comment.user_id, purchase.user_id))
-            for comment, author in rows]
+                        html=comment_html(comment.body, (order_number,)), created_at=comment.created_at,
+                        can_delete=viewer_id is not None and viewer_id in (comment.user_id, owner_id))
+            for comment, author, order_number in rows]
 
 
-def like_state(session: Session, viewer: User | None, purchase: Purchase) -> tuple[int, bool]:
-    """(likes, liked by the viewer)."""
-    count = session.exec(select(func.count()).select_from(Like).where(Like.purchase_id == purchase.id)).one()
-    mine = viewer is not None and session.exec(select(Like.id).where(
-        Like.purchase_id == purchase.id, Like.user_id == viewer.id)).first() is not None
-    return count, mine
+def liked_by(session: Session, viewer: User, public_id: str) -> bool:
+    """Whether `viewer` likes the purchase with this public id (the count is in its public view)."""
+    return session.exec(select(Like.id).join(Purchase, Like.purchase_id == Purchase.id).where(
+        Purchase.public_id == public_id, Like.user_id == viewer.id)).first() is not None
 
 
 # --- verified-purchase reviews ---------------------------------------------------------------
@@ -408,10 +409,11 @@ class ReviewForm:
     body: str
 
 
-def review_forms(session: Session, owner: User, purchase: Purchase) -> list[ReviewForm]:
+def review_forms(session: Session, public_id: str) -> list[ReviewForm]:
     """For the owner: each shared item of this purchase with its review, if any (one query)."""
     rows = session.exec(select(PurchaseItem, Review).join(Review, Review.item_id == PurchaseItem.id, isouter=True)
-                        .where(PurchaseItem.purchase_id == purchase.id, PurchaseItem.approved == True)  # noqa: E712
+                        .join(Purchase, PurchaseItem.purchase_id == Purchase.id)
+                        .where(Purchase.public_id == public_id, PurchaseItem.approved == True)  # noqa: E712
                         .order_by(PurchaseItem.position)).all()
     return [ReviewForm(item_id=item.id or 0, name=item.name, rating=review.rating if review else None,
                        body=review.body if review else "") for item, review in rows]
@@ -442,11 +444,6 @@ def create_collection(session: Session, user: User, name: str, description: str 
     session.add(collection)
     session.flush()
     return collection
-
-
-def own_collection(session: Session, user: User, collection_id: int) -> Collection | None:
-    return session.exec(select(Collection).where(Collection.id == collection_id,
-                                                 Collection.user_id == user.id)).first()
 
 
 def add_to_collection(session: Session, user: User, collection: Collection, item_id: int) -> bool:

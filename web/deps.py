@@ -69,6 +69,7 @@ CurrentUser = Annotated[User, Depends(require_user)]
 def sign_in(request: Request, user: User) -> None:
     request.session.clear()  # a new session on login: no fixation
     request.session.update({"user_id": user.id, "sv": user.session_version, "uc": account_stamp(user)})
+    csrf_token(request)  # made now, not by the first page: that page then leaves the session as is (cacheable)
 
 
 def user_or_404(db: Session, handle: str) -> User:

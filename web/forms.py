@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import babel.numbers
@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
+from purchaseshare.models import User
 from web.deps import not_found
 
 PAGE_SIZE = 20
@@ -67,6 +68,22 @@ def object_id(text: str) -> int:
     if found is None:
         raise not_found()
     return found
+
+
+class _Owned(Protocol):
+    user_id: Any
+
+
+Owned = TypeVar("Owned", bound=_Owned)
+
+
+def owned_or_404(db: Session, model: type[Owned], row_id: str, user: User) -> Owned:
+    """The signed-in user's row with this id from the URL. A missing row and someone else's get
+    the same 404: ids reveal nothing. The one lookup every owner-only route uses."""
+    row = db.get(model, object_id(row_id))
+    if row is None or row.user_id != user.id:
+        raise not_found()
+    return row
 
 
 def object_ids(values: list) -> set[int]:

@@ -78,7 +78,7 @@ def receive(settings, user_id: int, path: Path = MULTI) -> int:
 
 def approve_all(settings, purchase_id: int) -> str:
     """Share every item (as the owner's Approve button does); the purchase's public_id."""
-    from web.routes.owner import set_approved
+    from purchaseshare.sharing import set_approved
 
     with session_scope(settings) as session:
         purchase = session.get(Purchase, purchase_id)

@@ -188,6 +188,47 @@ def test_logout_ends_the_session(client, settings):
     assert not signed_in(client)
 
 
+def test_sign_out_everywhere_ends_every_session_of_the_account_only(client, other_client, app, settings):
+    from fastapi.testclient import TestClient
+
+    make_user(settings, "alice")
+    make_user(settings, "bob")
+    log_in(client, "alice")
+    log_in(other_client, "alice")  # a second device
+    old_cookie = client.cookies.get("ps_session")
+    assert old_cookie
+    reset = make_link_token(settings.secret_key, "reset", {"u": user_row(settings, "alice").id, "sv": 0,
+                                                           "c": account_stamp(user_row(settings, "alice"))})
+    assert client.get(f"/reset/{reset}", headers=HTML).status_code == 200
+    with TestClient(app, follow_redirects=False) as bobs:
+        log_in(bobs, "bob")
+        page = client.get("/settings", headers=HTML).text
+        assert 'action="/settings/sign-out-everywhere"' in page
+        # CSRF as every form: without the token nothing happens.
+        assert client.post("/settings/sign-out-everywhere", headers=HTML).status_code == 403
+        assert signed_in(client) and signed_in(other_client)
+
+        response = post(client, "/settings/sign-out-everywhere", page="/settings")
+        assert response.status_code == 303 and response.headers["location"] == "/login"
+        assert "signed out everywhere" in client.get("/login", headers=HTML).text
+        assert not signed_in(client) and not signed_in(other_client)
+        assert signed_in(bobs)  # other accounts keep their sessions
+    assert user_row(settings, "alice").session_version == 1
+    # This browser's old cookie, replayed, is no longer a session (the server refuses it, not just
+    # the browser forgetting it); a reset link made before is dead too.
+    with TestClient(app, follow_redirects=False, cookies={"ps_session": old_cookie}) as replay:
+        assert not signed_in(replay)
+    assert client.get(f"/reset/{reset}", headers=HTML).status_code == 400
+    log_in(client, "alice")  # logging in again works, on the new session_version
+    assert signed_in(client) and not signed_in(other_client)
+
+
+def test_sign_out_everywhere_needs_a_signed_in_user(client, settings):
+    token = csrf(client, "/login")
+    response = client.post("/settings/sign-out-everywhere", data={"csrf_token": token}, headers=HTML)
+    assert response.status_code == 303 and response.headers["location"].startswith("/login?next=")
+
+
 # --- CSRF and the session cookie -------------------------------------------------------------------
 
 

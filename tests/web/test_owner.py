@@ -301,7 +301,9 @@ def test_another_user_gets_404_everywhere_and_changes_nothing(settings, client, 
     for path, data in [(f"{base}/approve", {}), (f"{base}/items", {"approved": [str(first.id)]}),
                        (f"{base}/hide-prices", {"hide_prices": "1"}), (f"{base}/caption", {"caption": "pwned"}),
                        (f"{base}/edit", {"merchant_name": "pwned", "currency": "EUR"}), (f"{base}/reject", {}),
-                       (f"{base}/delete", {}), (f"/emails/{raw_id}/retry", {}), (f"/emails/{failed.id}/retry", {})]:
+                       (f"{base}/delete", {}), (f"/emails/{raw_id}/retry", {}), (f"/emails/{failed.id}/retry", {}),
+                       (f"{base}/add-item", {"name": "pwned", "unit_price": "1.00"}),
+                       (f"{base}/items/{first.id}/remove", {})]:
         response = post(other_client, path, data, page="/inbox")
         assert response.status_code == 404, path
     # Guessing ids that do not exist looks exactly the same; odd ids too.
@@ -317,6 +319,105 @@ def test_another_user_gets_404_everywhere_and_changes_nothing(settings, client, 
     other_client.cookies.clear()
     assert other_client.get(base, headers=HTML).status_code == 303
     assert other_client.get("/inbox", headers=HTML).headers["location"].startswith("/login")
+
+
+# --- adding and removing items -----------------------------------------------------------------
+
+
+def public_texts(client, handle: str, public_id: str) -> str:
+    """Everything public about a user's purchases: profile, purchase page, Atom feed, JSON API."""
+    pages = [client.get(f"/u/{handle}", headers=HTML), client.get(f"/u/{handle}/feed.atom"),
+             client.get(f"/api/v1/users/{handle}/purchases"), client.get(f"/u/{handle}/p/{public_id}", headers=HTML)]
+    assert [page.status_code for page in pages[:3]] == [200, 200, 200]
+    return "\n".join(page.text for page in pages)
+
+
+def test_added_item_is_validated_and_private_until_approved(settings, client, other_client, alice):
+    purchase_id = receive(settings, alice, AMAZON).purchase_id
+    page = f"/purchases/{purchase_id}"
+    form = client.get(page, headers=HTML).text
+    assert f'action="{page}/add-item"' in form
+    before = snapshot(settings)
+    for data, message in [
+        ({"name": "Gift wrap", "unit_price": "12,3x"}, "new item price: enter an amount like 12.34"),
+        ({"name": "Gift wrap", "unit_price": "1e3"}, "new item price: enter an amount like 12.34"),
+        ({"name": "Gift wrap", "unit_price": "NaN"}, "new item price: enter an amount like 12.34"),
+        ({"name": "   ", "unit_price": "2.50"}, "new item name: required"),
+        ({"name": "Gift wrap", "quantity": "0"}, "new item quantity: a whole number from 1"),
+        ({"name": "Gift wrap", "url": "javascript:alert(1)"}, "new item link: enter a full http(s) address"),
+        ({"name": "Gift wrap", "image": "http://img.example/a.jpg"}, "new item image: enter a full https address"),
+    ]:
+        response = post(client, f"{page}/add-item", data, page=page)
+        assert response.status_code == 400, data
+        assert message in response.text, (data, response.text[:2000])
+        assert 'value="Gift wrap"' in response.text or not data["name"].strip()  # what was typed is kept
+    assert snapshot(settings) == before  # nothing half-saved
+
+    response = post(client, f"{page}/add-item", {"name": "  Gift   wrap ", "quantity": "2", "unit_price": "3.50",
+                                                "url": "https://shop.example/wrap", "image": ""}, page=page)
+    assert response.status_code == 303 and response.headers["location"] == page
+    first, second, added = items_of(settings, purchase_id)
+    assert (added.name, added.quantity, added.unit_price, added.line_total, added.url, added.image, added.position) \
+        == ("Gift wrap", 2, Decimal("3.50"), Decimal("7.00"), "https://shop.example/wrap", None, 2)
+    assert not added.approved and added.approved_at is None
+    text = client.get(page, headers=HTML).text
+    assert "Added “Gift wrap”" in text and text.count('name="approved"') == 3
+
+    # Sharing the parsed items does not share the added one...
+    post(client, f"/purchases/{purchase_id}/items", {"approved": [str(first.id), str(second.id)]}, page=page)
+    public_id = get_purchase(settings, purchase_id).public_id
+    shown = public_texts(other_client, "alice", public_id)
+    assert "Stainless Steel French Press" in shown and "Gift wrap" not in shown
+    # ... until the owner ticks it too.
+    post(client, f"/purchases/{purchase_id}/items", {"approved": [str(first.id), str(added.id)]}, page=page)
+    shown = public_texts(other_client, "alice", public_id)
+    assert "Gift wrap" in shown and "Reusable Silicone" not in shown
+
+
+def test_removed_item_is_gone_with_what_hangs_on_it_and_never_shows_publicly(settings, client, other_client,
+                                                                              alice):
+    purchase_id = receive(settings, alice, AMAZON).purchase_id
+    other_id = receive(settings, alice, APPLE).purchase_id
+    page = f"/purchases/{purchase_id}"
+    post(client, f"{page}/approve", page=page)
+    first, second = items_of(settings, purchase_id)
+    public_id = get_purchase(settings, purchase_id).public_id
+    assert second.name in public_texts(other_client, "alice", public_id)
+    with session_scope(settings) as session:  # a review and a collection entry on the item to remove
+        shelf = Collection(user_id=alice.id, name="Kitchen", slug="kitchen")
+        session.add_all([shelf, Review(item_id=second.id, user_id=alice.id, rating=2, body="meh")])
+        session.flush()
+        session.add(CollectionItem(collection_id=shelf.id, item_id=second.id))
+        session.commit()
+    # An item id of another of her purchases, under this purchase's URL, is a 404 like any other.
+    [apple_item, _] = items_of(settings, other_id)
+    before = snapshot(settings)
+    assert post(client, f"{page}/items/{apple_item.id}/remove", page=page).status_code == 404
+    assert post(client, f"/purchases/{other_id}/items/{second.id}/remove", page=page).status_code == 404
+    assert snapshot(settings) == before
+
+    left = counts(settings)
+    form = client.get(page, headers=HTML).text
+    assert f'action="{page}/items/{second.id}/remove"' in form and "data-confirm" in form
+    response = post(client, f"{page}/items/{second.id}/remove", page=page)
+    assert response.status_code == 303 and response.headers["location"] == page
+    assert [item.id for item in items_of(settings, purchase_id)] == [first.id]
+    after = counts(settings)
+    for table, gone in [("purchase_item", 1), ("review", 1), ("collection_item", 1), ("purchase", 0),
+                        ("collection", 0)]:
+        assert left[table] - after[table] == gone, table
+    assert "Removed “" in client.get(page, headers=HTML).text
+    shown = public_texts(other_client, "alice", public_id)
+    assert second.name not in shown and "meh" not in shown and first.name in shown
+    assert second.name not in other_client.get("/u/alice/c/kitchen", headers=HTML).text
+    # Removing the last shared item makes the purchase private: gone from every public surface.
+    assert post(client, f"{page}/items/{first.id}/remove", page=page).status_code == 303
+    assert other_client.get(f"/u/alice/p/{public_id}", headers=HTML).status_code == 404
+    shown = public_texts(other_client, "alice", public_id)
+    assert first.name not in shown and public_id not in shown
+    assert "Private" in client.get(page, headers=HTML).text
+    # A second click on a removed item is a 404, not an error.
+    assert post(client, f"{page}/items/{first.id}/remove", page=page).status_code == 404
 
 
 def test_upload_eml_same_path_as_imap_and_deduplicated(settings, client, alice, worker, monkeypatch):

@@ -6,18 +6,26 @@ cookie for anonymous readers, and the security headers from the pure ASGI middle
 from __future__ import annotations
 
 import re
+import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
 from purchaseshare.clock import utcnow
 from purchaseshare.db import get_engine, session_scope
-from purchaseshare.models import Follow, Like, Purchase, User
+from purchaseshare.models import Comment, Follow, Like, Purchase, User
 from purchaseshare.redact import redact
 from tests.web.conftest import log_in, make_user
 from tests.web.test_public import add_purchase, approve
+from web.app import create_app
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's TestClient deprecation notice about httpx
+    from fastapi.testclient import TestClient
 
 HTML = {"accept": "text/html"}
 CARD = re.compile(r'<article class="card">')
@@ -39,6 +47,15 @@ def counted(settings):
         event.remove(engine, "before_cursor_execute", count)
 
 
+@pytest.fixture
+def route_clients(settings) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two browsers on an app with the page cache off: the queries counted are the route's own
+    (a cache hit would run none, whatever the route does)."""
+    app = create_app(settings.model_copy(update={"page_cache_mb": 0}), run_worker=False)
+    with TestClient(app, follow_redirects=False) as one, TestClient(app, follow_redirects=False) as two:
+        yield one, two
+
+
 def queries_for(client, settings, path: str) -> tuple[int, str]:
     client.get(path, headers=HTML)  # warm-up: the session user, caches
     with counted(settings) as calls:
@@ -54,7 +71,8 @@ def shared(settings, user: User, count: int, start_minutes: int = 0) -> None:
                      published_at=now - timedelta(minutes=start_minutes + number))
 
 
-def test_profile_and_feed_cost_the_same_queries_at_any_page_size(settings, client, other_client):
+def test_profile_and_feed_cost_the_same_queries_at_any_page_size(settings, route_clients):
+    client, other_client = route_clients
     small, big, reader = make_user(settings, "small"), make_user(settings, "big"), make_user(settings, "reader")
     shared(settings, small, 2)
     shared(settings, big, 7)
@@ -140,3 +158,49 @@ def test_anonymous_public_pages_set_no_cookie_and_keep_security_headers(settings
     log_in(client, "alice")
     mine = client.get("/u/alice", headers=HTML)
     assert mine.headers["cache-control"] == "private, no-store" and mine.headers["x-content-type-options"]
+
+
+def statements_for(client, settings, path: str) -> tuple[list[str], str]:
+    """The SQL statements a (warm) request runs, and its page."""
+    client.get(path, headers=HTML)
+    engine, seen = get_engine(settings), []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get(path, headers=HTML)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 200
+    return seen, response.text
+
+
+def test_purchase_page_reads_no_purchase_row_and_no_count_it_already_has(settings, route_clients):
+    """The public view already carries the purchase's like and comment counts: the page does not
+    load the ORM purchase row again nor count likes, and with nothing to show it asks nothing
+    about likes or comments (two queries fewer than before, whoever looks)."""
+    client, _ = route_clients
+    alice, bob = make_user(settings, "alice"), make_user(settings, "bob")
+    quiet = add_purchase(settings, alice, [("Lamp", True)], order_number="4471-XYZ")
+    busy = add_purchase(settings, alice, [("Chair", True)], order_number="9999-ABC")
+    with session_scope(settings) as session:
+        session.add_all([Like(user_id=bob.id, purchase_id=busy.id),
+                         Comment(purchase_id=busy.id, user_id=bob.id, body="Order 9999-ABC? Lovely.")])
+        session.commit()
+    log_in(client, "bob")
+
+    quiet_sql, page = statements_for(client, settings, f"/u/alice/p/{quiet.public_id}")
+    assert "0 likes" in page and "No comments yet." in page and ">Like<" in page
+    busy_sql, page = statements_for(client, settings, f"/u/alice/p/{busy.public_id}")
+    assert "1 like<" in page and ">Unlike<" in page and "Order [hidden]? Lovely." in page and "9999" not in page
+
+    for sql in quiet_sql + busy_sql:
+        assert not sql.startswith("SELECT purchase.id, purchase.public_id, purchase.user_id"), sql  # the ORM row
+        assert not re.match(r'SELECT count\(\*\) AS count_1 FROM "?like"?', sql), sql  # counted by the view
+    own_like_or_comments = re.compile(r'SELECT ("?like"?\.id|comment\.id)')  # the two asked only when needed
+    assert not any(own_like_or_comments.match(sql) for sql in quiet_sql), quiet_sql
+    assert sum(bool(own_like_or_comments.match(sql)) for sql in busy_sql) == 2, busy_sql
+    # With likes and comments: exactly two more (the viewer's own like, the comments).
+    assert len(busy_sql) == len(quiet_sql) + 2

@@ -76,6 +76,18 @@ def save_settings(request: Request, user: CurrentUser, db: DbDep, form: FormDep)
     return see_other("/settings")
 
 
+@router.post("/settings/sign-out-everywhere")
+def sign_out_everywhere(request: Request, user: CurrentUser, db: DbDep):
+    # Every session cookie carries the session_version it was made with (web.deps.optional_user):
+    # bumping it ends them all, on every device, this one too; unused reset links stop working.
+    user.session_version += 1
+    db.add(user)
+    db.commit()
+    request.session.clear()
+    flash(request, "You are signed out everywhere, on every device and browser. Log in again to continue.")
+    return see_other("/login")
+
+
 @router.get("/settings/export")
 def export(user: CurrentUser, db: DbDep):
     body = export_zip(db, user)

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -31,7 +30,7 @@ from web.deps import (
     render,
     sign_in,
 )
-from web.forms import object_id
+from web.forms import owned_or_404, see_other
 from web.security import (
     check_password,
     clear_login_failures,
@@ -173,7 +172,7 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
     sign_in(request, account)
     flash(request, f"Welcome, {account.display_name}! We sent a link to {address}: open it to verify "
                    "the address. Then forward your receipts as shown below.")
-    return RedirectResponse("/settings/forwarding", status_code=303)
+    return see_other("/settings/forwarding")
 
 
 # --- log in / out ----------------------------------------------------------------------------------
@@ -206,13 +205,13 @@ def login(request: Request, db: DbDep, user: OptionalUser, handle: Text = "", pa
         return render(request, "auth/login.html", context, status_code=400, user=user, db=db)
     clear_login_failures(db, account.handle)
     sign_in(request, account)
-    return RedirectResponse(safe_next(next), status_code=303)
+    return see_other(safe_next(next))
 
 
 @router.post("/logout")
 def logout(request: Request):
     request.session.clear()
-    return RedirectResponse("/", status_code=303)
+    return see_other("/")
 
 
 # --- password reset --------------------------------------------------------------------------------
@@ -289,7 +288,7 @@ def reset_password(request: Request, token: str, db: DbDep, settings: SettingsDe
     clear_login_failures(db, account.handle)
     sign_in(request, account)
     flash(request, "Your password was changed. Every other session was logged out.")
-    return RedirectResponse(AFTER_LOGIN, status_code=303)
+    return see_other(AFTER_LOGIN)
 
 
 # --- sender addresses ------------------------------------------------------------------------------
@@ -298,13 +297,6 @@ def reset_password(request: Request, token: str, db: DbDep, settings: SettingsDe
 def own_addresses(db: Session, user: User) -> list[SenderAddress]:
     return list(db.exec(select(SenderAddress).where(SenderAddress.user_id == user.id)
                         .order_by(col(SenderAddress.created_at), col(SenderAddress.id))).all())
-
-
-def own_address(db: Session, user: User, address_id: str) -> SenderAddress:
-    row = db.get(SenderAddress, object_id(address_id))
-    if row is None or row.user_id != user.id:
-        raise not_found()
-    return row
 
 
 @router.get("/settings/addresses")
@@ -340,21 +332,21 @@ def add_address(request: Request, user: CurrentUser, db: DbDep, settings: Settin
         flash(request, f"{row.address} is already verified.")
     db.commit()
     send_queued(settings, [mail])
-    return RedirectResponse("/settings/addresses", status_code=303)
+    return see_other("/settings/addresses")
 
 
 @router.post("/settings/addresses/{address_id}/delete")
 def delete_address(request: Request, address_id: str, user: CurrentUser, db: DbDep):
-    row = own_address(db, user, address_id)
+    row = owned_or_404(db, SenderAddress, address_id, user)
     db.delete(row)
     db.commit()
     flash(request, f"{row.address} was removed. Mail from it is no longer read for you.")
-    return RedirectResponse("/settings/addresses", status_code=303)
+    return see_other("/settings/addresses")
 
 
 @router.post("/settings/addresses/{address_id}/resend")
 def resend_verification(request: Request, address_id: str, user: CurrentUser, db: DbDep, settings: SettingsDep):
-    row = own_address(db, user, address_id)
+    row = owned_or_404(db, SenderAddress, address_id, user)
     if row.verified_at is not None:
         flash(request, f"{row.address} is already verified.")
     elif recent_mails(db, "verify", to=row.address) >= MAILS_PER_HOUR:
@@ -365,7 +357,7 @@ def resend_verification(request: Request, address_id: str, user: CurrentUser, db
         db.commit()
         send_queued(settings, [mail])
         flash(request, f"We sent a new link to {row.address}.")
-    return RedirectResponse("/settings/addresses", status_code=303)
+    return see_other("/settings/addresses")
 
 
 def verify_target(db: Session, settings: Settings, user: User, token: str) -> SenderAddress | None:
@@ -401,7 +393,7 @@ def verify(request: Request, token: str, user: CurrentUser, db: DbDep, settings:
     db.add(row)
     db.commit()
     flash(request, f"{row.address} is verified: receipts you forward from it now reach your inbox.")
-    return RedirectResponse("/settings/addresses", status_code=303)
+    return see_other("/settings/addresses")
 
 
 # --- forwarding instructions -----------------------------------------------------------------------

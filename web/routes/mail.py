@@ -21,6 +21,7 @@ from web.forms import (
     PageDep,
     decoded_subject,
     object_id,
+    owned_or_404,
     paginate,
     see_other,
 )
@@ -60,9 +61,7 @@ def _queue_reparse(db: Session, raw: RawEmail) -> None:
 
 @router.post("/emails/{raw_id}/retry")
 def retry_email(request: Request, raw_id: str, user: CurrentUser, db: DbDep):
-    raw = db.get(RawEmail, object_id(raw_id))
-    if raw is None or raw.user_id != user.id:
-        raise not_found()
+    raw = owned_or_404(db, RawEmail, raw_id, user)
     _queue_reparse(db, raw)
     flash(request, "Queued: this email will be read again in a moment.")
     return see_other("/emails")

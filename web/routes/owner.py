@@ -8,15 +8,19 @@ does not exist. Nothing on these pages is public; the public view is purchasesha
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
 from sqlmodel import Session, col, select
 
+from purchaseshare import sharing
 from purchaseshare.account import delete_purchase
 from purchaseshare.clock import utcnow
 from purchaseshare.models import Purchase, PurchaseItem, RawEmail, User
+from purchaseshare.sharing import set_approved
 from web.deps import CurrentUser, DbDep, flash, not_found, render
 from web.forms import (
     Errors,
@@ -25,6 +29,7 @@ from web.forms import (
     decoded_subject,
     object_id,
     object_ids,
+    owned_or_404,
     paginate,
     parse_currency,
     parse_date,
@@ -42,13 +47,6 @@ router = APIRouter(include_in_schema=False)
 # --- lookups ----------------------------------------------------------------------------------
 
 
-def own_purchase(db: Session, user: User, purchase_id: str) -> Purchase:
-    purchase = db.get(Purchase, object_id(purchase_id))
-    if purchase is None or purchase.user_id != user.id:
-        raise not_found()
-    return purchase
-
-
 def _items(db: Session, purchase_ids: list[int]) -> dict[int, list[PurchaseItem]]:
     found: dict[int, list[PurchaseItem]] = {pid: [] for pid in purchase_ids}
     if purchase_ids:
@@ -56,6 +54,7 @@ def _items(db: Session, purchase_ids: list[int]) -> dict[int, list[PurchaseItem]
                             .order_by(PurchaseItem.purchase_id, PurchaseItem.position, PurchaseItem.id)):
             found[item.purchase_id].append(item)
     return found
+
 
 def _purchase_list(request: Request, user: User, db: Session, page: int, template: str, *conditions):
     query = (select(Purchase).where(Purchase.user_id == user.id, *conditions)
@@ -66,22 +65,14 @@ def _purchase_list(request: Request, user: User, db: Session, page: int, templat
                   user=user, db=db)
 
 
-# --- approving --------------------------------------------------------------------------------
+def _saved(request: Request, db: Session, purchase: Purchase, message: str) -> RedirectResponse:
+    """Commit, say what happened, and back to the purchase's page (post/redirect/get)."""
+    db.commit()
+    flash(request, message)
+    return see_other(f"/purchases/{purchase.id}")
 
 
-def set_approved(purchase: Purchase, items: list[PurchaseItem], approved_ids: set[int]) -> None:
-    """Share exactly these items; the purchase counts as reviewed, public once an item is shared."""
-    now = utcnow()
-    for item in items:
-        wanted = item.id in approved_ids
-        if wanted and not item.approved:
-            item.approved, item.approved_at = True, now
-        elif not wanted and item.approved:
-            item.approved, item.approved_at = False, None
-    purchase.review = "reviewed"
-    if approved_ids and purchase.published_at is None:
-        purchase.published_at = now  # the first time only: a later re-approval keeps its place
-    purchase.updated_at = now
+# --- approving (the rule itself is purchaseshare.sharing) --------------------------------------
 
 
 @router.get("/inbox")
@@ -96,7 +87,7 @@ def bulk_approve(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
     purchases = db.exec(select(Purchase).where(col(Purchase.id).in_(ids), Purchase.user_id == user.id)).all() if ids else []
     items = _items(db, [p.id for p in purchases])
     for purchase in purchases:
-        set_approved(purchase, items[purchase.id], {item.id for item in items[purchase.id]})
+        sharing.approve_all(purchase, items[purchase.id])
     db.commit()
     flash(request, f"Approved {len(purchases)} purchase{'s' if len(purchases) != 1 else ''}: now on your profile."
           if purchases else "Select the purchases to approve first.")
@@ -155,19 +146,17 @@ def new_purchase(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
     line_totals = [price * qty for _, qty, price in lines if price is not None]
     if total is None and lines and len(line_totals) == len(lines):
         total = sum(line_totals, Decimal(0))
-    share, now = user.default_share_items, utcnow()
     purchase = Purchase(user_id=user.id, merchant_name=merchant, order_date=order_date, currency=currency,
-                        total=total, entered_by_hand=True, review="reviewed" if share else "new",
-                        published_at=now if share else None)
+                        total=total, entered_by_hand=True)
     db.add(purchase)
     db.flush()
-    for position, (name, quantity, price) in enumerate(lines):
-        db.add(PurchaseItem(purchase_id=purchase.id, position=position, name=name, quantity=quantity,
-                            unit_price=price, line_total=price * quantity if price is not None else None,
-                            approved=share, approved_at=now if share else None))
-    db.commit()
-    flash(request, "Purchase added." + ("" if share else " It is private until you approve its items."))
-    return see_other(f"/purchases/{purchase.id}")
+    items = [sharing.add_item(db, purchase, name, quantity, price, position=position)
+             for position, (name, quantity, price) in enumerate(lines)]
+    share = user.default_share_items
+    if share:
+        sharing.approve_all(purchase, items)
+    return _saved(request, db, purchase,
+                  "Purchase added." + ("" if share else " It is private until you approve its items."))
 
 
 # --- one purchase -----------------------------------------------------------------------------
@@ -181,7 +170,7 @@ def _form_values(purchase: Purchase, items: list[PurchaseItem]) -> dict[str, str
               "order_date": purchase.order_date.isoformat() if purchase.order_date else "",
               "total": text(purchase.total)}
     for item in items:
-        for name in ("name", "quantity", "unit_price", "url", "image"):
+        for name in ITEM_FIELDS:
             values[f"item-{item.id}-{name}"] = text(getattr(item, name))
     return values
 
@@ -192,7 +181,7 @@ def _purchase_page(request: Request, user: User, db: Session, purchase: Purchase
     source = db.exec(select(RawEmail).where(RawEmail.purchase_id == purchase.id, RawEmail.user_id == user.id)
                      .order_by(RawEmail.id)).all()
     values = {**_form_values(purchase, items), **(submitted or {})}
-    public = purchase.review != "rejected" and purchase.published_at is not None and any(i.approved for i in items)
+    public = sharing.is_public(purchase, items)
     return render(request, "owner/purchase.html", {
         "purchase": purchase, "items": items, "emails": source, "values": values, "errors": errors or [],
         "public_path": f"/u/{user.handle}/p/{purchase.public_id}" if public else None, "subject": decoded_subject,
@@ -201,59 +190,87 @@ def _purchase_page(request: Request, user: User, db: Session, purchase: Purchase
 
 @router.get("/purchases/{purchase_id}")
 def purchase_page(request: Request, purchase_id: str, user: CurrentUser, db: DbDep):
-    return _purchase_page(request, user, db, own_purchase(db, user, purchase_id))
+    return _purchase_page(request, user, db, owned_or_404(db, Purchase, purchase_id, user))
 
 
 @router.post("/purchases/{purchase_id}/approve")
 def approve_all(request: Request, purchase_id: str, user: CurrentUser, db: DbDep):
-    purchase = own_purchase(db, user, purchase_id)
+    purchase = owned_or_404(db, Purchase, purchase_id, user)
     items = _items(db, [purchase.id])[purchase.id]
-    set_approved(purchase, items, {item.id for item in items})
-    db.commit()
-    flash(request, "Approved: every item is on your profile." if items else "Marked as reviewed.")
-    return see_other(f"/purchases/{purchase.id}")
+    sharing.approve_all(purchase, items)
+    return _saved(request, db, purchase, "Approved: every item is on your profile." if items else "Marked as reviewed.")
 
 
 @router.post("/purchases/{purchase_id}/items")
 def approve_items(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, form: FormDep):
-    purchase = own_purchase(db, user, purchase_id)
+    purchase = owned_or_404(db, Purchase, purchase_id, user)
     items = _items(db, [purchase.id])[purchase.id]
-    own_ids = {item.id for item in items}
-    chosen = object_ids(form.getlist("approved"))
-    set_approved(purchase, items, chosen & own_ids)
-    db.commit()
-    shared = len(chosen & own_ids)
-    flash(request, f"Saved: {shared} of {len(items)} items shared." if shared
-          else "Saved: nothing of this purchase is shared; it is private.")
-    return see_other(f"/purchases/{purchase.id}")
+    chosen = object_ids(form.getlist("approved")) & {item.id for item in items}
+    set_approved(purchase, items, chosen)
+    return _saved(request, db, purchase, f"Saved: {len(chosen)} of {len(items)} items shared." if chosen
+                  else "Saved: nothing of this purchase is shared; it is private.")
 
 
 @router.post("/purchases/{purchase_id}/hide-prices")
 def hide_prices(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, form: FormDep):
-    purchase = own_purchase(db, user, purchase_id)
+    purchase = owned_or_404(db, Purchase, purchase_id, user)
     purchase.hide_prices = text_field(form, "hide_prices") in ("1", "on", "true")
     purchase.updated_at = utcnow()
-    db.commit()
-    flash(request, "Prices are hidden on public pages." if purchase.hide_prices else "Prices are shown.")
-    return see_other(f"/purchases/{purchase.id}")
+    return _saved(request, db, purchase,
+                  "Prices are hidden on public pages." if purchase.hide_prices else "Prices are shown.")
 
 
 @router.post("/purchases/{purchase_id}/caption")
 def caption(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, form: FormDep):
-    purchase = own_purchase(db, user, purchase_id)
+    purchase = owned_or_404(db, Purchase, purchase_id, user)
     text = text_field(form, "caption")
     if len(text) > 1000:
         return _purchase_page(request, user, db, purchase, ["caption: at most 1000 characters"], status_code=400)
     purchase.caption = text or None
     purchase.updated_at = utcnow()
-    db.commit()
-    flash(request, "Caption saved." if text else "Caption removed.")
-    return see_other(f"/purchases/{purchase.id}")
+    return _saved(request, db, purchase, "Caption saved." if text else "Caption removed.")
+
+
+# --- adding, correcting and removing items ----------------------------------------------------
+
+ITEM_FIELDS = ("name", "quantity", "unit_price", "url", "image")
+
+
+def _item_parsers(label: str) -> dict[str, Callable[[str], Any]]:
+    """One parser per item field (ITEM_FIELDS), its messages naming the item ("item 2 price: ...")."""
+    return {"name": lambda v: parse_name(v, f"{label} name"),
+            "quantity": lambda v: parse_quantity(v, f"{label} quantity"),
+            "unit_price": lambda v: parse_money(v, f"{label} price", negative=True),  # discount lines
+            "url": lambda v: parse_url(v, f"{label} link"),
+            "image": lambda v: parse_url(v, f"{label} image", https_only=True)}
+
+
+@router.post("/purchases/{purchase_id}/add-item")
+def add_item(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, form: FormDep):
+    purchase = owned_or_404(db, Purchase, purchase_id, user)
+    submitted = {f"new-{name}": text_field(form, name) for name in ITEM_FIELDS}
+    errors = Errors()
+    found = {name: errors.check(parse, submitted[f"new-{name}"]) for name, parse in _item_parsers("new item").items()}
+    if errors.messages:
+        return _purchase_page(request, user, db, purchase, errors.messages, submitted, status_code=400)
+    item = sharing.add_item(db, purchase, **found)
+    return _saved(request, db, purchase, f"Added “{item.name}”. It is private until you tick it under "
+                                         "“What to share”.")
+
+
+@router.post("/purchases/{purchase_id}/items/{item_id}/remove")
+def remove_item(request: Request, purchase_id: str, item_id: str, user: CurrentUser, db: DbDep):
+    purchase = owned_or_404(db, Purchase, purchase_id, user)
+    item = db.get(PurchaseItem, object_id(item_id))
+    if item is None or item.purchase_id != purchase.id:  # an item of another purchase: the same 404
+        raise not_found()
+    sharing.remove_item(db, purchase, item)
+    return _saved(request, db, purchase, f"Removed “{item.name}”. It is no longer part of this purchase.")
 
 
 @router.post("/purchases/{purchase_id}/edit")
 def correct(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, form: FormDep):
-    purchase = own_purchase(db, user, purchase_id)
+    purchase = owned_or_404(db, Purchase, purchase_id, user)
     items = _items(db, [purchase.id])[purchase.id]
     submitted = {key: text_field(form, key) for key in _form_values(purchase, items) if key in form}
     errors = Errors()
@@ -268,16 +285,9 @@ def correct(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, fo
         changes["total"] = errors.check(parse_money, submitted["total"], "total")
     item_changes: dict[int, dict[str, Any]] = {}
     for number, item in enumerate(items, 1):
-        key, label, found = f"item-{item.id}-", f"item {number}", {}
-        parsers = {"name": lambda v, lb: parse_name(v, f"{lb} name"),
-                   "quantity": lambda v, lb: parse_quantity(v, f"{lb} quantity"),
-                   "unit_price": lambda v, lb: parse_money(v, f"{lb} price", negative=True),
-                   "url": lambda v, lb: parse_url(v, f"{lb} link"),
-                   "image": lambda v, lb: parse_url(v, f"{lb} image", https_only=True)}
-        for name, parse in parsers.items():
-            if key + name in form:
-                found[name] = errors.check(parse, submitted[key + name], label)
-        item_changes[item.id] = found
+        key = f"item-{item.id}-"
+        item_changes[item.id] = {name: errors.check(parse, submitted[key + name])
+                                 for name, parse in _item_parsers(f"item {number}").items() if key + name in form}
     if errors.messages:
         return _purchase_page(request, user, db, purchase, errors.messages, submitted, status_code=400)
     now = utcnow()
@@ -292,16 +302,13 @@ def correct(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, fo
         if price_changed:  # the parsed line total no longer holds
             item.line_total = item.unit_price * item.quantity if item.unit_price is not None else None
     purchase.updated_at = now
-    db.commit()
-    flash(request, "Corrections saved.")
-    return see_other(f"/purchases/{purchase.id}")
+    return _saved(request, db, purchase, "Corrections saved.")
 
 
 @router.post("/purchases/{purchase_id}/reject")
 def reject(request: Request, purchase_id: str, user: CurrentUser, db: DbDep):
-    purchase = own_purchase(db, user, purchase_id)
-    set_approved(purchase, _items(db, [purchase.id])[purchase.id], set())
-    purchase.review = "rejected"  # never public, whatever its items say
+    purchase = owned_or_404(db, Purchase, purchase_id, user)
+    sharing.reject(purchase, _items(db, [purchase.id])[purchase.id])
     db.commit()
     flash(request, "Rejected: this purchase stays private and out of your inbox.")
     return see_other("/inbox")
@@ -310,6 +317,6 @@ def reject(request: Request, purchase_id: str, user: CurrentUser, db: DbDep):
 @router.post("/purchases/{purchase_id}/delete")
 def delete_purchase_route(request: Request, purchase_id: str, user: CurrentUser, db: DbDep):
     # The email stays (listed under Emails); it can be parsed again to bring the purchase back.
-    delete_purchase(db, own_purchase(db, user, purchase_id))
+    delete_purchase(db, owned_or_404(db, Purchase, purchase_id, user))
     flash(request, "Purchase deleted. Its email is still listed under Emails.")
     return see_other("/inbox")

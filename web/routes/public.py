@@ -15,10 +15,8 @@ from xml.etree import ElementTree as ET
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
-from sqlmodel import select
 
 from purchaseshare import public
-from purchaseshare.models import Purchase
 from web.deps import DbDep, OptionalUser, SettingsDep, not_found, render, user_or_404
 from web.forms import PageDep
 from web.routes import social
@@ -60,11 +58,10 @@ def purchase_page(request: Request, handle: str, public_id: str, user: OptionalU
     if view is None:
         raise not_found()
     profile = public.profile(db, owner, with_collections=False)
-    row = db.exec(select(Purchase).where(Purchase.public_id == view.public_id)).one()
     base = settings.base_url.rstrip("/")
     context = {"profile": profile, "purchase": view, "base_url": base, "json_ld": json_ld(view, base),
                "og": open_graph(view, base), "is_owner": user is not None and user.id == owner.id,
-               **social.purchase_social(db, user, row)}
+               **social.purchase_social(db, user, view, owner)}
     return render(request, "public/purchase.html", context, user=user, db=db, headers=_robots(profile))
 
 

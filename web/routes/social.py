@@ -20,8 +20,9 @@ from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.models import Collection, Purchase, User
+from purchaseshare.public import PublicPurchase
 from web.deps import TEMPLATES, CurrentUser, DbDep, SettingsDep, flash, not_found, render, user_or_404
-from web.forms import PageDep, object_id, parse_id
+from web.forms import PageDep, object_id, owned_or_404, parse_id, see_other
 from web.routes.auth import safe_next
 from web.security import csrf_token
 
@@ -37,17 +38,17 @@ STREAM_MAX_SECONDS = 3600.0  # browsers reconnect (with Last-Event-ID) after thi
 # --- context helpers for the public pages ---------------------------------------------------------
 
 
-def purchase_social(db: Session, viewer: User | None, purchase: Purchase) -> dict[str, Any]:
-    """Context for templates/social/_purchase_social.html (likes, comments, forms) on a purchase page."""
-    owner = db.get(User, purchase.user_id)
-    likes, liked = social.like_state(db, viewer, purchase)
-    is_owner = viewer is not None and viewer.id == purchase.user_id
-    path = f"/u/{owner.handle if owner else ''}/p/{purchase.public_id}"
+def purchase_social(db: Session, viewer: User | None, view: PublicPurchase, owner: User) -> dict[str, Any]:
+    """Context for templates/social/_purchase_social.html (likes, comments, forms) on a purchase page.
+    The public view already counts likes and comments: no query for the counts, none for the
+    viewer's like or the comments when there are none, and the purchase row is never loaded."""
+    is_owner = viewer is not None and viewer.id == owner.id
     return {"social": {
-        "path": path, "likes": likes, "liked": liked, "signed_in": viewer is not None,
-        "comments": social.comments_for(db, viewer, purchase), "comment_max": social.COMMENT_MAX,
-        "reviews": social.review_forms(db, viewer, purchase) if is_owner and viewer else [],
-        "review_max": social.REVIEW_MAX,
+        "path": view.path, "likes": view.likes, "signed_in": viewer is not None,
+        "liked": viewer is not None and view.likes > 0 and social.liked_by(db, viewer, view.public_id),
+        "comments": social.comments_for(db, viewer, view.public_id, owner.id or 0) if view.comments else [],
+        "comment_max": social.COMMENT_MAX, "review_max": social.REVIEW_MAX,
+        "reviews": social.review_forms(db, view.public_id) if is_owner else [],
     }}
 
 
@@ -66,7 +67,7 @@ def follow_state(db: Session, viewer: User | None, owner: User) -> dict[str, Any
 
 
 def _back(next_path: str | None, default: str) -> RedirectResponse:
-    return RedirectResponse(safe_next(next_path, default), status_code=303)
+    return see_other(safe_next(next_path, default))
 
 
 def _send_after_commit(settings: Settings, mail_ids: list[int | None]) -> None:
@@ -204,12 +205,12 @@ def comment(request: Request, handle: str, public_id: str, user: CurrentUser, db
         created = social.add_comment(db, user, purchase, body)
     except social.SocialError as exc:
         flash(request, f"Your comment was not posted: {exc}.")
-        return RedirectResponse(path + "#comments", status_code=303)
+        return see_other(path + "#comments")
     mail_id = social.notify(db, settings, user=owner, actor=user, kind="comment", purchase=purchase,
                             comment=created)
     db.commit()
     _send_after_commit(settings, [mail_id])
-    return RedirectResponse(f"{path}#comment-{created.id}", status_code=303)
+    return see_other(f"{path}#comment-{created.id}")
 
 
 @router.post("/comments/{comment_id}/delete")
@@ -241,7 +242,7 @@ def notifications(request: Request, user: CurrentUser, db: DbDep):
 def notifications_read(user: CurrentUser, db: DbDep, upto: OptionalText = ""):
     social.mark_read(db, user, parse_id(upto))
     db.commit()
-    return RedirectResponse("/notifications", status_code=303)
+    return see_other("/notifications")
 
 
 # --- verified-purchase reviews --------------------------------------------------------------------
@@ -259,20 +260,13 @@ def review(request: Request, item_id: str, user: CurrentUser, db: DbDep, rating:
         social.save_review(db, user, item, rating, body)
     except social.SocialError as exc:
         flash(request, f"Your review was not saved: {exc}.")
-        return RedirectResponse(path + "#reviews", status_code=303)
+        return see_other(path + "#reviews")
     db.commit()
     flash(request, "Review saved.")
-    return RedirectResponse(path, status_code=303)
+    return see_other(path)
 
 
 # --- collections ----------------------------------------------------------------------------------
-
-
-def _own_collection_or_404(db: Session, user: User, collection_id: str) -> Collection:
-    found = social.own_collection(db, user, object_id(collection_id))
-    if found is None:
-        raise not_found()
-    return found
 
 
 @router.get("/collections")
@@ -289,34 +283,34 @@ def create_collection(request: Request, user: CurrentUser, db: DbDep, name: Opti
         created = social.create_collection(db, user, name, description)
     except social.SocialError as exc:
         flash(request, f"The collection was not created: {exc}.")
-        return RedirectResponse("/collections", status_code=303)
+        return see_other("/collections")
     db.commit()
     flash(request, f"Collection “{created.name}” created.")
-    return RedirectResponse(f"/collections#collection-{created.id}", status_code=303)
+    return see_other(f"/collections#collection-{created.id}")
 
 
 @router.post("/collections/{collection_id}/items")
 def add_collection_item(collection_id: str, user: CurrentUser, db: DbDep, item_id: OptionalText = ""):
-    collection = _own_collection_or_404(db, user, collection_id)
+    collection = owned_or_404(db, Collection, collection_id, user)
     wanted = parse_id(item_id)
     if wanted is None or not social.add_to_collection(db, user, collection, wanted):
         raise not_found()
     db.commit()
-    return RedirectResponse(f"/collections#collection-{collection.id}", status_code=303)
+    return see_other(f"/collections#collection-{collection.id}")
 
 
 @router.post("/collections/{collection_id}/items/{item_id}/remove")
 def remove_collection_item(collection_id: str, item_id: str, user: CurrentUser, db: DbDep):
-    collection = _own_collection_or_404(db, user, collection_id)
+    collection = owned_or_404(db, Collection, collection_id, user)
     social.remove_from_collection(db, collection, object_id(item_id))
     db.commit()
-    return RedirectResponse(f"/collections#collection-{collection.id}", status_code=303)
+    return see_other(f"/collections#collection-{collection.id}")
 
 
 @router.post("/collections/{collection_id}/delete")
 def delete_collection(request: Request, collection_id: str, user: CurrentUser, db: DbDep):
-    collection = _own_collection_or_404(db, user, collection_id)
+    collection = owned_or_404(db, Collection, collection_id, user)
     db.delete(collection)
     db.commit()
     flash(request, f"Collection “{collection.name}” deleted.")
-    return RedirectResponse("/collections", status_code=303)
+    return see_other("/collections")
