@@ -8,8 +8,8 @@ web/page_cache.py serves a stored page only while this counter is unchanged. The
 in the writing transaction itself, whoever writes (web, workers, CLI, raw SQL), so invalidation
 is exact across processes. Private churn (a worker storing an unapproved purchase) does not bump
 it: purchases count once published, items once approved (before or after the change).
-On PostgreSQL the triggers are deferred to commit time: the counter's row lock is then held only
-while committing, so two writers can never deadlock on it.
+On PostgreSQL the triggers are deferred to commit time and bump once per transaction: the
+counter's row lock is then held only while committing, so two writers can never deadlock on it.
 """
 
 from __future__ import annotations
@@ -49,8 +49,13 @@ def upgrade() -> None:
     op.execute("INSERT INTO cache_generation (id, value) VALUES (1, 0)")
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:
-        op.execute("CREATE FUNCTION cache_generation_bump() RETURNS trigger LANGUAGE plpgsql AS "
-                   f"$$ BEGIN {BUMP}; RETURN NULL; END $$")
+        # Once per transaction (a transaction-local flag): a bulk write of 100 000 rows would
+        # otherwise update the one row 100 000 times at commit, each new version found by
+        # walking the previous ones (quadratic).
+        op.execute("CREATE FUNCTION cache_generation_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "IF current_setting('purchaseshare.cache_bumped', true) IS DISTINCT FROM 'yes' THEN "
+                   f"{BUMP}; PERFORM set_config('purchaseshare.cache_bumped', 'yes', true); "
+                   "END IF; RETURN NULL; END $$")
     for table, events in WATCHED.items():
         for event, condition in events.items():
             name = f"cache_gen_{table}_{event.lower()}"
