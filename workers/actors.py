@@ -20,7 +20,7 @@ from purchaseshare.db import session_scope
 from purchaseshare.models import OutboxMail, RawEmail
 from purchaseshare.processing import mark_failed, process_raw_email, purge_expired_raw, record_error
 from purchaseshare.reparse import reparse_raw_email
-from workers.broker import broker  # noqa: F401  (sets the broker before the actors bind to it)
+from workers.broker import broker, send_many  # noqa: F401  (broker: set before the actors bind to it)
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,13 @@ def enqueue_parse(session: Session, raw_ids: list[int]) -> None:
     # One UPDATE: loading the rows would read their raw bytes only to stamp them.
     session.exec(update(RawEmail).where(col(RawEmail.id).in_(raw_ids)).values(queued_at=utcnow()))  # type: ignore[call-overload]
     session.commit()
-    for raw_id in raw_ids:
-        parse_email.send(raw_id)
+    send_parse(raw_ids)
+
+
+def send_parse(raw_ids: list[int]) -> None:
+    """Queue `parse_email` for rows already committed AND stamped queued (the IMAP poller stamps
+    them in the commit that stores them). One Redis round trip for the lot."""
+    send_many(parse_email, [(raw_id,) for raw_id in raw_ids])
 
 
 def requeue_stale() -> int:
@@ -101,6 +106,5 @@ def requeue_stale() -> int:
     settings = get_settings()
     with session_scope(settings) as session:
         ids = claim_stale(session, settings)
-    for raw_id in ids:
-        parse_email.send(raw_id)
+    send_parse(ids)
     return len(ids)

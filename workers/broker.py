@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
+from uuid import uuid4
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import current_millis
 
 from purchaseshare.config import get_settings
 
@@ -31,6 +34,42 @@ def _make_broker() -> dramatiq.Broker:
 broker = _make_broker()
 dramatiq.set_broker(broker)
 IN_PROCESS = isinstance(broker, StubBroker)
+
+SEND_CHUNK = 500  # messages per Redis round trip at most
+
+
+def send_many(actor: dramatiq.Actor, args_list: Iterable[tuple]) -> None:
+    """`actor.send(*args)` for each, in as few Redis round trips as possible.
+
+    RedisBroker.enqueue is one EVALSHA round trip per message (most of what queueing a parse
+    costs the IMAP poller); this runs the same dispatch script, with the same arguments and the
+    same enqueue middleware hooks, through one pipeline per chunk. Another broker (the in-process
+    StubBroker), or a RedisBroker without the internals this relies on, sends one by one. A Redis
+    error is raised as from `send` (messages of the failed chunk may or may not be queued: the
+    caller's rows are stamped queued, so the sweeper sends them again when they are overdue)."""
+    broker = actor.broker
+    pending = list(args_list)
+    if not (isinstance(broker, RedisBroker) and hasattr(broker, "scripts") and hasattr(broker, "_max_unpack_size")):
+        for args in pending:
+            actor.send(*args)
+        return
+    for start in range(0, len(pending), SEND_CHUNK):
+        messages = []
+        with broker.client.pipeline(transaction=False) as pipe:
+            for args in pending[start:start + SEND_CHUNK]:
+                # What RedisBroker.enqueue does for a message without a delay, bar the round trip.
+                message = actor.message(*args).copy(options={"redis_message_id": str(uuid4())})
+                broker.emit_before("enqueue", message, None)
+                broker.scripts["dispatch"](keys=[broker.namespace], client=pipe, args=[
+                    "enqueue", current_millis(), message.queue_name, broker.broker_id, broker.heartbeat_timeout,
+                    broker.dead_message_ttl, broker._should_do_maintenance("enqueue"), broker._max_unpack_size(),
+                    message.options["redis_message_id"], message.encode(),
+                ])
+                messages.append(message)
+            pipe.execute()
+        for message in messages:
+            broker.emit_after("enqueue", message, None)
+
 
 _worker: dramatiq.Worker | None = None
 _worker_lock = threading.Lock()

@@ -1,7 +1,7 @@
 """The IMAP door: fetch new mail from IMAP_URL, commit it, queue it, then move it out of the way.
 
 For each new message, in UID order and in batches:
-    FETCH BODY.PEEK[] -> store_raw (commit) -> enqueue_parse -> MOVE to Processed/Failed -> last_uid
+    FETCH BODY.PEEK[] -> store_raws (one commit per batch) -> queue -> MOVE to Processed/Failed -> last_uid
 so a crash at any step loses nothing: a message is only moved once its bytes are committed, and a
 message fetched twice is a no-op in store_raw (same bytes or Message-ID). Where we got to is kept
 per (account, folder) in ImapState with the folder's UIDVALIDITY; when that changes the UIDs mean
@@ -22,17 +22,18 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
 from imapclient import IMAPClient
 from imapclient.imapclient import DELETED, SocketTimeout
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select, update
 
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
-from purchaseshare.mailstore import Stored, store_raw
+from purchaseshare.mailstore import Incoming, Stored, store_raw, store_raws
 from purchaseshare.models import ImapState, RawStatus
 
 log = logging.getLogger(__name__)
@@ -183,11 +184,11 @@ class Poller:
 
     def _save_last_uid(self, uid: int) -> None:
         with session_scope(self.settings) as session:
-            state = session.exec(select(ImapState).where(ImapState.account == self.target.account,
-                                                         ImapState.folder == self.target.folder)).one()
-            if state.uidvalidity == self.uidvalidity and uid > state.last_uid:
-                state.last_uid, state.updated_at = uid, utcnow()
-                session.commit()
+            session.exec(update(ImapState).where(  # type: ignore[call-overload]
+                col(ImapState.account) == self.target.account, col(ImapState.folder) == self.target.folder,
+                col(ImapState.uidvalidity) == self.uidvalidity, col(ImapState.last_uid) < uid,
+            ).values(last_uid=uid, updated_at=utcnow()))
+            session.commit()
         self.last_uid = max(self.last_uid, uid)
 
     # -- catch-up ----------------------------------------------------------------------------
@@ -241,16 +242,21 @@ class Poller:
             self._unreadable(client, batch[0], exc)
             return 1
         self.batch_max = min(BATCH_MAX, self.batch_max * 2)
+        incoming: list[tuple[int, Incoming]] = []
+        for uid in batch:
+            data = fetched.get(uid)
+            if data is None:  # expunged meanwhile by someone else: nothing to do
+                continue
+            raw = data.get(b"BODY[]") or b""
+            incoming.append((uid, Incoming(raw, self._source(uid), envelope_recipient(raw))))
         processed: list[int] = []
         failed: list[int] = []
+        created: list[int] = []
+        # Stamped queued in the storing commit itself (no second write of each row): if the send
+        # below fails, the sweeper (requeue_stale) queues them again once they are overdue.
+        queued_at = utcnow()
         with session_scope(self.settings) as session:
-            created: list[int] = []
-            for uid in batch:
-                data = fetched.get(uid)
-                if data is None:  # expunged meanwhile by someone else: nothing to do
-                    continue
-                raw = data.get(b"BODY[]") or b""
-                stored = self._store(session, uid, raw)
+            for (uid, email), stored in zip(incoming, self._store_batch(session, incoming, queued_at), strict=True):
                 if stored is None:
                     failed.append(uid)
                     continue
@@ -258,17 +264,37 @@ class Poller:
                 if stored.created:
                     assert row.id is not None
                     created.append(row.id)
+                    if row.status == RawStatus.FAILED:
+                        log.warning("imap: %s stored as failed (%s); moving it to %s", email.source, row.reason,
+                                    self.settings.imap_failed_folder)
                 (failed if stored.created and row.status == RawStatus.FAILED else processed).append(uid)
-            if created:
-                from workers.actors import enqueue_parse
+        if created:
+            from workers.actors import send_parse
 
-                enqueue_parse(session, created)
+            send_parse(created)  # after the commit, all in one round trip
         # Only now, with the bytes committed and queued, does the message leave the folder.
         self._move(client, processed, self.settings.imap_processed_folder)
         self._move(client, failed, self.settings.imap_failed_folder)
         self._save_last_uid(max(batch))
         self.progressed = True
         return len(processed) + len(failed)
+
+    def _source(self, uid: int) -> str:
+        return f"imap://{self.target.account}/{self.target.folder};uid={uid}"
+
+    def _store_batch(self, session: Session, incoming: list[tuple[int, Incoming]],
+                     queued_at: datetime) -> list[Stored | None]:
+        """The whole FETCH batch in one commit; if that fails for a reason other than the database
+        itself, one by one, so only the message that cannot be stored goes to Failed."""
+        try:
+            return list(store_raws(session, [email for _, email in incoming], queued_at=queued_at))
+        except Exception as exc:
+            session.rollback()
+            if _transient(exc):
+                raise  # the database is the problem, not the messages: reconnect and retry later
+            log.warning("imap: storing a batch of %d failed (%s: %s); storing them one by one",
+                        len(incoming), type(exc).__name__, exc)
+        return [self._store(session, email, queued_at) for _, email in incoming]
 
     def _unreadable(self, client: IMAPClient, uid: int, exc: Exception) -> None:
         """A message the server refuses to give us: out of the way (if it can be moved), and skipped."""
@@ -282,22 +308,18 @@ class Poller:
             log.error("imap: cannot move uid %d either (%s); skipping it", uid, move_exc)
         self._save_last_uid(uid)
 
-    def _store(self, session: Session, uid: int, raw: bytes) -> Stored | None:
+    def _store(self, session: Session, email: Incoming, queued_at: datetime) -> Stored | None:
         """The stored row, or None when this message cannot be stored at all."""
-        source = f"imap://{self.target.account}/{self.target.folder};uid={uid}"
         try:
-            stored = store_raw(session, raw, source=source, envelope_to=envelope_recipient(raw))
+            return store_raw(session, email.raw, source=email.source, envelope_to=email.envelope_to,
+                             queued_at=queued_at)
         except Exception as exc:
             session.rollback()
             if _transient(exc):
                 raise  # the database is the problem, not the message: reconnect and retry later
-            log.exception("imap: cannot store %s (%d bytes): %s: %s; moving it to %s", source, len(raw),
+            log.exception("imap: cannot store %s (%d bytes): %s: %s; moving it to %s", email.source, len(email.raw),
                           type(exc).__name__, exc, self.settings.imap_failed_folder)
             return None
-        if stored.created and stored.raw_email.status == RawStatus.FAILED:
-            log.warning("imap: %s stored as failed (%s); moving it to %s", source, stored.raw_email.reason,
-                        self.settings.imap_failed_folder)
-        return stored
 
     @staticmethod
     def _move(client: IMAPClient, uids: list[int], folder: str) -> None:
