@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
@@ -21,6 +21,7 @@ from purchaseshare.config import Settings, get_settings
 from purchaseshare.db import get_engine, migrate
 from purchaseshare.public import PublicPurchase
 from web.deps import TEMPLATES, LoginRequired, render
+from web.forms import see_other
 from web.page_cache import GenerationReader, PageCache
 from web.security import csrf_protect
 
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _exc: LoginRequired) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+        return see_other(f"/login?next={quote(target)}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from contextlib import contextmanager
 
 import pytest
 
@@ -12,13 +13,32 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's TestClient deprecation notice about httpx
     from fastapi.testclient import TestClient
 
-from purchaseshare.db import session_scope
+from sqlalchemy import event
+
+from purchaseshare.db import get_engine, session_scope
 from purchaseshare.mailstore import store_raw
 from purchaseshare.models import User
 from purchaseshare.processing import Outcome, process_raw_email
 from purchaseshare.users import create_user
 from web.app import create_app
 from web.security import hash_password
+
+
+@contextmanager
+def counted(settings):
+    """Counts the SQL statements SQLAlchemy runs while the block runs (`calls["n"]`)."""
+    engine = get_engine(settings)
+    calls = {"n": 0}
+
+    def count(*_args) -> None:
+        calls["n"] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield calls
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, text, update
+from sqlalchemy import text, update
 from sqlmodel import select
 
 from purchaseshare.db import get_engine, session_scope
 from purchaseshare.models import Comment, Follow, Like, Purchase, PurchaseItem, User
-from tests.web.conftest import log_in, make_user
+from tests.web.conftest import counted, log_in, make_user
 from tests.web.test_public import add_purchase
 from web.app import create_app
 from web.page_cache import REQUIRED_TRIGGERS, installed_triggers
@@ -27,24 +27,6 @@ with warnings.catch_warnings():
 
 HTML = {"accept": "text/html"}
 MIGRATION = Path(__file__).resolve().parents[2] / "purchaseshare/migrations/versions/0003_page_cache.py"
-
-
-class Statements:
-    """SQL statements SQLAlchemy runs (the generation read goes around it and is counted apart)."""
-
-    def __init__(self, settings) -> None:
-        self.engine = get_engine(settings)
-        self.count = 0
-
-    def __enter__(self) -> Statements:
-        event.listen(self.engine, "before_cursor_execute", self._count)
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._count)
-
-    def _count(self, *_args) -> None:
-        self.count += 1
 
 
 def view(client: TestClient, path: str) -> tuple[str, bool]:
@@ -76,10 +58,10 @@ def test_repeat_view_costs_one_generation_read_and_no_page_query(settings, clien
     assert not hit and "Linen notebook" in first
     reader = client.app.state.generation_reader
     before = reader.queries
-    with Statements(settings) as statements:
+    with counted(settings) as statements:  # SQLAlchemy's; the generation read goes around it
         again, hit = view(client, "/u/ada")
     assert hit and again == first
-    assert statements.count == 0 and reader.queries - before == 1
+    assert statements["n"] == 0 and reader.queries - before == 1
 
 
 def test_every_kind_of_change_shows_on_the_next_view(settings, client):
@@ -101,9 +83,9 @@ def test_every_kind_of_change_shows_on_the_next_view(settings, client):
             update(PurchaseItem).where(PurchaseItem.purchase_id == purchase.id, PurchaseItem.position == 1)
             .values(name="Brass lamp")), "Brass lamp", "Secret gift"),
         ("hide it again", lambda s: s.add(_item(s, purchase.id, 1, approved=False)), None, "Brass lamp"),
-        ("a caption", lambda s: s.add(_purchase(s, purchase.id, caption="Bought for the studio")),
+        ("a caption", lambda s: s.add(_changed(s, Purchase, purchase.id, caption="Bought for the studio")),
          "Bought for the studio", None),
-        ("a new display name", lambda s: s.add(_user(s, owner.id, display_name="Ada Quill")), "Ada Quill", None),
+        ("a new display name", lambda s: s.add(_changed(s, User, owner.id, display_name="Ada Quill")), "Ada Quill", None),
         ("a comment", lambda s: s.add(Comment(purchase_id=purchase.id, user_id=fan.id, body="Looks great")),
          None, None),
         ("a like", lambda s: s.add(Like(purchase_id=purchase.id, user_id=fan.id)), None, None),
@@ -141,7 +123,7 @@ def test_private_churn_keeps_the_cache_and_publication_drops_it(settings, client
     assert hit and "Unreviewed kettle" not in page
     with session_scope(settings) as session:  # the owner publishes one item of it
         session.add(_item(session, private.id, 0, approved=True))
-        session.add(_purchase(session, private.id, published_at=datetime.now(UTC), review="reviewed"))
+        session.add(_changed(session, Purchase, private.id, published_at=datetime.now(UTC), review="reviewed"))
         session.commit()
     page, hit = view(client, "/u/ada")
     assert not hit and "Unreviewed kettle" in page
@@ -209,7 +191,7 @@ def test_signed_in_pages_are_served_only_to_their_own_session(settings, app):
         assert anonymous.get("/feed", headers=HTML).status_code == 303
         # "Sign out everywhere" (the session version moves): the stored feed is not served again.
         with session_scope(settings) as session:
-            session.add(_user(session, reader_user.id, session_version=reader_user.session_version + 1))
+            session.add(_changed(session, User, reader_user.id, session_version=reader_user.session_version + 1))
             session.commit()
         assert mine.get("/feed", headers=HTML).status_code == 303
     assert other.id != reader_user.id
@@ -249,25 +231,18 @@ def test_memory_stays_under_its_bound(settings):
 
 
 def _item(session, purchase_id: int, position: int, **values) -> PurchaseItem:
-    item = session.exec(select(PurchaseItem).where(PurchaseItem.purchase_id == purchase_id,
-                                                   PurchaseItem.position == position)).one()
+    return _set(session.exec(select(PurchaseItem).where(PurchaseItem.purchase_id == purchase_id,
+                                                        PurchaseItem.position == position)).one(), **values)
+
+
+def _changed(session, model, row_id: int, **values):
+    return _set(session.get(model, row_id), **values)
+
+
+def _set(row, **values):
     for name, value in values.items():
-        setattr(item, name, value)
-    return item
-
-
-def _purchase(session, purchase_id: int, **values) -> Purchase:
-    purchase = session.get(Purchase, purchase_id)
-    for name, value in values.items():
-        setattr(purchase, name, value)
-    return purchase
-
-
-def _user(session, user_id: int, **values) -> User:
-    user = session.get(User, user_id)
-    for name, value in values.items():
-        setattr(user, name, value)
-    return user
+        setattr(row, name, value)
+    return row
 
 
 def _page_cache(app):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -19,7 +18,7 @@ from purchaseshare.clock import utcnow
 from purchaseshare.db import get_engine, session_scope
 from purchaseshare.models import Comment, Follow, Like, Purchase, User
 from purchaseshare.redact import redact
-from tests.web.conftest import log_in, make_user
+from tests.web.conftest import counted, log_in, make_user
 from tests.web.test_public import add_purchase, approve
 from web.app import create_app
 
@@ -29,22 +28,6 @@ with warnings.catch_warnings():
 
 HTML = {"accept": "text/html"}
 CARD = re.compile(r'<article class="card">')
-
-
-@contextmanager
-def counted(settings):
-    """Counts the SQL statements run while the block runs."""
-    engine = get_engine(settings)
-    calls = {"n": 0}
-
-    def count(*_args) -> None:
-        calls["n"] += 1
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield calls
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 @pytest.fixture

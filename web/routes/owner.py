@@ -20,7 +20,6 @@ from purchaseshare import sharing
 from purchaseshare.account import delete_purchase
 from purchaseshare.clock import utcnow
 from purchaseshare.models import Purchase, PurchaseItem, RawEmail, User
-from purchaseshare.sharing import set_approved
 from web.deps import CurrentUser, DbDep, flash, not_found, render
 from web.forms import (
     Errors,
@@ -206,7 +205,7 @@ def approve_items(request: Request, purchase_id: str, user: CurrentUser, db: DbD
     purchase = owned_or_404(db, Purchase, purchase_id, user)
     items = _items(db, [purchase.id])[purchase.id]
     chosen = object_ids(form.getlist("approved")) & {item.id for item in items}
-    set_approved(purchase, items, chosen)
+    sharing.set_approved(purchase, items, chosen)
     return _saved(request, db, purchase, f"Saved: {len(chosen)} of {len(items)} items shared." if chosen
                   else "Saved: nothing of this purchase is shared; it is private.")
 
