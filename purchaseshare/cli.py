@@ -117,12 +117,9 @@ def ingest(
             except OSError as exc:
                 stored.append((path, None, f"error: cannot read file: {exc.strerror or exc}"))
                 continue
+            # De-duplicated among this user's emails only (never matched with another account's).
             result = store_raw(session, raw, source=f"file:{path.name}", user_id=owner.id, attributed_by="cli")
-            row = result.raw_email
-            if not result.created and row.user_id != owner.id:
-                stored.append((path, None, "duplicate: this email was already received for another account"))
-                continue
-            stored.append((path, row.id, "" if result.created else "duplicate of an email already stored"))
+            stored.append((path, result.raw_email.id, "" if result.created else "duplicate of an email already stored"))
         start_in_process_worker()
         enqueue_parse(session, [raw_id for _, raw_id, _ in stored if raw_id is not None])
     wait_in_process()

@@ -90,12 +90,19 @@ class SenderAddress(SQLModel, table=True):
 
 
 class RawEmail(SQLModel, table=True):
-    """The bytes as received, committed before any parsing. De-duplicated on sha256 and Message-ID."""
+    """The bytes as received, committed before any parsing. De-duplicated on sha256 and on
+    message_key, within one dedup_scope only (see purchaseshare.mailstore): never across owners."""
 
     __tablename__ = "raw_email"
+    __table_args__ = (
+        UniqueConstraint("dedup_scope", "sha256", name="uq_raw_email_scope_sha256"),
+        UniqueConstraint("dedup_scope", "message_key", name="uq_raw_email_scope_message_key"),
+    )
     id: int | None = Field(default=None, primary_key=True)
-    sha256: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
-    message_id: str | None = Field(default=None, sa_column=Column(String(998), unique=True, nullable=True))
+    dedup_scope: str = Field(default="inbox", sa_column=Column(String(40), nullable=False))  # inbox | user:<id>
+    sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    message_id: str | None = Field(default=None, sa_column=Column(String(998), nullable=True))  # shown only
+    message_key: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))  # Message-ID+From+Date+To
     raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # None once purged
     size: int = 0
     source: str = Field(default="", max_length=500)  # imap://account/folder;uid=, file:path, upload:

@@ -3,7 +3,8 @@
 For each new message, in UID order and in batches:
     FETCH BODY.PEEK[] -> store_raws (one commit per batch) -> queue -> MOVE to Processed/Failed -> last_uid
 so a crash at any step loses nothing: a message is only moved once its bytes are committed, and a
-message fetched twice is a no-op in store_raw (same bytes or Message-ID). Where we got to is kept
+message fetched twice is a no-op in store_raw (same bytes or same Message-ID, sender, date and
+recipients, within the inbox's own de-duplication scope). Where we got to is kept
 per (account, folder) in ImapState with the folder's UIDVALIDITY; when that changes the UIDs mean
 nothing any more and we start again from 0 (harmless, see above).
 
@@ -175,7 +176,7 @@ class Poller:
                 session.add(state)
             elif state.uidvalidity != uidvalidity:
                 # The server renumbered the folder: our last_uid means nothing now. Fetching again
-                # from 0 is safe because store_raw de-duplicates on sha256 / Message-ID.
+                # from 0 is safe because store_raws de-duplicates on sha256 / message_key.
                 log.warning("imap: UIDVALIDITY of %s/%s changed %s -> %s; starting again from uid 0",
                             account, folder, state.uidvalidity, uidvalidity)
                 state.uidvalidity, state.last_uid, state.updated_at = uidvalidity, 0, utcnow()

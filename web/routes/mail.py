@@ -152,25 +152,17 @@ def upload(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
             results.append(UploadResult(name, "rejected", "not an email: save the message as .eml "
                                                           "(\"Save as\" or \"Download message\" in your mail app)"))
             continue
+        # De-duplicated among this user's own emails only: whatever anyone else (or the
+        # quarantine) holds is never matched, handed over or hinted at.
         stored = store_raw(db, data, source=f"upload:{name}", user_id=user.id, attributed_by="upload")
         raw = stored.raw_email
-        if stored.created:
-            if raw.status == RawStatus.RECEIVED.value:
-                queue.append(raw.id)
-                results.append(UploadResult(name, "queued", "stored; it will be read in a moment", raw.id))
-            else:
-                results.append(UploadResult(name, raw.status, raw.reason or "", raw.id))
-        elif raw.user_id == user.id:
+        if not stored.created:
             results.append(UploadResult(name, "duplicate", f"already received ({raw.status}); not added again", raw.id))
-        elif raw.user_id is None and raw.status == RawStatus.QUARANTINED.value:
-            # Nobody we knew sent it before; the user now hands it in themselves: it is theirs.
-            raw.user_id, raw.attributed_by = user.id, "upload"
-            raw.status, raw.reason, raw.attempts = RawStatus.RECEIVED.value, None, 0
-            db.commit()
+        elif raw.status == RawStatus.RECEIVED.value:
             queue.append(raw.id)
             results.append(UploadResult(name, "queued", "stored; it will be read in a moment", raw.id))
-        else:  # someone else's email: say nothing about it
-            results.append(UploadResult(name, "duplicate", "this email was already received; not added again"))
+        else:
+            results.append(UploadResult(name, raw.status, raw.reason or "", raw.id))
     if queue:
         from workers.actors import enqueue_parse
 
