@@ -68,6 +68,8 @@ def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
                     mail_ids += queue_reply(session, raw, "unknown_sender", settings)
                 session.commit()
                 return _outcome(raw, mail_ids)
+            # No unique key holds user_id: the row keeps its `inbox` dedup scope, so giving it an
+            # owner never collides with a row that owner (or anyone) already has (mailstore).
             raw.user_id, raw.attributed_by = who.user.id, who.how
         owner = (raw.user_id, raw.attributed_by)
         result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}")
