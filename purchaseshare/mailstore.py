@@ -24,7 +24,7 @@ from email.message import Message
 from email.utils import getaddresses, parseaddr
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, and_, col, or_, select
 
 from purchaseshare.attribution import RECIPIENT_HEADERS, read_headers
 from purchaseshare.clock import utcnow
@@ -153,14 +153,16 @@ def _new_row(raw: bytes, source: str, user_id: int | None, attributed_by: str | 
 def _find(session: Session, row: RawEmail) -> RawEmail | None:
     """The same email stored before in `row`'s scope. A known user's own rows from the inbox (mail
     already attributed to them) count too: theirs, so saying so reveals nothing."""
-    same = RawEmail.sha256 == row.sha256
+    same = [RawEmail.sha256 == row.sha256]
     if row.message_key:
-        same = or_(same, RawEmail.message_key == row.message_key)
-    mine = RawEmail.dedup_scope == row.dedup_scope
+        same.append(RawEmail.message_key == row.message_key)
+    mine = [RawEmail.dedup_scope == row.dedup_scope]
     if row.user_id is not None:
-        mine = or_(mine, RawEmail.user_id == row.user_id)
+        mine.append(RawEmail.user_id == row.user_id)
+    # Spelled out as an OR of ANDs: each branch is one index lookup ((scope, key) or user_id).
+    condition = or_(*(and_(owner, key) for owner in mine for key in same))
     # Our own scope first: that is the row a unique key would have clashed with.
-    return session.exec(select(RawEmail).where(mine, same)
+    return session.exec(select(RawEmail).where(condition)
                         .order_by(RawEmail.dedup_scope != row.dedup_scope, RawEmail.id)).first()
 
 
