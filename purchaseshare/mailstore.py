@@ -58,8 +58,8 @@ def dedup_scope(user_id: int | None) -> str:
 def message_key(headers: Message) -> str | None:
     """The Message-ID together with the sender, the date and every recipient address, hashed.
     A Message-ID alone is anyone's to write; with the recipients in it, the same order forwarded
-    to two people's forwarding addresses stays two emails (and the attribution of two rows with
-    one key is the same). None without a Message-ID."""
+    to two people's forwarding addresses stays two emails (the recipients are what attribution
+    reads first). None without a Message-ID."""
     message_id = _one_line(headers.get("Message-ID"))
     if not message_id:
         return None
