@@ -15,6 +15,14 @@ from sqlmodel import Session, create_engine
 from purchaseshare.config import Settings, get_settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# A web process lets at most WEB_SESSIONS requests hold a database session at once (web.deps.get_db
+# queues the rest without a thread). The pool has room for all of them plus the live-feed polls,
+# the in-process worker's threads and a margin, so a thread that has a session never waits for a
+# connection: that wait, with the connection holders waiting for a thread, froze the server.
+WEB_SESSIONS = 16
+POOL_SIZE = 10
+POOL_OVERFLOW = WEB_SESSIONS + 8 - POOL_SIZE  # 24 connections per process at most
+POOL_TIMEOUT = 10  # seconds; with the sizing above only a leak or a stalled database waits at all
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -24,10 +32,12 @@ def make_engine(url: str) -> Engine:
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_timeout=POOL_TIMEOUT)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
+                         pool_timeout=POOL_TIMEOUT)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
