@@ -19,9 +19,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # queues the rest without a thread). The pool has room for all of them plus the live-feed polls,
 # the in-process worker's threads and a margin, so a thread that has a session never waits for a
 # connection: that wait, with the connection holders waiting for a thread, froze the server.
-WEB_SESSIONS = 16
-POOL_SIZE = 10
-POOL_OVERFLOW = WEB_SESSIONS + 8 - POOL_SIZE  # 24 connections per process at most
+# Eight per process: its Python code runs on one core at a time, and more threads would only
+# fight the event loop for the GIL (run more `serve --workers` to use more cores).
+WEB_SESSIONS = 8
+POOL_SIZE = WEB_SESSIONS
+POOL_OVERFLOW = 8  # live-feed polls (web.routes.social.STREAM_THREADS), worker threads, a margin
 POOL_TIMEOUT = 10  # seconds; with the sizing above only a leak or a stalled database waits at all
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()

@@ -34,7 +34,7 @@ class _Gate:
 
 
 class Overload:
-    def __init__(self, app: ASGIApp, *, max_active: int = 32, max_waiting: int = 256, wait_seconds: float = 3.0,
+    def __init__(self, app: ASGIApp, *, max_active: int = 16, max_waiting: int = 512, wait_seconds: float = 2.0,
                  max_streams: int = 1000, retry_after: int = 2) -> None:
         self.app = app
         self.max_active = max_active

@@ -81,7 +81,7 @@ class GenerationReader:
     def complete(self) -> bool:
         """Whether every trigger is installed, i.e. whether an unchanged counter means unchanged data."""
         if self._complete is None:
-            self._complete = REQUIRED_TRIGGERS <= installed_triggers(self.engine)
+            self._complete = installed_triggers(self.engine) >= REQUIRED_TRIGGERS
         return self._complete
 
     async def current(self, max_age: float = 0.0) -> int | None:
