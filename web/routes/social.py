@@ -154,7 +154,7 @@ def feed_events(request: Request, user: CurrentUser, db: DbDep, settings: Settin
     """Server-sent events: each newly shared purchase of someone the user follows, as its card.
     Polls the database (works across processes, no Redis); resumes from Last-Event-ID or ?since=.
     A poll runs only when the page cache's change counter moved: an idle stream costs no query."""
-    db.close()  # the request's session would otherwise hold a pooled connection for the whole stream
+    db.close()  # done with the database: the sign-in check's connection goes back before the stream starts
     start = (social.parse_since(request.headers.get("last-event-id")) or social.parse_since(since)
              or social.as_utc(utcnow()))
     user_id = user.id or 0
