@@ -10,6 +10,7 @@ The same for 300 live-feed (SSE) streams opened together, and for a signed-in bu
 from __future__ import annotations
 
 import asyncio
+import inspect
 import multiprocessing
 import time
 from collections import Counter
@@ -17,10 +18,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from purchaseshare.db import session_scope
+from purchaseshare.db import WEB_SESSIONS, get_engine, session_scope
 from purchaseshare.models import Follow
 from tests.security.conftest import Site
 from tests.web.test_public import add_purchase
+from web.deps import DbDep
+from web.routes.social import STREAM_THREADS
+from workers.broker import start_in_process_worker
 
 BURST = 1000  # the issue's numbers
 STREAMS = 300
@@ -294,3 +298,15 @@ def test_three_hundred_live_feed_streams_at_once(site):
     assert all(answer.status == 200 for answer in during)
     probe.check()
     check_recovered(site, ["/api/v1/users/demo/purchases", "/feed"], cookies)
+
+
+def test_the_pool_has_a_connection_for_every_session_the_web_process_may_hold_at_once(settings):
+    """The cause of the freeze: threads waiting for a connection that requests waiting for a
+    thread held. Every holder of a pooled connection in a web process is bounded, and the pool
+    has room for all of them at once, so no thread ever waits for one."""
+    depends = DbDep.__metadata__[0]
+    assert depends.max_concurrency == WEB_SESSIONS and depends.scope == "function"
+    worker_threads = inspect.signature(start_in_process_worker).parameters["threads"].default
+    pool = get_engine(settings).pool
+    # + 1: the page cache's one-time trigger check (its counter reader has a connection of its own)
+    assert pool.size() + pool._max_overflow >= WEB_SESSIONS + STREAM_THREADS + worker_threads + 1
