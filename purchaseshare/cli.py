@@ -263,6 +263,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "0.0.0.0",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option("--workers", help="Web server processes")] = 1,
+    max_connections: Annotated[int, typer.Option(
+        "--max-connections", help="Per process, open connections beyond which uvicorn itself answers 503 "
+        "(a last bound on memory; the app sheds load politely well before it)")] = 4096,
 ) -> None:
     """Production: migrate, then serve the web app on DATABASE_URL / REDIS_URL (SECRET_KEY required)."""
     import os
@@ -285,7 +288,7 @@ def serve(
     # The factory builds the app inside each worker process; it runs the actors in-process only
     # when REDIS_URL is unset (start_in_process_worker is a no-op with a real broker).
     uvicorn.run("web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True, log_level="info")
+                proxy_headers=True, log_level="info", limit_concurrency=max_connections)
 
 
 def _ready():

@@ -15,6 +15,16 @@ from sqlmodel import Session, create_engine
 from purchaseshare.config import Settings, get_settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# A web process lets at most WEB_SESSIONS requests hold a database session at once (web.deps.get_db
+# queues the rest without a thread). The pool has room for all of them plus the live-feed polls,
+# the in-process worker's threads and a margin, so a thread that has a session never waits for a
+# connection: that wait, with the connection holders waiting for a thread, froze the server.
+# Eight per process: its Python code runs on one core at a time, and more threads would only
+# fight the event loop for the GIL (run more `serve --workers` to use more cores).
+WEB_SESSIONS = 8
+POOL_SIZE = WEB_SESSIONS
+POOL_OVERFLOW = 8  # live-feed polls (web.routes.social.STREAM_THREADS), worker threads, a margin
+POOL_TIMEOUT = 10  # seconds; with the sizing above only a leak or a stalled database waits at all
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -22,12 +32,15 @@ _lock = threading.Lock()
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
+        pool = {}  # an in-memory database has one connection per thread, no queue
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, "pool_timeout": POOL_TIMEOUT}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
+                         pool_timeout=POOL_TIMEOUT)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

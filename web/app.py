@@ -22,6 +22,7 @@ from purchaseshare.db import get_engine, migrate
 from purchaseshare.public import PublicPurchase
 from web.deps import TEMPLATES, LoginRequired, render
 from web.forms import see_other
+from web.overload import Overload
 from web.page_cache import GenerationReader, PageCache
 from web.security import csrf_protect
 
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
                        same_site="lax", https_only=settings.secure_cookies, max_age=30 * 24 * 3600)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    app.add_middleware(Overload)  # a burst gets quick 503s, not a queue without end (web/overload.py)
     app.add_middleware(SecurityHeaders)  # outermost: error pages get the headers too
     TEMPLATES.env.auto_reload = False  # no stat() of every template per include; a restart reloads
 
@@ -118,7 +120,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
                       status_code=exc.status_code)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:  # async: answered even when every worker thread is busy
         return {"status": "ok"}
 
     from web.routes import account, api, auth, mail, owner, public, social

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import escape
 from sqlmodel import Session, func, select
 
 from purchaseshare.config import Settings
-from purchaseshare.db import get_engine
+from purchaseshare.db import WEB_SESSIONS, get_engine
 from purchaseshare.models import Notification, User
 from web.security import csrf_token
 
@@ -24,13 +26,27 @@ async def get_settings_dep(request: Request) -> Settings:  # async: no thread-po
     return request.app.state.settings
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    with Session(get_engine(request.app.state.settings), expire_on_commit=False) as session:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """The request's session. Made on the event loop (no connection yet: no I/O, no thread), and
+    closed as soon as the route has answered (scope="function" below), not after a slow client
+    has read the whole response."""
+    session = Session(get_engine(request.app.state.settings), expire_on_commit=False)
+    try:
         yield session
+    finally:
+        if session.in_transaction():  # holds a connection: its rollback is I/O, done in a thread
+            # ... that never waits for the shared thread pool (whose threads may all be busy):
+            # a limiter of its own, as FastAPI does for the exit of sync dependencies.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
+        else:
+            session.close()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-DbDep = Annotated[Session, Depends(get_db)]
+# One Depends object shared by every route: at most WEB_SESSIONS requests hold a session (and so
+# a pooled connection) at once; the others wait here, on the event loop, without a thread.
+DbDep = Annotated[Session, Depends(get_db, scope="function", max_concurrency=WEB_SESSIONS)]
 
 
 def optional_user(request: Request, db: DbDep) -> User | None:

@@ -20,10 +20,13 @@ import json
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import anyio
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,6 +43,9 @@ REQUIRED_TRIGGERS = frozenset(f"cache_gen_{table}_{event}" for table in WATCHED_
                               for event in ("insert", "update", "delete"))
 _GENERATION_SQL = "SELECT value FROM cache_generation WHERE id = 1"
 _HEADERS_IN_KEY = (b"host", b"accept")
+# Reads over the network wait for this one thread, not for the shared pool's (which a burst may
+# fill): the reads are one at a time anyway (one connection, under a lock).
+_READ_THREAD: RunVar[anyio.CapacityLimiter] = RunVar("page_cache_read_thread")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +75,32 @@ class GenerationReader:
         self.connection = None
         self.lock = threading.Lock()  # the event loop's thread, mostly; TestClient uses others
         self.queries = 0  # run so far (outside SQLAlchemy's events, so counted here)
+        self.last: tuple[float, int] | None = None  # (monotonic time the newest read began, value)
+        self._complete: bool | None = None
 
-    def read(self) -> int | None:
+    def complete(self) -> bool:
+        """Whether every trigger is installed, i.e. whether an unchanged counter means unchanged data."""
+        if self._complete is None:
+            self._complete = installed_triggers(self.engine) >= REQUIRED_TRIGGERS
+        return self._complete
+
+    async def current(self, max_age: float = 0.0) -> int | None:
+        """The counter, read now; or, with max_age, a value read at most that many seconds ago
+        (readers that can wait a moment share one read)."""
+        if self.local:
+            return self.read(max_age)  # a local file: microseconds, cheaper than a thread hop
+        # Over the network: a stalled server must block a worker thread, not the event loop.
+        limiter = _READ_THREAD.get(None)
+        if limiter is None:
+            limiter = anyio.CapacityLimiter(1)
+            _READ_THREAD.set(limiter)
+        return await anyio.to_thread.run_sync(self.read, max_age, limiter=limiter)
+
+    def read(self, max_age: float = 0.0) -> int | None:
         with self.lock:
+            began = time.monotonic()
+            if max_age and self.last is not None and began - self.last[0] <= max_age:
+                return self.last[1]
             for _attempt in range(2):
                 try:
                     if self.connection is None:
@@ -79,9 +108,10 @@ class GenerationReader:
                     cursor = self.connection.cursor()
                     self.queries += 1
                     cursor.execute(_GENERATION_SQL)
-                    value = cursor.fetchone()[0]
+                    value = int(cursor.fetchone()[0])
                     cursor.close()
-                    return int(value)
+                    self.last = (began, value)
+                    return value
                 except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
                     log.debug("page cache: reading the generation failed: %s", exc)
                     self._close()
@@ -95,6 +125,9 @@ class GenerationReader:
             connection.autocommit = True
         else:
             connection.isolation_level = None  # sqlite3: autocommit
+            # Read on the event loop: a locked file answers "unknown" (the page is rendered)
+            # after a moment, instead of stopping every request for the usual 30 s.
+            connection.execute("PRAGMA busy_timeout=100")
         return connection
 
     def _close(self) -> None:
@@ -163,21 +196,17 @@ class PageCache:
             return False
         if self.enabled is None:
             try:
-                missing = REQUIRED_TRIGGERS - installed_triggers(self.engine)
+                self.enabled = self.reader.complete()
             except SQLAlchemyError as exc:
                 log.warning("page cache: cannot read the triggers (%s); not caching for now", exc)
                 return False
-            self.enabled = not missing
-            if missing:
+            if not self.enabled:
                 log.warning("page cache OFF: triggers missing (%s) — run `purchaseshare migrate`",
-                            ", ".join(sorted(missing)))
+                            ", ".join(sorted(REQUIRED_TRIGGERS - installed_triggers(self.engine))))
         return self.enabled
 
     async def _read_generation(self) -> int | None:
-        if self.reader.local:
-            value = self.reader.read()  # a local file: microseconds, cheaper than a thread hop
-        else:  # over the network: a stalled server must block a worker thread, not the event loop
-            value = await anyio.to_thread.run_sync(self.reader.read)
+        value = await self.reader.current()
         if value is None:
             return None
         if value != self.generation:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
+from anyio.lowlevel import RunVar
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlmodel import Session
@@ -33,6 +34,19 @@ OptionalText = Annotated[str, Form()]
 POLL_SECONDS = 1.0  # how often the live feed looks for newly shared purchases
 KEEPALIVE_SECONDS = 15.0  # an SSE comment so proxies do not close an idle stream
 STREAM_MAX_SECONDS = 3600.0  # browsers reconnect (with Last-Event-ID) after this
+# The live feeds' database reads share these few threads (and so at most this many pooled
+# connections, counted in purchaseshare.db's pool margin): hundreds of open streams never take
+# the threads or connections the other requests need.
+STREAM_THREADS = 4
+_stream_threads: RunVar[anyio.CapacityLimiter] = RunVar("feed_stream_threads")
+
+
+def stream_threads() -> anyio.CapacityLimiter:
+    limiter = _stream_threads.get(None)
+    if limiter is None:
+        limiter = anyio.CapacityLimiter(STREAM_THREADS)
+        _stream_threads.set(limiter)
+    return limiter
 
 
 # --- context helpers for the public pages ---------------------------------------------------------
@@ -138,32 +152,41 @@ def sse_event(event_id: str, data: str, event: str = "purchase") -> str:
 def feed_events(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep,
                 since: Annotated[str | None, Query(max_length=64)] = None) -> StreamingResponse:
     """Server-sent events: each newly shared purchase of someone the user follows, as its card.
-    Polls the database (works across processes, no Redis); resumes from Last-Event-ID or ?since=."""
-    db.close()  # the request's session would otherwise hold a pooled connection for the whole stream
+    Polls the database (works across processes, no Redis); resumes from Last-Event-ID or ?since=.
+    A poll runs only when the page cache's change counter moved: an idle stream costs no query."""
+    db.close()  # done with the database: the sign-in check's connection goes back before the stream starts
     start = (social.parse_since(request.headers.get("last-event-id")) or social.parse_since(since)
              or social.as_utc(utcnow()))
     user_id = user.id or 0
+    reader = request.app.state.generation_reader
 
-    def open_cursor() -> social.LiveCursor:
+    def open_cursor() -> tuple[social.LiveCursor, bool]:
+        counted = reader.complete()  # once per process
         with session_scope(settings) as session:  # a short session per poll: no connection held open
-            return social.open_cursor(session, user_id, start)
+            return social.open_cursor(session, user_id, start), counted
 
     def poll(cursor: social.LiveCursor) -> list:
         with session_scope(settings) as session:
             return cursor.poll(session, user_id)
 
     async def stream() -> AsyncIterator[str]:
-        cursor = await anyio.to_thread.run_sync(open_cursor)
+        cursor, counted = await anyio.to_thread.run_sync(open_cursor, limiter=stream_threads())
         yield "retry: 3000\n: connected\n\n"
         loop = asyncio.get_running_loop()
         began = last_sent = loop.time()
+        seen: int | None = None  # the counter read before the last poll (none yet: poll at once)
         while loop.time() - began < STREAM_MAX_SECONDS:
             if await request.is_disconnected():
                 return
-            for view in await anyio.to_thread.run_sync(poll, cursor):
-                published = view.published_at.isoformat() if view.published_at else cursor.at.isoformat()
-                yield sse_event(published, render_card(request, view, user))
-                last_sent = loop.time()
+            # Streams share one read of the counter per half poll interval. Equal to the value read
+            # before the last poll: no watched table changed since, nothing new to send.
+            now = await reader.current(POLL_SECONDS / 2)
+            if not counted or now is None or now != seen:
+                seen = now
+                for view in await anyio.to_thread.run_sync(poll, cursor, limiter=stream_threads()):
+                    published = view.published_at.isoformat() if view.published_at else cursor.at.isoformat()
+                    yield sse_event(published, render_card(request, view, user))
+                    last_sent = loop.time()
             if loop.time() - last_sent >= KEEPALIVE_SECONDS:
                 yield ": keepalive\n\n"
                 last_sent = loop.time()
