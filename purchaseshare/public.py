@@ -6,6 +6,7 @@ the whole order (they would reveal unapproved items), addresses, or anything fro
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,8 +92,8 @@ def _count_of(table) -> ScalarSelect:
             .correlate(Purchase.__table__).scalar_subquery())
 
 
-VIEW_COLUMNS = (_P.id, _P.public_id, _P.merchant_name, _P.merchant_domain, _P.order_number, _P.order_date,
-                _P.published_at, _P.caption, _P.hide_prices, _P.currency, _U.handle, _U.display_name,
+VIEW_COLUMNS = (_P.id, _P.public_id, _P.merchant_name, _P.merchant_domain, _P.order_number, _P.personal_terms,
+                _P.order_date, _P.published_at, _P.caption, _P.hide_prices, _P.currency, _U.handle, _U.display_name,
                 _count_of(Like.__table__).label("likes"), _count_of(Comment.__table__).label("comments"))
 NEWEST_FIRST = (_P.published_at.desc(), _P.id.desc())
 
@@ -103,6 +104,7 @@ class _ViewRow(NamedTuple):  # VIEW_COLUMNS, in order
     merchant_name: str | None
     merchant_domain: str | None
     order_number: str | None
+    personal_terms: str | None  # JSON list: the email's own personal values, hidden like the order number
     order_date: date | None
     published_at: datetime | None
     caption: str | None
@@ -177,7 +179,7 @@ def _view_fields(row: _ViewRow, items: tuple[_ItemRow, ...]) -> tuple:
     """PublicPurchase's fields (all but `extra`) from the data they are made of. Memoized on that
     data itself: any change in a row (an edit, an approval, a like) is a different key, so a
     cached result is never stale; the result is immutable and shared between requests."""
-    secrets = (row.order_number,)
+    secrets = purchase_secrets(row.order_number, row.personal_terms)
     merchant = redact(row.merchant_name, secrets)
     verified = None
     if any(item.rating is not None for item in items):
@@ -187,6 +189,18 @@ def _view_fields(row: _ViewRow, items: tuple[_ItemRow, ...]) -> tuple:
     return (row.public_id, row.handle, redact(row.display_name) or row.handle, merchant, row.merchant_domain,
             row.order_date, row.published_at, redact(row.caption, secrets),
             tuple(_item(item, row, secrets, verified) for item in items), row.likes, row.comments)
+
+
+def purchase_secrets(order_number: str | None, personal_terms: str | None) -> tuple[str, ...]:
+    """What a purchase's public text must never show besides the generic patterns: its order
+    number and the personal values its email stated (stored privately as a JSON list)."""
+    terms: list[str] = []
+    if personal_terms:
+        try:
+            terms = [term for term in json.loads(personal_terms) if isinstance(term, str)]
+        except ValueError:
+            terms = []
+    return tuple(term for term in (order_number, *terms) if term)
 
 
 def _item(item: _ItemRow, purchase: _ViewRow, secrets: tuple[str | None, ...], verified: str | None) -> PublicItem:
