@@ -44,7 +44,9 @@ _NAME_WORD = r"[^\W\d_][\w'’.-]{0,30}+"
 STREET = re.compile(
     rf"\b\d{{1,5}}[a-z]?,? (?:{_NAME_WORD} ){{1,4}}?(?:{STREET_WORDS})\b\.?"  # 742 Evergreen Terrace
     rf"|\b(?:{STREET_WORDS}) (?:{_NAME_WORD} ){{0,4}}?{_NAME_WORD},? \d{{1,5}}[a-z]?\b"  # rue de la Paix 12
-    rf"|\b{_NAME_WORD}(?:stra(?:ß|ss)e|str\.|weg|gasse|platz|allee|straat|laan) \d{{1,5}}[a-z]?\b",  # Hauptstraße 5
+    rf"|\b\d{{1,5}}(?:bis|ter)?,? (?:rue|avenue|boulevard|bd|chemin|all[ée]e|impasse|quai|place|route|cours|"
+    rf"calle|avenida|plaza|paseo|via|viale|piazza|corso) (?:{_NAME_WORD} ){{0,3}}?{_NAME_WORD}\b"  # 12 rue de la Paix
+    r"|\b[^\W\d_]{2,30}(?:stra(?:ß|ss)e|str\.|weg|gasse|platz|allee|straat|laan) \d{1,5}[a-z]?\b",  # Hauptstraße 5
     re.IGNORECASE)
 # Postcodes: US ZIP(+4) after a state, UK, Canada, NL, and 4-5 digits before a town (most of Europe).
 POSTCODE = re.compile(
@@ -72,6 +74,7 @@ ORDER_LABEL = re.compile(
     r"[\s:#|]*([A-Z0-9][A-Z0-9/-]{3,40}+)|"
     r"(?:bestellnummer|auftragsnummer|num[ée]ro de commande|n° de commande|n[úu]mero de pedido|"
     r"numero (?:d'|dell')?ordine|bestelnummer)[\s:#|]*([A-Z0-9][A-Z0-9/-]{3,40}+)", re.IGNORECASE)
+_MONEY = re.compile(r"[£€$¥₹]|\d[.,]\d{2}\b|^\d{1,3}$")  # a price or quantity cell, not an address part
 # A line that ends an address block: a label, a money amount, a long sentence.
 _BLOCK_END = re.compile(r"^\S.{0,40}:$|[£€$¥₹]\s?\d|\d[.,]\d{2}\b|^(?:order|total|item|payment|qty)", re.IGNORECASE)
 
@@ -140,8 +143,8 @@ def _read_line(terms: list[str], lines: list[str], index: int, line: str) -> Non
 
 def _add_address(terms: list[str], line: str) -> None:
     """An address line, each of its comma/cell parts, its street without the number and its postcode."""
-    parts = [part.strip() for part in re.split(r",| \| ", line) if part.strip()]
-    terms.append(line)
+    parts = [part.strip() for part in re.split(r",| \| ", line) if part.strip() and not _MONEY.search(part)]
+    terms.append(", ".join(parts))
     terms += parts
     for part in parts:
         street = STREET.search(part)
@@ -149,8 +152,9 @@ def _add_address(terms: list[str], line: str) -> None:
             terms.append(street.group(0))
             terms.append(re.sub(r"^\d{1,5}[a-z]?,? |,? \d{1,5}[a-z]?$", "", street.group(0)))
         postcode = POSTCODE.search(part)
-        if postcode:
+        if postcode:  # "OR 97403": the whole and its digits
             terms.append(postcode.group(0))
+            terms += re.findall(r"\d{4,5}+", postcode.group(0))
 
 
 def _add_name(terms: list[str], name: str | None) -> None:
