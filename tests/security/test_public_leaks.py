@@ -425,3 +425,22 @@ def test_no_planted_value_reaches_any_public_surface(site) -> None:
     # The owner's own page still shows what the email said: the values were real.
     own = owner.get(page, headers=HTML).text
     assert ORDER in own and "4111111111111111" in own
+
+
+def test_migration_0007_fills_existing_purchases_from_their_stored_email(settings) -> None:
+    from alembic import command
+
+    from purchaseshare.db import alembic_config, get_engine
+
+    with session_scope(settings) as session:
+        from purchaseshare.users import create_user
+
+        alice = create_user(session, "alice", email="alice-account@example.org", password_hash=None)
+        session.commit()
+    outcome = receive(settings, alice, CANARY_EMAIL)
+    config = alembic_config(get_engine(settings))
+    command.downgrade(config, "0006")  # the column goes: the purchase is as it was before 0007
+    command.upgrade(config, "head")
+    with session_scope(settings) as session:
+        terms = json.loads(session.get(Purchase, outcome.purchase_id).personal_terms)
+    assert NAME in terms and STREET in terms and ORDER in terms
