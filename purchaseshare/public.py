@@ -210,7 +210,7 @@ def _item(item: _ItemRow, purchase: _ViewRow, secrets: tuple[str | None, ...], v
         review = PublicReview(rating=item.rating, body=redact(item.body, secrets) or "", verified=verified or "")
     return PublicItem(position=item.position, name=redact(item.name, secrets) or "", quantity=item.quantity,
                       price=price, currency=purchase.currency, url=public_url(item.url, secrets),
-                      image=public_url(item.image, secrets), review=review)
+                      image=public_url(item.image, secrets, image=True), review=review)
 
 
 def profile_page(session: Session, owner: User, page: int = 1, size: int = PAGE_SIZE) -> list[PublicPurchase]:
@@ -290,7 +290,7 @@ def profile(session: Session, owner: User, with_collections: bool = True) -> Pub
                             .order_by(Collection.name, Collection.id)).all()
         collections = tuple(PublicCollectionRef(slug=slug, name=redact(name) or slug) for slug, name in rows)
     return PublicProfile(handle=owner.handle, display_name=redact(owner.display_name) or owner.handle,
-                         bio=redact(owner.bio) or "", avatar_url=public_url(owner.avatar_url),
+                         bio=redact(owner.bio) or "", avatar_url=public_url(owner.avatar_url, image=True),
                          allow_indexing=owner.allow_indexing, collections=collections)
 
 

@@ -262,15 +262,16 @@ def _luhn(digits: str) -> bool:
 # --- links -----------------------------------------------------------------------------------------
 
 
-def public_url(url: str | None, secrets: tuple[str | None, ...] = ()) -> str | None:
+def public_url(url: str | None, secrets: tuple[str | None, ...] = (), image: bool = False) -> str | None:
     """A product/image link safe to publish, or None: http(s) only, no credentials, no fragment;
     every host label, path segment and query value is checked DECODED (an "%40" is an "@"); query
     parameters are kept only for product ids; a link carrying an email address, card digits, one of
     `secrets` (the order number, the buyer's name, address or phone), a long random token, or a
-    path to an account, order or tracking page is dropped whole."""
+    path to an account, order or tracking page is dropped whole. An `image` may have token-like
+    segments: picture CDNs name files by content hash ("…/g/Tb4AAOSwc1lgF0Hq/s-l140.jpg")."""
     if not url:
         return None
-    return _public_url(url, secrets)
+    return _public_url(url, secrets, image)
 
 
 def _decoded(value: str) -> str:
@@ -289,6 +290,7 @@ def _personal(value: str, secrets: tuple[str | None, ...]) -> bool:
     return bool(_UNSAFE.search(value) or _private_spans(value, secrets, long_numbers=False))
 
 
+_SCALE = re.compile(r"@[1-4](?:\.5)?x(?=[._-]|$)", re.IGNORECASE)  # "mug@2x.png" is no email address
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9]{16,}+")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
@@ -306,7 +308,7 @@ def looks_like_token(value: str) -> bool:
 
 
 @lru_cache(maxsize=1 << 15)
-def _public_url(url: str, secrets: tuple[str | None, ...]) -> str | None:
+def _public_url(url: str, secrets: tuple[str | None, ...], image: bool) -> str | None:
     try:
         parts = urlsplit(url.strip())
         host, port = parts.hostname, parts.port
@@ -319,17 +321,17 @@ def _public_url(url: str, secrets: tuple[str | None, ...]) -> str | None:
         return None
     segments = [_decoded(segment) for segment in parts.path.split("/")]
     whole_path = "/".join(segments)
-    if (any(segment.lower() in PERSONAL_PATH_WORDS or looks_like_token(segment) for segment in segments)
-            or _personal(whole_path, secrets)):
+    if (any(segment.lower() in PERSONAL_PATH_WORDS or (not image and looks_like_token(segment))
+            for segment in segments) or _personal(_SCALE.sub("", whole_path), secrets)):
         return None
     query = []
     for key, value in parse_qsl(parts.query, keep_blank_values=False):
         key, value = _decoded(key), _decoded(value)
         if key.lower() not in PRODUCT_QUERY_KEYS:
             continue
-        if not PRODUCT_VALUE.fullmatch(value) or looks_like_token(value) or _personal(value, secrets):
+        if not PRODUCT_VALUE.fullmatch(value) or (not image and looks_like_token(value)) or _personal(value, secrets):
             return None
         query.append((key, value))
     netloc = host + (f":{port}" if port else "")
-    path = "/".join(quote(segment, safe="") for segment in segments)
+    path = "/".join(quote(segment, safe="+!$&'()*,;=:@~") for segment in segments)  # "/" inside a segment stays encoded
     return urlunsplit((parts.scheme.lower(), netloc, path, urlencode(query), ""))

@@ -231,6 +231,15 @@ def test_product_links_are_cleaned_not_dropped(url: str, cleaned: str) -> None:
         assert not survives(planted, out)
 
 
+@pytest.mark.parametrize("url", ["https://i.ebayimg.com/images/g/Tb4AAOSwc1lgF0Hq/s-l140.jpg",
+                                 "https://img.canary.test/p/5f1d2c9a8b7e6d5c4b3a2f1e0d9c8b7a/mug@2x.png"])
+def test_pictures_named_by_content_hash_are_kept(url: str) -> None:
+    assert public_url(url, SECRETS, image=True) == url
+    assert public_url(f"{url}?u={EMAIL}", SECRETS, image=True) == url
+    head, _, tail = url.rpartition("/")
+    assert public_url(f"{head}/alice-liddell/{tail}", SECRETS, image=True) is None
+
+
 @hsettings(max_examples=100, deadline=None)
 @given(st.data())
 def test_generated_links_never_carry_the_planted_values(data) -> None:
