@@ -25,8 +25,6 @@ HIDDEN = "[hidden]"
 # starts where a mask run starts, and an address's local part is at most 64 characters (RFC 5321;
 # an address behind a longer run is still hidden, with the run's last 64 characters).
 EMAIL = re.compile(r"[\w.+'-]{1,64}+@[\w-]++(?:\.[\w-]++)+", re.UNICODE)
-# 8+ digits, possibly grouped by spaces/dashes/dots: card numbers, phone numbers, account ids.
-LONG_NUMBER = re.compile(r"(?<![\w])\+?\d(?:[\s().-]{0,2}\d){7,}(?![\w])")
 # Masked card numbers as receipts print them: "**** 1234", "ending in 1234", "xxxx-1234".
 MASKED_CARD = re.compile(r"(?<![*xX•])(?:[*xX•]{2,}+[\s-]?){1,4}+\d{2,4}"
                          r"|\b(?:ending|endet|finissant|terminant)\s+(?:in|mit|par|en)\s+\d{2,4}\b", re.IGNORECASE)
@@ -140,7 +138,7 @@ def fold(text: str) -> str:
 # Obfuscated "@" and "." in addresses: "alice [at] mail [dot] test", "alice%40mail.test",
 # "alice @ mail.test". Bounded runs: linear.
 _AT = re.compile(r" {0,3}+(?:@|%40|[\[({<] {0,3}+at {0,3}+[\])}>]) {0,3}+", re.IGNORECASE)
-_DOT = re.compile(r" {0,3}+(?:%2e|[\[({<] {0,3}+dot {0,3}+[\])}>]) {0,3}+", re.IGNORECASE)
+_DOT = re.compile(r" {0,3}+(?:%2e|[\[({<] {0,3}+dot {0,3}+[\])}>]) {0,3}+| {1,3}+\. {0,3}+", re.IGNORECASE)
 _PERCENT = re.compile(r"%[0-9a-f]{2}", re.IGNORECASE)  # "2026%2F004571" is "2026/004571"
 _DIGIT_RUN = re.compile(r"\d{8,}+")
 _LUHN_CANDIDATE = re.compile(r"\d{13,19}+")

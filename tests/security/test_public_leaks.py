@@ -96,6 +96,7 @@ OBFUSCATIONS = [
     ("mail alice.lid\u200bdell@mail.test", EMAIL, False),
     ("mail alice.liddell [at] mail [dot] test", EMAIL, False),
     ("mail alice.liddell @ mail.test", EMAIL, False),
+    ("mail alice.liddell@mail .test", EMAIL, False),
     ("ALICE.LIDDELL@MAIL.TEST", EMAIL, False),
     ("Visa ending in 4242", "4242", False),
     ("card ****4242", "4242", False),
