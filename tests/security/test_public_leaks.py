@@ -30,6 +30,7 @@ from sqlmodel import select
 from parsers.personal import looks_like_address
 from purchaseshare import pipeline
 from purchaseshare.account import collect, delete_purchase
+from purchaseshare.clock import utcnow
 from purchaseshare.db import session_scope
 from purchaseshare.models import Purchase, PurchaseItem, User
 from purchaseshare.redact import PRODUCT_QUERY_KEYS, fold, public_url, redact
@@ -454,3 +455,36 @@ def test_migration_0007_fills_existing_purchases_from_their_stored_email(setting
     with session_scope(settings) as session:
         terms = json.loads(session.get(Purchase, outcome.purchase_id).personal_terms)
     assert NAME in terms and STREET in terms and ORDER in terms
+    # The round trip kept the page-cache triggers of 0003 (a table copied by a batch would lose them).
+    from purchaseshare.models import CacheGeneration
+
+    with session_scope(settings) as session:
+        before = session.get(CacheGeneration, 1).value
+        purchase = session.get(Purchase, outcome.purchase_id)
+        purchase.published_at = utcnow()
+        session.add(purchase)
+        session.commit()
+    with session_scope(settings) as session:
+        assert session.get(CacheGeneration, 1).value > before
+
+
+def test_reparse_fills_the_own_values_even_of_a_reviewed_purchase(settings) -> None:
+    from purchaseshare.reparse import reparse_raw_email
+    from purchaseshare.users import create_user
+    from tests.web.test_public import approve
+
+    with session_scope(settings) as session:
+        alice = create_user(session, "alice", email="alice-account@example.org", password_hash=None)
+        session.commit()
+    outcome = receive(settings, alice, CANARY_EMAIL)
+    approve(settings, outcome.purchase_id, {0})  # reviewed by its owner: the items stay as they are
+    with session_scope(settings) as session:
+        purchase = session.get(Purchase, outcome.purchase_id)
+        purchase.personal_terms = None  # as a purchase stored before this change
+        session.add(purchase)
+        session.commit()
+        raw_id = purchase.source_raw_id
+    reparse_raw_email(raw_id, settings)
+    with session_scope(settings) as session:
+        terms = json.loads(session.get(Purchase, outcome.purchase_id).personal_terms)
+    assert NAME in terms and fold(PHONE) in {fold(term) for term in terms}

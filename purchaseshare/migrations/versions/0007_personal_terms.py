@@ -28,8 +28,9 @@ BATCH = 200
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('purchase', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('personal_terms', sa.Text(), nullable=True))
+    # Plain ALTER TABLE on both databases: a batch (copy-and-move) table on SQLite would lose the
+    # page-cache triggers of migration 0003.
+    op.add_column('purchase', sa.Column('personal_terms', sa.Text(), nullable=True))
     _backfill(op.get_bind())
 
 
@@ -61,5 +62,4 @@ def _backfill(bind) -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('purchase', schema=None) as batch_op:
-        batch_op.drop_column('personal_terms')
+    op.drop_column('purchase', 'personal_terms')  # SQLite >= 3.35 drops a column in place
