@@ -488,3 +488,20 @@ def test_reparse_fills_the_own_values_even_of_a_reviewed_purchase(settings) -> N
     with session_scope(settings) as session:
         terms = json.loads(session.get(Purchase, outcome.purchase_id).personal_terms)
     assert NAME in terms and fold(PHONE) in {fold(term) for term in terms}
+
+
+def test_a_second_email_of_the_order_adds_its_own_values(settings) -> None:
+    from purchaseshare.users import create_user
+
+    with session_scope(settings) as session:
+        alice = create_user(session, "alice", email="alice-account@example.org", password_hash=None)
+        session.commit()
+    first = receive(settings, alice, CANARY_EMAIL)
+    again = (CANARY_EMAIL.replace(b"<ord-canary-77001@", b"<ord-canary-77001-again@")
+             .replace(b"742 Evergreen Terrace", b"9 Rabbit Hole Lane"))
+    assert b"Evergreen" not in again
+    second = receive(settings, alice, again)
+    assert second.purchase_id == first.purchase_id
+    with session_scope(settings) as session:
+        terms = json.loads(session.get(Purchase, first.purchase_id).personal_terms)
+    assert STREET in terms and "9 Rabbit Hole Lane" in terms
