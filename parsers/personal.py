@@ -65,15 +65,22 @@ CARD_END = re.compile(
     r"(?<![*xX•·])[*xX•·]{2,}+[ -]?)\s*:?\s*(\d{4})\b", re.IGNORECASE)
 CARD_NUMBER = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
 GREETING = re.compile(
-    r"^(?:hi|hello|hey|dear|thank you|thanks|bonjour|cher|ch[èe]re|hallo|liebe|lieber|"
+    r"^(?i:hi|hello|hey|dear|thank you|thanks|bonjour|cher|ch[èe]re|hallo|liebe|lieber|"
     r"sehr geehrte(?:r)? (?:herr|frau)|hola|estimad[oa]|querid[oa]|ciao|gentile|car[oa]|beste|hoi)"
-    r"(?: for your (?:order|purchase))?,? ((?:[A-Z][\w'’-]{1,30}+ ){1,3}[A-Z][\w'’-]{1,30}+)\s*[,!:.]",
+    r"(?i: for your (?:order|purchase))?,? ((?:[A-Z][\w'’-]{1,30}+ ){1,3}[A-Z][\w'’-]{1,30}+)\s*[,!:.]",
     re.UNICODE)
 ORDER_LABEL = re.compile(
     r"(?:order|confirmation|booking|reservation|invoice|receipt)\s*(?:number|no\.?|n°|nr\.?|id|#|code|reference)"
     r"[\s:#|]*([A-Z0-9][A-Z0-9/-]{3,40}+)|"
     r"(?:bestellnummer|auftragsnummer|num[ée]ro de commande|n° de commande|n[úu]mero de pedido|"
     r"numero (?:d'|dell')?ordine|bestelnummer)[\s:#|]*([A-Z0-9][A-Z0-9/-]{3,40}+)", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
+# Words of a greeting or a label that are no one's name ("Dear Valued Customer").
+_NOT_NAMES = frozenset("customer customers team service services member members valued client clients friend "
+                       "friends shopper sir madam kunde kundin cliente clienta klant gentile".split())
+_ORDER_HINTS = ("order", "confirmation", "booking", "reservation", "invoice", "receipt", "bestell", "auftrag",
+                "commande", "pedido", "ordine", "bestel")
+_CARD_HINTS = ("end", "termin", "finiss", "eindig", "**", "xx", "••", "··")
 _MONEY = re.compile(r"[£€$¥₹]|\d[.,]\d{2}\b|^\d{1,3}$")  # a price or quantity cell, not an address part
 # A line that ends an address block: a label, a money amount, a long sentence.
 _BLOCK_END = re.compile(r"^\S.{0,40}:$|[£€$¥₹]\s?\d|\d[.,]\d{2}\b|^(?:order|total|item|payment|qty)", re.IGNORECASE)
@@ -113,18 +120,24 @@ def personal_terms(mail: Email, order_number: str | None = None) -> list[str]:
 
 
 def _read_line(terms: list[str], lines: list[str], index: int, line: str) -> None:
-    greeting = GREETING.match(line)
-    if greeting:
-        _add_name(terms, greeting.group(1))
-    for found in ORDER_LABEL.finditer(line):
-        terms.append(found.group(1) or found.group(2))
-    for found in PHONE.finditer(line):
-        if sum(char.isdigit() for char in found.group(1)) >= 6:
-            terms.append(found.group(1).strip())
-    terms += [found.group(1) for found in CARD_END.finditer(line)]
-    terms += [found.group(0) for found in CARD_NUMBER.finditer(line)]
-    label = ADDRESS_LABEL.match(line)
-    if label and len(line) <= 120:
+    # Cheap tests first: most lines of an email hold none of these (parsing time matters).
+    lowered = line.lower()
+    digits = _DIGIT.search(line) is not None
+    if line[:1].isalpha():
+        greeting = GREETING.match(line)
+        if greeting:
+            _add_name(terms, greeting.group(1))
+    if any(word in lowered for word in _ORDER_HINTS):
+        terms += [found.group(1) or found.group(2) for found in ORDER_LABEL.finditer(line)]
+    if digits:
+        for found in PHONE.finditer(line):
+            if sum(char.isdigit() for char in found.group(1)) >= 6:
+                terms.append(found.group(1).strip())
+        if any(hint in lowered for hint in _CARD_HINTS):
+            terms += [found.group(1) for found in CARD_END.finditer(line)]
+        terms += [found.group(0) for found in CARD_NUMBER.finditer(line)]
+    label = ADDRESS_LABEL.match(line) if len(line) <= 120 else None
+    if label:
         rest = (label.group(1) or "").strip(" |")
         block = [rest] if rest else []
         for following in lines[index + 1:index + 1 + BLOCK_LINES]:
@@ -135,9 +148,9 @@ def _read_line(terms: list[str], lines: list[str], index: int, line: str) -> Non
             _add_name(terms, block[0].split(",")[0].split(" | ")[0])
         for address_line in block:
             _add_address(terms, address_line)
-    elif STREET.search(line) and len(line) <= 120:
+    elif digits and len(line) <= 120 and STREET.search(line):
         _add_address(terms, line)
-        if index + 1 < len(lines) and POSTCODE.search(lines[index + 1]) and len(lines[index + 1]) <= 60:
+        if index + 1 < len(lines) and len(lines[index + 1]) <= 60 and POSTCODE.search(lines[index + 1]):
             _add_address(terms, lines[index + 1])
 
 
@@ -163,7 +176,7 @@ def _add_name(terms: list[str], name: str | None) -> None:
         return
     words = name.replace('"', " ").split()
     if (not 2 <= len(words) <= 4 or any(char.isdigit() or char == "@" for char in name)
-            or not all(word[0].isupper() for word in words)):
+            or not all(word[0].isupper() for word in words) or _NOT_NAMES.intersection(map(str.lower, words))):
         return
     terms.append(" ".join(words))
     if len(words[-1]) >= 4:

@@ -312,6 +312,16 @@ def test_the_pipeline_reads_the_emails_own_values_and_drops_the_address_row() ->
     assert "personal" not in json.dumps(result.to_json())  # not part of the CONTRACT object
 
 
+def test_the_name_and_address_are_read_without_a_to_name_or_an_address_label() -> None:
+    """From the greeting and from the address's own structure (street number + street word, postcode)."""
+    raw = (CANARY_EMAIL.replace(f"To: Alice Liddell <{EMAIL}>".encode(), f"To: {EMAIL}".encode())
+           .replace(b"<p>Ship to:</p>", b"<p>Notes:</p>")
+           .replace(b"Gift wrap and card to Alice Liddell, 742 Evergreen Terrace, Springfield OR 97403", b"Gift wrap"))
+    folded = {fold(term) for term in pipeline.run(raw).personal}
+    for value in (NAME, STREET, TOWN, "97403"):
+        assert fold(value) in folded, value
+
+
 @pytest.mark.parametrize("line, address", [
     ("Gift wrap and card to Alice Liddell, 742 Evergreen Terrace, Springfield OR 97403", True),
     ("Livraison à Jeanne Martin, 12 rue de la Paix, 75002 Paris", True),
