@@ -76,8 +76,9 @@ ORDER_LABEL = re.compile(
     r"numero (?:d'|dell')?ordine|bestelnummer)[\s:#|]*([A-Z0-9][A-Z0-9/-]{3,40}+)", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
 # Words of a greeting or a label that are no one's name ("Dear Valued Customer").
-_NOT_NAMES = frozenset("customer customers team service services member members valued client clients friend "
-                       "friends shopper sir madam kunde kundin cliente clienta klant gentile".split())
+_NOT_NAMES = frozenset({"customer", "customers", "team", "service", "services", "member", "members", "valued",
+                        "client", "clients", "friend", "friends", "shopper", "sir", "madam", "kunde", "kundin",
+                        "cliente", "clienta", "klant", "gentile"})
 _ORDER_HINTS = ("order", "confirmation", "booking", "reservation", "invoice", "receipt", "bestell", "auftrag",
                 "commande", "pedido", "ordine", "bestel")
 _CARD_HINTS = ("end", "termin", "finiss", "eindig", "**", "xx", "••", "··")
