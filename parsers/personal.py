@@ -79,6 +79,10 @@ _DIGIT = re.compile(r"\d")
 _NOT_NAMES = frozenset({"customer", "customers", "team", "service", "services", "member", "members", "valued",
                         "client", "clients", "friend", "friends", "shopper", "sir", "madam", "kunde", "kundin",
                         "cliente", "clienta", "klant", "gentile"})
+# Column headings next to an address ("Address | Phone"): not values, and hiding them would hide
+# ordinary words ("Phone case").
+_FIELD_WORDS = frozenset({"phone", "telephone", "tel", "mobile", "email", "e-mail", "name", "address", "country",
+                          "city", "state", "zip", "postcode", "company", "contact"})
 _ORDER_HINTS = ("order", "confirmation", "booking", "reservation", "invoice", "receipt", "bestell", "auftrag",
                 "commande", "pedido", "ordine", "bestel")
 _CARD_HINTS = ("end", "termin", "finiss", "eindig", "**", "xx", "••", "··")
@@ -157,7 +161,8 @@ def _read_line(terms: list[str], lines: list[str], index: int, line: str) -> Non
 
 def _add_address(terms: list[str], line: str) -> None:
     """An address line, each of its comma/cell parts, its street without the number and its postcode."""
-    parts = [part.strip() for part in re.split(r",| \| ", line) if part.strip() and not _MONEY.search(part)]
+    parts = [part.strip() for part in re.split(r",| \| ", line)
+             if part.strip() and not _MONEY.search(part) and part.strip(" :").lower() not in _FIELD_WORDS]
     terms.append(", ".join(parts))
     terms += parts
     for part in parts:
