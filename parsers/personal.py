@@ -132,8 +132,9 @@ def _read_line(terms: list[str], lines: list[str], index: int, line: str) -> Non
         greeting = GREETING.match(line)
         if greeting:
             _add_name(terms, greeting.group(1))
-    if any(word in lowered for word in _ORDER_HINTS):
-        terms += [found.group(1) or found.group(2) for found in ORDER_LABEL.finditer(line)]
+    if any(word in lowered for word in _ORDER_HINTS):  # with the next line: "Order number:" above its value
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        terms += [found.group(1) or found.group(2) for found in ORDER_LABEL.finditer(f"{line}\n{following}")]
     if digits:
         for found in PHONE.finditer(line):
             if sum(char.isdigit() for char in found.group(1)) >= 6:
