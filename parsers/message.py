@@ -69,6 +69,7 @@ class Headers:
     from_addr: str | None = None
     from_name: str | None = None
     to: list[str] = field(default_factory=list)
+    to_names: list[str] = field(default_factory=list)  # recipients' display names (personal values)
     subject: str | None = None
     date: datetime | None = None
     message_id: str | None = None
@@ -232,13 +233,14 @@ def split_address(value: str | None) -> tuple[str | None, str | None]:
 
 def headers_of(message: email.message.Message) -> Headers:
     from_addr, from_name = split_address(decode_header(message.get("from")))
-    to = [addr.lower() for _, addr in getaddresses(
-        [str(v) for key in ("to", "delivered-to", "x-original-to") for v in message.get_all(key, [])]
-    ) if addr]  # fmt: skip
+    recipients = getaddresses(
+        [str(v) for key in ("to", "delivered-to", "x-original-to") for v in message.get_all(key, [])])
+    to = [addr.lower() for _, addr in recipients if addr]
     return Headers(
         from_addr=from_addr,
         from_name=from_name,
         to=to,
+        to_names=[name for name, _ in ((decode_header(n) or "", a) for n, a in recipients) if name],
         subject=decode_header(message.get("subject")),
         date=parse_date(decode_header(message.get("date"))),
         message_id=(decode_header(message.get("message-id")) or "").strip("<> ") or None,

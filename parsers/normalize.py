@@ -19,6 +19,7 @@ import tldextract
 from price_parser import Price
 
 from parsers.model import Extraction, Item
+from parsers.personal import looks_like_address
 
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # bundled list, no network
 
@@ -214,7 +215,7 @@ def normalize_items(items: list[Item]) -> list[Item]:
     cleaned = []
     for item in items:
         name = re.sub(r"\s+", " ", item.name or "").strip()
-        if not name:
+        if not name or looks_like_address(name):  # a delivery address read as a row is not an item
             continue
         quantity = item.quantity if isinstance(item.quantity, int) and item.quantity > 0 else 1
         unit, line = item.unit_price, item.line_total

@@ -553,11 +553,13 @@ def _drop_up_to(point: etree._Element, root: etree._Element) -> None:
 
 def headers_from_block(fields: dict[str, str]) -> Headers:
     from_addr, from_name = split_address(fields.get("from"))
+    to_addr, to_name = split_address(fields.get("to"))
     date_text = fields.get("date")
     return Headers(
         from_addr=from_addr,
         from_name=from_name,
-        to=[a for a in (split_address(fields.get("to"))[0],) if a],
+        to=[to_addr] if to_addr else [],
+        to_names=[to_name] if to_name else [],
         subject=(fields.get("subject") or "").strip() or None,
         date=(parse_date(date_text) if date_text and _RFC_DATE.match(date_text) else None)
         or parse_loose_datetime(date_text),

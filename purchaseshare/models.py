@@ -144,6 +144,9 @@ class Purchase(SQLModel, table=True):
     merchant_name: str | None = Field(default=None, max_length=200)
     merchant_domain: str | None = Field(default=None, max_length=253)
     order_number: str | None = Field(default=None, max_length=100)  # private, never public
+    # JSON list of the email's own personal values (recipient's name, address lines, phone, card
+    # digits): private, never public; public text is redacted against them (migration 0007).
+    personal_terms: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     order_date: date | None = None
     currency: str | None = Field(default=None, max_length=3)
     total: Decimal | None = money_field()

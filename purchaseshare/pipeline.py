@@ -22,6 +22,7 @@ from parsers.normalize import (
     registrable_domain,
     resolve_currency,
 )
+from parsers.personal import personal_terms
 from parsers.unwrap import unwrap
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class ParseResult:
     reason: str | None = None
     error: str | None = None
     message_id: str | None = None  # the ORIGINAL Message-ID: de-duplicates re-forwards
+    # The email's own personal values (recipient's name, address lines, phone, card digits, order
+    # numbers): stored privately with the purchase to redact its public text. Not in the CONTRACT.
+    personal: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The CONTRACT's object: money as decimal strings, dates as ISO strings."""
@@ -150,6 +154,7 @@ def _parse(mail: Email, source: str | None) -> ParseResult:
     extracting = chain.kind in (Kind.ORDER, Kind.RECEIPT, Kind.REFUND, Kind.CANCELLATION)
     if extraction is not None and extracting:
         _fill(result, extraction, mail, domain)
+        result.personal = personal_terms(mail, result.order_number)
     if chain.kind.is_purchase:
         if extraction is not None and extraction.has_purchase_data:
             result.status = "purchase"

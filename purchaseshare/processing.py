@@ -111,6 +111,9 @@ def _apply(session: Session, raw: RawEmail, result: ParseResult, settings: Setti
         purchase = find_purchase(session, raw.user_id, result) or _create_purchase(session, raw, result)
         raw.purchase_id = purchase.id
         same = purchase.source_raw_id != raw.id
+        if same and result.personal:  # another email of the order: its personal values are secrets too
+            known = json.loads(purchase.personal_terms) if purchase.personal_terms else []
+            purchase.personal_terms = json.dumps(list(dict.fromkeys([*known, *result.personal])), ensure_ascii=False)
         _finish(raw, RawStatus.PARSED, f"same order as purchase #{purchase.id}, already stored" if same else None)
         return []
     if result.kind in ("refund", "cancellation"):
@@ -147,7 +150,13 @@ def parsed_fields(result: ParseResult) -> dict:
         "order_number": result.order_number, "order_date": result.order_date, "currency": result.currency,
         "total": result.total, "subtotal": result.subtotal, "shipping": result.shipping, "tax": result.tax,
         "discount": result.discount, "parser": result.parser, "confidence": result.confidence,
+        "personal_terms": personal_terms_json(result),
     }
+
+
+def personal_terms_json(result: ParseResult) -> str | None:
+    """The email's own personal values as the purchase stores them (private; redaction secrets)."""
+    return json.dumps(result.personal, ensure_ascii=False) if result.personal else None
 
 
 def add_items(session: Session, purchase_id: int, items: list[Item], approved: bool = False) -> None:

@@ -6,6 +6,7 @@ the whole order (they would reveal unapproved items), addresses, or anything fro
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,8 +92,8 @@ def _count_of(table) -> ScalarSelect:
             .correlate(Purchase.__table__).scalar_subquery())
 
 
-VIEW_COLUMNS = (_P.id, _P.public_id, _P.merchant_name, _P.merchant_domain, _P.order_number, _P.order_date,
-                _P.published_at, _P.caption, _P.hide_prices, _P.currency, _U.handle, _U.display_name,
+VIEW_COLUMNS = (_P.id, _P.public_id, _P.merchant_name, _P.merchant_domain, _P.order_number, _P.personal_terms,
+                _P.order_date, _P.published_at, _P.caption, _P.hide_prices, _P.currency, _U.handle, _U.display_name,
                 _count_of(Like.__table__).label("likes"), _count_of(Comment.__table__).label("comments"))
 NEWEST_FIRST = (_P.published_at.desc(), _P.id.desc())
 
@@ -103,6 +104,7 @@ class _ViewRow(NamedTuple):  # VIEW_COLUMNS, in order
     merchant_name: str | None
     merchant_domain: str | None
     order_number: str | None
+    personal_terms: str | None  # JSON list: the email's own personal values, hidden like the order number
     order_date: date | None
     published_at: datetime | None
     caption: str | None
@@ -177,7 +179,7 @@ def _view_fields(row: _ViewRow, items: tuple[_ItemRow, ...]) -> tuple:
     """PublicPurchase's fields (all but `extra`) from the data they are made of. Memoized on that
     data itself: any change in a row (an edit, an approval, a like) is a different key, so a
     cached result is never stale; the result is immutable and shared between requests."""
-    secrets = (row.order_number,)
+    secrets = purchase_secrets(row.order_number, row.personal_terms)
     merchant = redact(row.merchant_name, secrets)
     verified = None
     if any(item.rating is not None for item in items):
@@ -189,6 +191,18 @@ def _view_fields(row: _ViewRow, items: tuple[_ItemRow, ...]) -> tuple:
             tuple(_item(item, row, secrets, verified) for item in items), row.likes, row.comments)
 
 
+def purchase_secrets(order_number: str | None, personal_terms: str | None) -> tuple[str, ...]:
+    """What a purchase's public text must never show besides the generic patterns: its order
+    number and the personal values its email stated (stored privately as a JSON list)."""
+    terms: list[str] = []
+    if personal_terms:
+        try:
+            terms = [term for term in json.loads(personal_terms) if isinstance(term, str)]
+        except ValueError:
+            terms = []
+    return tuple(term for term in (order_number, *terms) if term)
+
+
 def _item(item: _ItemRow, purchase: _ViewRow, secrets: tuple[str | None, ...], verified: str | None) -> PublicItem:
     price = None if purchase.hide_prices else (item.unit_price if item.unit_price is not None else item.line_total)
     review = None
@@ -196,7 +210,7 @@ def _item(item: _ItemRow, purchase: _ViewRow, secrets: tuple[str | None, ...], v
         review = PublicReview(rating=item.rating, body=redact(item.body, secrets) or "", verified=verified or "")
     return PublicItem(position=item.position, name=redact(item.name, secrets) or "", quantity=item.quantity,
                       price=price, currency=purchase.currency, url=public_url(item.url, secrets),
-                      image=public_url(item.image, secrets), review=review)
+                      image=public_url(item.image, secrets, image=True), review=review)
 
 
 def profile_page(session: Session, owner: User, page: int = 1, size: int = PAGE_SIZE) -> list[PublicPurchase]:
@@ -276,7 +290,7 @@ def profile(session: Session, owner: User, with_collections: bool = True) -> Pub
                             .order_by(Collection.name, Collection.id)).all()
         collections = tuple(PublicCollectionRef(slug=slug, name=redact(name) or slug) for slug, name in rows)
     return PublicProfile(handle=owner.handle, display_name=redact(owner.display_name) or owner.handle,
-                         bio=redact(owner.bio) or "", avatar_url=public_url(owner.avatar_url),
+                         bio=redact(owner.bio) or "", avatar_url=public_url(owner.avatar_url, image=True),
                          allow_indexing=owner.allow_indexing, collections=collections)
 
 

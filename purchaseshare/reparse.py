@@ -17,7 +17,7 @@ from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus
-from purchaseshare.processing import Outcome, add_items, parsed_fields, process_raw_email
+from purchaseshare.processing import Outcome, add_items, parsed_fields, personal_terms_json, process_raw_email
 
 
 def reparse_raw_email(raw_id: int, settings: Settings) -> Outcome:
@@ -49,6 +49,8 @@ def reparse_raw_email(raw_id: int, settings: Settings) -> Outcome:
             purchase.updated_at = utcnow()
             raw.reason = None
         elif result.status == "purchase":
+            # The owner's edits stay, but the redaction secrets follow the parser (never public).
+            purchase.personal_terms = personal_terms_json(result)
             raw.reason = "parsed again; the purchase was kept as its owner reviewed it"
         else:
             raw.reason = f"parsed again as {result.status}; the stored purchase was kept"

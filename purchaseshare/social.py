@@ -343,18 +343,20 @@ class CommentView:
 
 def comments_for(session: Session, viewer: User | None, public_id: str, owner_id: int) -> list[CommentView]:
     """The comments under a purchase addressed by its public id (one query: the purchase row
-    itself is not loaded, only its order number, to hide it)."""
-    rows = session.exec(select(Comment, User, Purchase.order_number)
+    itself is not loaded, only its order number and personal values, to hide them)."""
+    rows = session.exec(select(Comment, User, Purchase.order_number, Purchase.personal_terms)
                         .join(Purchase, Comment.purchase_id == Purchase.id).join(User, Comment.user_id == User.id)
                         .where(Purchase.public_id == public_id)
                         .order_by(col(Comment.created_at), col(Comment.id))).all()
     viewer_id = viewer.id if viewer else None
-    # The order number is a secret: a commenter who guessed it still cannot publish it.
+    # The order number and the buyer's own values are secrets: a commenter who guessed them
+    # still cannot publish them.
     return [CommentView(id=comment.id or 0, author_handle=author.handle,
                         author_name=redact(author.display_name) or author.handle,
-                        html=comment_html(comment.body, (order_number,)), created_at=comment.created_at,
+                        html=comment_html(comment.body, public.purchase_secrets(order_number, terms)),
+                        created_at=comment.created_at,
                         can_delete=viewer_id is not None and viewer_id in (comment.user_id, owner_id))
-            for comment, author, order_number in rows]
+            for comment, author, order_number, terms in rows]
 
 
 def liked_by(session: Session, viewer: User, public_id: str) -> bool:
