@@ -24,6 +24,7 @@ from web.deps import TEMPLATES, LoginRequired, render
 from web.forms import see_other
 from web.page_cache import GenerationReader, PageCache
 from web.security import csrf_protect
+from web.sessions import SESSION_KEY
 
 STATIC = Path(__file__).with_name("static")
 # Product images come from merchants' CDNs (https); nothing else is loaded from elsewhere, and no
@@ -54,7 +55,7 @@ class SecurityHeaders:
                 for name, value in _HEADERS:
                     headers.setdefault(name, value)
                 # SessionMiddleware (inside this one) has put the session in the scope.
-                if scope.get("session", {}).get("user_id") is not None:
+                if scope.get("session", {}).get(SESSION_KEY) is not None:
                     headers.setdefault("cache-control", "private, no-store")
             await send(message)
 

@@ -9,7 +9,8 @@ query per request instead of the page's own queries, templates and framework wor
 
 Keys: method, path, query, host, scheme, Accept, and the session's content — which Starlette's
 SessionMiddleware (outside this one) has already verified from the signed cookie, so a signed-in
-page is only ever served back to the same session. Only 200 HTML answers that left the session
+page is only ever served back to the same session, and only while that session is live on the
+server (one indexed lookup: a logged-out cookie replayed never gets a stored page). Only 200 HTML answers that left the session
 untouched are stored: a page that read a flash message or made a CSRF token is rendered each time,
 and so is one whose route set Cache-Control itself (the way a route opts out).
 """
@@ -28,6 +29,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.sessions import SESSION_KEY, live_query
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,14 @@ class GenerationReader:
         self.queries = 0  # run so far (outside SQLAlchemy's events, so counted here)
 
     def read(self) -> int | None:
+        row = self._fetch(_GENERATION_SQL, ())
+        return None if row is None else int(row[0])
+
+    def session_live(self, token: str) -> bool:
+        """Whether a server-side session is still live (web/sessions.py): one indexed lookup."""
+        return self._fetch(*live_query(self.engine.dialect.name, token), missing_ok=True) is not None
+
+    def _fetch(self, sql: str, params: tuple, *, missing_ok: bool = False) -> tuple | None:
         with self.lock:
             for _attempt in range(2):
                 try:
@@ -78,12 +89,14 @@ class GenerationReader:
                         self.connection = self._connect()
                     cursor = self.connection.cursor()
                     self.queries += 1
-                    cursor.execute(_GENERATION_SQL)
-                    value = cursor.fetchone()[0]
+                    cursor.execute(sql, params)
+                    row = cursor.fetchone()
                     cursor.close()
-                    return int(value)
-                except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
-                    log.debug("page cache: reading the generation failed: %s", exc)
+                    if row is None and not missing_ok:
+                        raise LookupError(sql)
+                    return row
+                except (SQLAlchemyError, LookupError, self.engine.dialect.loaded_dbapi.Error) as exc:
+                    log.debug("page cache: a read failed: %s", exc)
                     self._close()
             return None
 
@@ -136,7 +149,7 @@ class PageCache:
         key = (scope["path"], scope["query_string"], scope.get("scheme"), session_before,
                *(value for name, value in scope["headers"] if name in _HEADERS_IN_KEY))
         page = self.pages.get(key)
-        if page is not None and page.generation == generation:
+        if page is not None and page.generation == generation and await self._session_live(scope):
             self.pages.move_to_end(key)
             await send({**page.start, "headers": list(page.start["headers"])})  # outer middlewares add to it
             await send({"type": "http.response.body", "body": page.body})
@@ -172,6 +185,18 @@ class PageCache:
                 log.warning("page cache OFF: triggers missing (%s) — run `purchaseshare migrate`",
                             ", ".join(sorted(missing)))
         return self.enabled
+
+    async def _session_live(self, scope: Scope) -> bool:
+        """A stored signed-in page goes only to a session that is still live on the server: a
+        logged-out (revoked) cookie replayed with the same content gets the app's answer instead."""
+        token = (scope.get("session") or {}).get(SESSION_KEY)
+        if token is None:
+            return True
+        if not isinstance(token, str):
+            return False
+        if self.reader.local:
+            return self.reader.session_live(token)
+        return await anyio.to_thread.run_sync(self.reader.session_live, token)
 
     async def _read_generation(self) -> int | None:
         if self.reader.local:

@@ -23,6 +23,7 @@ from web.forms import (
     text_field,
 )
 from web.security import check_password
+from web.sessions import revoke_all
 
 router = APIRouter(include_in_schema=False)
 
@@ -78,10 +79,11 @@ def save_settings(request: Request, user: CurrentUser, db: DbDep, form: FormDep)
 
 @router.post("/settings/sign-out-everywhere")
 def sign_out_everywhere(request: Request, user: CurrentUser, db: DbDep):
-    # Every session cookie carries the session_version it was made with (web.deps.optional_user):
-    # bumping it ends them all, on every device, this one too; unused reset links stop working.
+    # Every server-side session of the account is revoked, on every device, this one too; the
+    # session_version moves as well, so unused reset links stop working.
     user.session_version += 1
     db.add(user)
+    revoke_all(db, user.id)
     db.commit()
     request.session.clear()
     flash(request, "You are signed out everywhere, on every device and browser. Log in again to continue.")

@@ -29,6 +29,7 @@ from web.deps import (
     not_found,
     render,
     sign_in,
+    sign_out,
 )
 from web.forms import owned_or_404, see_other
 from web.security import (
@@ -41,6 +42,7 @@ from web.security import (
     read_link_token,
     record_login_failure,
 )
+from web.sessions import revoke_all
 
 router = APIRouter(include_in_schema=False)
 
@@ -169,7 +171,7 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
         pass  # verified by another account already: this account simply forwards to its plus-address
     db.commit()
     send_queued(settings, [mail])
-    sign_in(request, account)
+    sign_in(request, account, db)
     flash(request, f"Welcome, {account.display_name}! We sent a link to {address}: open it to verify "
                    "the address. Then forward your receipts as shown below.")
     return see_other("/settings/forwarding")
@@ -204,13 +206,13 @@ def login(request: Request, db: DbDep, user: OptionalUser, handle: Text = "", pa
         context["error"] = "That handle or email and password do not match."
         return render(request, "auth/login.html", context, status_code=400, user=user, db=db)
     clear_login_failures(db, account.handle)
-    sign_in(request, account)
+    sign_in(request, account, db)
     return see_other(safe_next(next))
 
 
 @router.post("/logout")
-def logout(request: Request):
-    request.session.clear()
+def logout(request: Request, db: DbDep):
+    sign_out(request, db)
     return see_other("/")
 
 
@@ -284,9 +286,10 @@ def reset_password(request: Request, token: str, db: DbDep, settings: SettingsDe
     account.password_hash = hash_password(password)
     account.session_version += 1  # every other session, and this link, stop working
     db.add(account)
+    revoke_all(db, account.id)
     db.commit()
     clear_login_failures(db, account.handle)
-    sign_in(request, account)
+    sign_in(request, account, db)
     flash(request, "Your password was changed. Every other session was logged out.")
     return see_other(AFTER_LOGIN)
 
