@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from purchaseshare.config import Settings, get_settings
@@ -22,6 +23,7 @@ from purchaseshare.db import get_engine, migrate
 from purchaseshare.public import PublicPurchase
 from web.deps import TEMPLATES, LoginRequired, render
 from web.forms import see_other
+from web.hosts import RelativeRedirects
 from web.page_cache import GenerationReader, PageCache
 from web.security import csrf_protect
 from web.sessions import SESSION_KEY
@@ -103,7 +105,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
                        same_site="lax", https_only=settings.secure_cookies, max_age=30 * 24 * 3600)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    app.add_middleware(SecurityHeaders)  # outermost: error pages get the headers too
+    app.add_middleware(RelativeRedirects)  # no Location built from the client's Host header
+    app.add_middleware(SecurityHeaders)  # error pages get the headers too
+    if settings.check_host:  # outermost: an unknown Host is refused before anything runs
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.host_names())
     TEMPLATES.env.auto_reload = False  # no stat() of every template per include; a restart reloads
 
     @app.exception_handler(LoginRequired)

@@ -195,9 +195,10 @@ def login(request: Request, db: DbDep, user: OptionalUser, handle: Text = "", pa
     address = client_address(request)
     context: dict[str, Any] = {"next": safe_next(next, ""), "handle": handle.strip()[:320]}
     if login_blocked(db, key, address):
-        # Refused whatever the password: a correct guess must not get through while blocked.
-        context["error"] = ("Too many failed attempts. Wait 15 minutes and try again, or reset your "
-                            "password by mail.")
+        # Refused whatever the password: a correct guess must not get through while blocked. Only
+        # this client is blocked (web.security.login_blocked): the owner elsewhere still gets in.
+        context["error"] = ("Too many failed attempts from here. Wait 15 minutes and try again, or reset "
+                            "your password by mail.")
         return render(request, "auth/login.html", context, status_code=429, user=user, db=db,
                       headers={"Retry-After": "900"})
     ok = check_password(account.password_hash if account else None, password[:MAX_PASSWORD])
@@ -205,7 +206,7 @@ def login(request: Request, db: DbDep, user: OptionalUser, handle: Text = "", pa
         record_login_failure(db, key, address)
         context["error"] = "That handle or email and password do not match."
         return render(request, "auth/login.html", context, status_code=400, user=user, db=db)
-    clear_login_failures(db, account.handle)
+    clear_login_failures(db, account.handle, address)
     sign_in(request, account, db)
     return see_other(safe_next(next))
 
