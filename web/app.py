@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
@@ -21,9 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from purchaseshare.config import Settings, get_settings
 from purchaseshare.db import get_engine, migrate
 from purchaseshare.public import PublicPurchase
-from web.deps import TEMPLATES, LoginRequired, render
+from web.deps import TEMPLATES, HandleMoved, LoginRequired, render
 from web.forms import see_other
-from web.hosts import RelativeRedirects
+from web.hosts import RelativeRedirects, moved_path
 from web.page_cache import GenerationReader, PageCache
 from web.security import csrf_protect
 from web.sessions import SESSION_KEY
@@ -115,6 +115,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     async def login_required(request: Request, _exc: LoginRequired) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return see_other(f"/login?next={quote(target)}")
+
+    @app.exception_handler(HandleMoved)
+    async def handle_moved(request: Request, exc: HandleMoved) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return await http_error(request, HTTPException(status_code=404, detail="Not found"))
+        return RedirectResponse(moved_path(request, exc), status_code=302)  # temporary: the reservation ends
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -80,12 +80,23 @@ def sign_out(request: Request, db: Session) -> None:
 
 def user_or_404(db: Session, handle: str) -> User:
     """The user with this handle, or the 404 an unknown handle gets."""
-    from purchaseshare.users import get_by_handle
+    from purchaseshare.users import get_by_handle, moved_to
 
     user = get_by_handle(db, handle)
     if user is None:
+        renamed = moved_to(db, handle)
+        if renamed is not None:
+            raise HandleMoved(handle, renamed.handle)
         raise not_found()
     return user
+
+
+class HandleMoved(Exception):
+    """A renamed handle, still reserved for its owner: the app redirects to the new one."""
+
+    def __init__(self, old: str, new: str) -> None:
+        super().__init__(old)
+        self.old, self.new = old, new
 
 
 def not_found() -> HTTPException:

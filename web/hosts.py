@@ -5,10 +5,15 @@ refuses unknown Host headers outright (Starlette's TrustedHostMiddleware, hosts 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from web.deps import HandleMoved
 
 
 class RelativeRedirects:
@@ -35,3 +40,13 @@ class RelativeRedirects:
             await send(message)
 
         await self.app(scope, receive, send_relative)
+
+
+def moved_path(request: Request, moved: HandleMoved) -> str:
+    """The same path (relative) with the renamed handle's segment (/u/OLD, /users/OLD) replaced."""
+    segments = request.url.path.split("/")
+    for index in range(1, len(segments)):
+        if segments[index - 1] in ("u", "users") and segments[index].lower() == moved.old:
+            segments[index] = quote(moved.new)
+            break
+    return "/".join(segments) + (f"?{request.url.query}" if request.url.query else "")

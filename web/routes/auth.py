@@ -14,11 +14,20 @@ from fastapi import APIRouter, Form, Request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
+from purchaseshare import ratelimit
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.mailer import queue_mail
 from purchaseshare.models import OutboxMail, RawEmail, SenderAddress, User
-from purchaseshare.users import EMAIL_ADDRESS, HANDLE, UserError, add_sender_address, create_user, get_by_handle
+from purchaseshare.users import (
+    EMAIL_ADDRESS,
+    HANDLE,
+    UserError,
+    add_sender_address,
+    create_user,
+    get_by_handle,
+    handle_free,
+)
 from web.deps import (
     CurrentUser,
     DbDep,
@@ -35,6 +44,7 @@ from web.forms import owned_or_404, see_other
 from web.security import (
     check_password,
     clear_login_failures,
+    client_key,
     hash_password,
     login_blocked,
     make_link_token,
@@ -52,6 +62,7 @@ VERIFY_MAX_AGE_S = 7 * 24 * 3600
 MAX_PASSWORD = 1024  # argon2 takes anything, but nobody types more; bounds the work per request
 # Mail we send on someone's request is capped per hour, so the site cannot be used to mail-bomb.
 MAILS_PER_HOUR = 3
+SIGNUPS_PER_HOUR = 10  # per client: accounts are cheap to make, not free
 
 Text = Annotated[str, Form()]
 
@@ -137,24 +148,30 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
     elif not HANDLE.match(wanted):
         errors["handle"] = ("Use 1-40 lowercase letters, digits, '-' or '_', starting and ending with a "
                             "letter or digit.")
-    elif get_by_handle(db, wanted) is not None:
+    elif not handle_free(db, wanted):  # handles are public: saying so reveals nothing
         errors["handle"] = f"The handle {wanted} is taken. Choose another."
     if len(form["display_name"]) > 80:
         errors["display_name"] = "Use at most 80 characters."
     address = form["email"].lower()
     if not EMAIL_ADDRESS.fullmatch(address) or len(address) > 320:
         errors["email"] = "Enter an email address, like you@example.org."
-    elif db.exec(select(User.id).where(User.email == address)).first() is not None:
-        errors["email"] = "An account with this email address exists. Log in, or reset its password."
     problem = password_problem(password)
     if problem:
         errors["password"] = f"Choose a longer password: {problem}."
     elif len(password) > MAX_PASSWORD:
         errors["password"] = f"Use at most {MAX_PASSWORD} characters."
     account: User | None = None
+    if not errors and not ratelimit.allow(db, f"signup:ip:{client_key(client_address(request))}",
+                                          SIGNUPS_PER_HOUR, timedelta(hours=1)):
+        return render(request, "auth/signup.html", {"form": form, "errors": {
+            "form": "Too many sign-ups from here. Try again in an hour."}}, status_code=429, user=user, db=db,
+            headers={"Retry-After": "3600"})
+    # An address that already has an account gets the same answer as a new one (the page must not
+    # tell who has an account here); its owner is told by mail, and the new account gets no email.
+    owner = db.exec(select(User).where(User.email == address)).first() if not errors else None
     if not errors:
         try:
-            account = create_user(db, wanted, email=address, display_name=form["display_name"],
+            account = create_user(db, wanted, email=None if owner else address, display_name=form["display_name"],
                                   password_hash=hash_password(password))
         except (UserError, IntegrityError):  # the same handle or email signed up at the same moment
             db.rollback()
@@ -163,12 +180,18 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
         return render(request, "auth/signup.html", {"form": form, "errors": errors}, status_code=400,
                       user=user, db=db)
     mail = None
-    try:
-        # The account's address is also where its receipts usually come from: a sender to verify.
-        row = add_sender_address(db, account, address)
-        mail = queue_verification(db, settings, account, row, template="welcome")
-    except UserError:
-        pass  # verified by another account already: this account simply forwards to its plus-address
+    if owner is not None:
+        if recent_mails(db, "signup-existing", to=address) < MAILS_PER_HOUR:
+            mail = queue_mail(db, to=address, template="signup_existing", user_id=owner.id,
+                              purpose="signup-existing", user=owner, login_url=link(settings, "/login"),
+                              reset_url=link(settings, "/reset"), base_url=settings.base_url)
+    else:
+        try:
+            # The account's address is also where its receipts usually come from: a sender to verify.
+            row = add_sender_address(db, account, address)
+            mail = queue_verification(db, settings, account, row, template="welcome")
+        except UserError:
+            pass  # verified by another account already: this account simply forwards to its plus-address
     db.commit()
     send_queued(settings, [mail])
     sign_in(request, account, db)
