@@ -301,7 +301,7 @@ class ServerSession(SQLModel, table=True):
     session_version: int = 0  # the user's at sign-in: bumping it (sign out everywhere) ends this one too
     created_at: datetime = Field(default_factory=utcnow)
     last_seen_at: datetime = Field(default_factory=utcnow)
-    expires_at: datetime
+    expires_at: datetime = Field(index=True)  # expired rows are deleted in bulk
     revoked_at: datetime | None = None
 
 

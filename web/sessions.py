@@ -16,6 +16,7 @@ from purchaseshare.models import ServerSession, User
 
 SESSION_KEY = "sid"  # the key in the signed cookie
 LIFETIME = timedelta(days=30)  # idle time after which a session ends (renewed while in use)
+MAX_PER_USER = 100  # live sessions per account; the oldest go first
 TOUCH_EVERY = timedelta(minutes=10)  # last_seen/expiry written at most this often: no write per request
 
 
@@ -27,9 +28,14 @@ def start(db: Session, user: User) -> str:
     """A new session for `user` (committed); returns the token for the cookie."""
     now = utcnow()
     assert user.id is not None
-    # The account's dead sessions are cleared here, so the table stays the size of live ones.
-    db.exec(delete(ServerSession).where(ServerSession.user_id == user.id, or_(
-        col(ServerSession.expires_at) <= now, col(ServerSession.revoked_at).is_not(None))))
+    # Dead sessions (anyone's expired ones, this account's revoked ones) are cleared at each sign-in,
+    # and an account keeps at most MAX_PER_USER: repeated logins cannot grow the table without bound.
+    crowd = (select(ServerSession.id).where(ServerSession.user_id == user.id)
+             .order_by(col(ServerSession.created_at).desc()).offset(MAX_PER_USER - 1))
+    db.exec(delete(ServerSession).where(or_(
+        col(ServerSession.expires_at) <= now,
+        (col(ServerSession.user_id) == user.id) & col(ServerSession.revoked_at).is_not(None),
+        col(ServerSession.id).in_(crowd))))
     token = secrets.token_urlsafe(32)
     db.add(ServerSession(id=token_id(token), user_id=user.id, session_version=user.session_version,
                          created_at=now, last_seen_at=now, expires_at=now + LIFETIME))

@@ -170,3 +170,23 @@ def test_serve_sends_secure_cookies_and_trusts_no_proxy_by_default(settings, mon
     get_settings.cache_clear()
     assert seen["secure"] is False and "secure" not in seen["cookie"].lower()
     assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == "10.0.0.5"
+
+
+def test_sessions_per_account_are_capped_and_dead_ones_cleared(settings, monkeypatch):
+    from tests.web.conftest import make_user
+    from web import sessions
+
+    monkeypatch.setattr(sessions, "MAX_PER_USER", 6)  # the mechanism, on fewer rows than the real 100
+
+    alice, bob = make_user(settings, "alice"), make_user(settings, "bob")
+    with session_scope(settings) as db:
+        bobs = sessions.start(db, bob)
+        sessions.revoke(db, bobs)
+        db.exec(update(ServerSession).where(col(ServerSession.user_id) == bob.id).values(
+            revoked_at=None, expires_at=utcnow() - timedelta(seconds=1)))  # expired rather than revoked
+        db.commit()
+        tokens = [sessions.start(db, alice) for _ in range(sessions.MAX_PER_USER + 5)]
+        rows = db.exec(select(ServerSession)).all()
+        assert len(rows) == sessions.MAX_PER_USER and {row.user_id for row in rows} == {alice.id}
+        assert [sessions.user_for(db, token) is not None for token in (tokens[0], tokens[5], tokens[-1])] == \
+            [False, True, True]  # the oldest went first

@@ -34,6 +34,7 @@ def upgrade() -> None:
                     sa.PrimaryKeyConstraint('id'))
     with op.batch_alter_table('server_session', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_server_session_user_id'), ['user_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_server_session_expires_at'), ['expires_at'], unique=False)
 
     op.create_table('handle_reservation',
                     sa.Column('handle', sa.String(length=40), nullable=False),
@@ -50,5 +51,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_handle_reservation_user_id'))
     op.drop_table('handle_reservation')
     with op.batch_alter_table('server_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_server_session_expires_at'))
         batch_op.drop_index(batch_op.f('ix_server_session_user_id'))
     op.drop_table('server_session')
