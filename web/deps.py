@@ -65,6 +65,9 @@ CurrentUser = Annotated[User, Depends(require_user)]
 
 
 def sign_in(request: Request, user: User, db: Session) -> None:
+    previous = request.session.get(SESSION_KEY)
+    if isinstance(previous, str):  # this browser's earlier session (maybe another account's) ends
+        sessions.revoke(db, previous)
     request.session.clear()  # a new session on login: no fixation
     request.session[SESSION_KEY] = sessions.start(db, user)
     csrf_token(request)  # made now, not by the first page: that page then leaves the session as is (cacheable)
