@@ -89,7 +89,7 @@ def user_or_404(db: Session, handle: str) -> User:
     if user is None:
         renamed = moved_to(db, handle)
         if renamed is not None:
-            raise HandleMoved(handle, renamed.handle)
+            raise HandleMoved(handle.lower(), renamed.handle)
         raise not_found()
     return user
 

@@ -218,7 +218,8 @@ def test_a_renamed_handle_stays_reserved_for_its_owner_and_redirects(site):
             grab = sign_up(newcomer, "alice", "grab@example.org")
             assert grab.status_code == 400 and "taken" in grab.text
         # The old public links lead to the new handle meanwhile (relative redirects).
-        for old, new in (("/u/alice", "/u/alicia"), ("/u/alice/feed.atom", "/u/alicia/feed.atom"),
+        for old, new in (("/u/alice", "/u/alicia"), ("/u/ALICE?page=2", "/u/alicia?page=2"),
+                         ("/u/alice/feed.atom", "/u/alicia/feed.atom"),
                          ("/api/v1/users/alice", "/api/v1/users/alicia")):
             response = visitor.get(old, headers=HTML)
             assert response.status_code == 302 and response.headers["location"] == new, old
