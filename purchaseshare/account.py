@@ -168,7 +168,8 @@ def delete_account(session: Session, user: User) -> None:
         delete(Purchase).where(Purchase.user_id == uid),
         delete(SenderAddress).where(SenderAddress.user_id == uid),
         delete(OutboxMail).where(OutboxMail.user_id == uid),
-        delete(LoginAttempt).where(LoginAttempt.key == f"user:{user.handle}"),
+        delete(LoginAttempt).where(or_(LoginAttempt.key == f"user:{user.handle}",  # and per (account, client)
+                                       col(LoginAttempt.key).startswith(f"user:{user.handle}:ip:"))),
         delete(User).where(User.id == uid),
     ]
     _run_in_one_transaction(session, statements)

@@ -249,7 +249,8 @@ def demo(
     typer.echo(banner(info, host, port))
     sys.stdout.flush()
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")  # returns on Ctrl-C
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",  # returns on Ctrl-C
+                    proxy_headers=False)  # nothing in front of the demo: no X-Forwarded-For believed
     except KeyboardInterrupt:  # a second Ctrl-C during the graceful shutdown
         pass
     finally:
@@ -280,6 +281,10 @@ def serve(
         typer.echo("error: SECRET_KEY is not set. Set it to a long random value kept across restarts, e.g.\n"
                    "  export SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')", err=True)
         raise typer.Exit(2)
+    # Production is served over HTTPS: Secure session cookies and a checked Host header unless the
+    # operator says otherwise (PURCHASESHARE_SECURE_COOKIES=false for a plain-http setup).
+    os.environ.setdefault("PURCHASESHARE_SECURE_COOKIES", "true")
+    os.environ.setdefault("PURCHASESHARE_CHECK_HOST", "true")
     settings = get_settings()
     engine = run_migrations(settings)
     where = engine.url.render_as_string(hide_password=True)
@@ -287,8 +292,12 @@ def serve(
     typer.echo(f"serving on http://{host}:{port} with {workers} process(es); database {where}; queue: {queue}")
     # The factory builds the app inside each worker process; it runs the actors in-process only
     # when REDIS_URL is unset (start_in_process_worker is a no-op with a real broker).
+    # X-Forwarded-* only from the configured proxies: by default nobody can choose the client address
+    # the rate limits count (uvicorn alone would trust 127.0.0.1).
+    trusted = settings.trusted_proxies.strip()
     uvicorn.run("web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True, log_level="info", limit_concurrency=max_connections)
+                proxy_headers=bool(trusted), forwarded_allow_ips=trusted or "", log_level="info",
+                limit_concurrency=max_connections)
 
 
 def _ready():

@@ -41,8 +41,16 @@ class Settings(BaseSettings):
     # A raw email still `received` this long after it was queued is queued again (lost queue message).
     requeue_after_seconds: float = Field(default=120.0, alias="PURCHASESHARE_REQUEUE_AFTER_SECONDS")
     max_attempts: int = Field(default=5, alias="PURCHASESHARE_MAX_ATTEMPTS")
-    # Session cookies only over HTTPS (on for `serve` behind TLS; the demo on 127.0.0.1 is plain HTTP).
+    # Session cookies only over HTTPS. `serve` turns this on unless set (false only for a plain-http
+    # setup); the demo on 127.0.0.1 is plain HTTP and keeps it off.
     secure_cookies: bool = Field(default=False, alias="PURCHASESHARE_SECURE_COOKIES")
+    # Proxies whose X-Forwarded-For/-Proto are believed (uvicorn's forwarded_allow_ips: addresses,
+    # networks, comma-separated, or "*"). Empty: none, the client address is the peer's.
+    trusted_proxies: str = Field(default="", alias="PURCHASESHARE_TRUSTED_PROXIES")
+    # Host names the site answers to besides the base URL's (comma-separated); `serve` refuses other
+    # Host headers, so no link or redirect can be built from an attacker's Host.
+    allowed_hosts: str = Field(default="", alias="PURCHASESHARE_ALLOWED_HOSTS")
+    check_host: bool = Field(default=False, alias="PURCHASESHARE_CHECK_HOST")  # on in `serve`
     # The site's public base URL, for links in mail, feeds and Open Graph tags.
     base_url: str = Field(default="http://127.0.0.1:8000", alias="PURCHASESHARE_BASE_URL")
     # Memory for repeat views of public pages and feeds, per web process (web/page_cache.py); 0 = off.
@@ -59,6 +67,14 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
             return url
         return f"sqlite:///{(self.data_dir / 'purchaseshare.db').resolve()}"
+
+    def host_names(self) -> list[str]:
+        """The base URL's host, loopback (health checks on the machine) and PURCHASESHARE_ALLOWED_HOSTS."""
+        from urllib.parse import urlsplit
+
+        base = urlsplit(self.base_url).hostname
+        extra = [name.strip().lower() for name in self.allowed_hosts.split(",") if name.strip()]
+        return list(dict.fromkeys([*([base] if base else []), "localhost", "127.0.0.1", *extra]))
 
     @property
     def inbox_local(self) -> str:

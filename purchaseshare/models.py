@@ -298,3 +298,28 @@ class CacheGeneration(SQLModel, table=True):
     __tablename__ = "cache_generation"
     id: int = Field(default=1, primary_key=True)
     value: int = Field(default=0, sa_type=BigInteger)
+
+
+class ServerSession(SQLModel, table=True):
+    """A signed-in browser. The cookie carries a random token; only its sha256 is stored, so the
+    table alone cannot be replayed. Logging out, signing out everywhere and a password reset
+    revoke rows; the web app refuses a revoked or expired one on every request."""
+
+    __tablename__ = "server_session"
+    id: str = Field(sa_column=Column(String(64), primary_key=True))  # sha256 hex of the cookie token
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    session_version: int = 0  # the user's at sign-in: bumping it (sign out everywhere) ends this one too
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)  # expired rows are deleted in bulk
+    revoked_at: datetime | None = None
+
+
+class HandleReservation(SQLModel, table=True):
+    """A handle someone renamed away from: kept for them (and /u/OLD redirects to the new one)
+    until it expires, so nobody else can take it over at once."""
+
+    __tablename__ = "handle_reservation"
+    handle: str = Field(sa_column=Column(String(40), primary_key=True))
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    expires_at: datetime

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, delete, select
 
 from purchaseshare.clock import utcnow
-from purchaseshare.models import SenderAddress, User
+from purchaseshare.models import HandleReservation, SenderAddress, User
 
 EMAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # the shape only: the verification mail proves it
 HANDLE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?$")
@@ -27,8 +28,9 @@ def create_user(session: Session, handle: str, *, email: str | None = None, disp
     handle = handle.strip().lower()
     if not HANDLE.match(handle):
         raise UserError("a handle is 1-40 letters, digits, '-' or '_', starting and ending with a letter or digit")
-    if get_by_handle(session, handle) is not None:
+    if not handle_free(session, handle):
         raise UserError(f"the handle {handle!r} is taken")
+    release_handle(session, handle)
     email = email.strip().lower() if email else None
     if email and session.exec(select(User).where(User.email == email)).first() is not None:
         raise UserError("an account with this email address exists")
@@ -55,3 +57,45 @@ def add_sender_address(session: Session, user: User, address: str, *, verified: 
     session.add(row)
     session.flush()
     return row
+
+
+# --- handles given up ------------------------------------------------------------------------------
+
+# A renamed handle stays its previous owner's this long (and /u/OLD redirects to the new one), so
+# nobody can take it over at once and receive the old links, follows and mentions.
+HANDLE_RESERVED_FOR = timedelta(days=30)
+
+
+def _live_reservation(session: Session, handle: str) -> HandleReservation | None:
+    row = session.get(HandleReservation, handle.lower())
+    return row if row is not None and row.expires_at > utcnow() else None
+
+
+def handle_free(session: Session, handle: str, user_id: int | None = None) -> bool:
+    """Nobody has the handle, and nobody but `user_id` (its previous owner) holds it reserved."""
+    if get_by_handle(session, handle) is not None:
+        return False
+    reserved = _live_reservation(session, handle)
+    return reserved is None or reserved.user_id == user_id
+
+
+def release_handle(session: Session, handle: str) -> None:
+    session.exec(delete(HandleReservation).where(HandleReservation.handle == handle.lower()))
+
+
+def rename(session: Session, user: User, handle: str) -> None:
+    """The user's new handle (checked free by the caller); the old one is reserved for them."""
+    handle = handle.lower()
+    if handle == user.handle:
+        return
+    release_handle(session, handle)
+    session.merge(HandleReservation(handle=user.handle, user_id=user.id,
+                                    expires_at=utcnow() + HANDLE_RESERVED_FOR))
+    user.handle = handle
+    session.add(user)
+
+
+def moved_to(session: Session, handle: str) -> User | None:
+    """The user who renamed away from `handle` lately (None once the reservation ended)."""
+    reserved = _live_reservation(session, handle)
+    return session.get(User, reserved.user_id) if reserved is not None else None

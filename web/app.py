@@ -10,21 +10,24 @@ from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from purchaseshare.config import Settings, get_settings
 from purchaseshare.db import get_engine, migrate
 from purchaseshare.public import PublicPurchase
-from web.deps import TEMPLATES, LoginRequired, render
+from web.deps import TEMPLATES, HandleMoved, LoginRequired, render
 from web.forms import see_other
+from web.hosts import RelativeRedirects, moved_path
 from web.overload import Overload
 from web.page_cache import GenerationReader, PageCache
 from web.security import csrf_protect
+from web.sessions import SESSION_KEY
 
 STATIC = Path(__file__).with_name("static")
 # Product images come from merchants' CDNs (https); nothing else is loaded from elsewhere, and no
@@ -55,7 +58,7 @@ class SecurityHeaders:
                 for name, value in _HEADERS:
                     headers.setdefault(name, value)
                 # SessionMiddleware (inside this one) has put the session in the scope.
-                if scope.get("session", {}).get("user_id") is not None:
+                if scope.get("session", {}).get(SESSION_KEY) is not None:
                     headers.setdefault("cache-control", "private, no-store")
             await send(message)
 
@@ -104,13 +107,22 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(Overload)  # a burst gets quick 503s, not a queue without end (web/overload.py)
-    app.add_middleware(SecurityHeaders)  # outermost: error pages get the headers too
+    app.add_middleware(RelativeRedirects)  # no Location built from the client's Host header
+    app.add_middleware(SecurityHeaders)  # error pages get the headers too
+    if settings.check_host:  # outermost: an unknown Host is refused before anything runs
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.host_names())
     TEMPLATES.env.auto_reload = False  # no stat() of every template per include; a restart reloads
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _exc: LoginRequired) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return see_other(f"/login?next={quote(target)}")
+
+    @app.exception_handler(HandleMoved)
+    async def handle_moved(request: Request, exc: HandleMoved) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return await http_error(request, HTTPException(status_code=404, detail="Not found"))
+        return RedirectResponse(moved_path(request, exc), status_code=302)  # temporary: the reservation ends
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -17,7 +17,9 @@ from sqlmodel import Session, func, select
 from purchaseshare.config import Settings
 from purchaseshare.db import WEB_SESSIONS, get_engine
 from purchaseshare.models import Notification, User
+from web import sessions
 from web.security import csrf_token
+from web.sessions import SESSION_KEY
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))  # autoescapes .html
 
@@ -50,17 +52,13 @@ DbDep = Annotated[Session, Depends(get_db, scope="function", max_concurrency=WEB
 
 
 def optional_user(request: Request, db: DbDep) -> User | None:
-    user_id = request.session.get("user_id")
-    if user_id is None:
+    token = request.session.get(SESSION_KEY)
+    if token is None:
         return None
-    user = db.get(User, user_id)
-    # A password change bumps session_version: every older session cookie stops working. The
-    # account's creation time tells a deleted account from a newer one that got its row id back
-    # (SQLite reuses the highest id).
-    if (user is None or request.session.get("sv") != user.session_version
-            or request.session.get("uc") != account_stamp(user)):
+    # One joined lookup: the server-side row must be live (not logged out, revoked or expired).
+    user = sessions.user_for(db, token) if isinstance(token, str) else None
+    if user is None:
         request.session.clear()
-        return None
     return user
 
 
@@ -82,20 +80,42 @@ OptionalUser = Annotated[User | None, Depends(optional_user)]
 CurrentUser = Annotated[User, Depends(require_user)]
 
 
-def sign_in(request: Request, user: User) -> None:
+def sign_in(request: Request, user: User, db: Session) -> None:
+    previous = request.session.get(SESSION_KEY)
+    if isinstance(previous, str):  # this browser's earlier session (maybe another account's) ends
+        sessions.revoke(db, previous)
     request.session.clear()  # a new session on login: no fixation
-    request.session.update({"user_id": user.id, "sv": user.session_version, "uc": account_stamp(user)})
+    request.session[SESSION_KEY] = sessions.start(db, user)
     csrf_token(request)  # made now, not by the first page: that page then leaves the session as is (cacheable)
+
+
+def sign_out(request: Request, db: Session) -> None:
+    """Ends this browser's session on the server too: a copy of the cookie stops working."""
+    token = request.session.get(SESSION_KEY)
+    if isinstance(token, str):
+        sessions.revoke(db, token)
+    request.session.clear()
 
 
 def user_or_404(db: Session, handle: str) -> User:
     """The user with this handle, or the 404 an unknown handle gets."""
-    from purchaseshare.users import get_by_handle
+    from purchaseshare.users import get_by_handle, moved_to
 
     user = get_by_handle(db, handle)
     if user is None:
+        renamed = moved_to(db, handle)
+        if renamed is not None:
+            raise HandleMoved(handle.lower(), renamed.handle)
         raise not_found()
     return user
+
+
+class HandleMoved(Exception):
+    """A renamed handle, still reserved for its owner: the app redirects to the new one."""
+
+    def __init__(self, old: str, new: str) -> None:
+        super().__init__(old)
+        self.old, self.new = old, new
 
 
 def not_found() -> HTTPException:

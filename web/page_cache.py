@@ -9,7 +9,8 @@ query per request instead of the page's own queries, templates and framework wor
 
 Keys: method, path, query, host, scheme, Accept, and the session's content — which Starlette's
 SessionMiddleware (outside this one) has already verified from the signed cookie, so a signed-in
-page is only ever served back to the same session. Only 200 HTML answers that left the session
+page is only ever served back to the same session, and only while that session is live on the
+server (one indexed lookup: a logged-out cookie replayed never gets a stored page). Only 200 HTML answers that left the session
 untouched are stored: a page that read a flash message or made a CSRF token is rendered each time,
 and so is one whose route set Cache-Control itself (the way a route opts out).
 """
@@ -32,6 +33,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.sessions import SESSION_KEY, live_query
+
 log = logging.getLogger(__name__)
 
 # The pages read often and changed rarely: the home page, the home feed, profiles, purchase pages.
@@ -46,6 +49,14 @@ _HEADERS_IN_KEY = (b"host", b"accept")
 # Reads over the network wait for this one thread, not for the shared pool's (which a burst may
 # fill): the reads are one at a time anyway (one connection, under a lock).
 _READ_THREAD: RunVar[anyio.CapacityLimiter] = RunVar("page_cache_read_thread")
+
+
+def _read_limiter() -> anyio.CapacityLimiter:
+    limiter = _READ_THREAD.get(None)
+    if limiter is None:
+        limiter = anyio.CapacityLimiter(1)
+        _READ_THREAD.set(limiter)
+    return limiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,30 +101,41 @@ class GenerationReader:
         if self.local:
             return self.read(max_age)  # a local file: microseconds, cheaper than a thread hop
         # Over the network: a stalled server must block a worker thread, not the event loop.
-        limiter = _READ_THREAD.get(None)
-        if limiter is None:
-            limiter = anyio.CapacityLimiter(1)
-            _READ_THREAD.set(limiter)
-        return await anyio.to_thread.run_sync(self.read, max_age, limiter=limiter)
+        return await anyio.to_thread.run_sync(self.read, max_age, limiter=_read_limiter())
 
     def read(self, max_age: float = 0.0) -> int | None:
         with self.lock:
             began = time.monotonic()
             if max_age and self.last is not None and began - self.last[0] <= max_age:
                 return self.last[1]
+        row = self._fetch(_GENERATION_SQL, ())
+        if row is None:
+            return None
+        value = int(row[0])
+        with self.lock:
+            self.last = (began, value)
+        return value
+
+    def session_live(self, token: str) -> bool:
+        """Whether a server-side session is still live (web/sessions.py): one indexed lookup."""
+        return self._fetch(*live_query(self.engine.dialect.name, token), missing_ok=True) is not None
+
+    def _fetch(self, sql: str, params: tuple, *, missing_ok: bool = False) -> tuple | None:
+        with self.lock:
             for _attempt in range(2):
                 try:
                     if self.connection is None:
                         self.connection = self._connect()
                     cursor = self.connection.cursor()
                     self.queries += 1
-                    cursor.execute(_GENERATION_SQL)
-                    value = int(cursor.fetchone()[0])
+                    cursor.execute(sql, params)
+                    row = cursor.fetchone()
                     cursor.close()
-                    self.last = (began, value)
-                    return value
-                except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
-                    log.debug("page cache: reading the generation failed: %s", exc)
+                    if row is None and not missing_ok:
+                        raise LookupError(sql)
+                    return row
+                except (SQLAlchemyError, LookupError, self.engine.dialect.loaded_dbapi.Error) as exc:
+                    log.debug("page cache: a read failed: %s", exc)
                     self._close()
             return None
 
@@ -169,7 +191,7 @@ class PageCache:
         key = (scope["path"], scope["query_string"], scope.get("scheme"), session_before,
                *(value for name, value in scope["headers"] if name in _HEADERS_IN_KEY))
         page = self.pages.get(key)
-        if page is not None and page.generation == generation:
+        if page is not None and page.generation == generation and await self._session_live(scope):
             self.pages.move_to_end(key)
             await send({**page.start, "headers": list(page.start["headers"])})  # outer middlewares add to it
             await send({"type": "http.response.body", "body": page.body})
@@ -204,6 +226,18 @@ class PageCache:
                 log.warning("page cache OFF: triggers missing (%s) — run `purchaseshare migrate`",
                             ", ".join(sorted(REQUIRED_TRIGGERS - installed_triggers(self.engine))))
         return self.enabled
+
+    async def _session_live(self, scope: Scope) -> bool:
+        """A stored signed-in page goes only to a session that is still live on the server: a
+        logged-out (revoked) cookie replayed with the same content gets the app's answer instead."""
+        token = (scope.get("session") or {}).get(SESSION_KEY)
+        if token is None:
+            return True
+        if not isinstance(token, str):
+            return False
+        if self.reader.local:
+            return self.reader.session_live(token)
+        return await anyio.to_thread.run_sync(self.reader.session_live, token, limiter=_read_limiter())
 
     async def _read_generation(self) -> int | None:
         value = await self.reader.current()

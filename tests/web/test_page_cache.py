@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from purchaseshare.db import get_engine, session_scope
 from purchaseshare.models import Comment, Follow, Like, Purchase, PurchaseItem, User
-from tests.web.conftest import counted, log_in, make_user
+from tests.web.conftest import counted, log_in, make_user, post
 from tests.web.test_public import add_purchase
 from web.app import create_app
 from web.page_cache import REQUIRED_TRIGGERS, installed_triggers
@@ -195,6 +195,28 @@ def test_signed_in_pages_are_served_only_to_their_own_session(settings, app):
             session.commit()
         assert mine.get("/feed", headers=HTML).status_code == 303
     assert other.id != reader_user.id
+
+
+def test_a_stored_signed_in_page_is_not_served_to_a_logged_out_cookie(settings, app):
+    reader_user, star = make_user(settings, "reader"), make_user(settings, "star")
+    add_purchase(settings, star, [("Walnut desk", True)])
+    with session_scope(settings) as session:
+        session.add(Follow(follower_id=reader_user.id, followee_id=star.id))
+        session.commit()
+    with TestClient(app, follow_redirects=False) as mine:
+        log_in(mine, "reader")
+        assert "Walnut desk" in settled(mine, "/feed")
+        copied = mine.cookies["ps_session"]
+        reader = app.state.generation_reader
+        before = reader.queries
+        assert view(mine, "/feed")[1]
+        assert reader.queries - before == 2  # the generation, and the session's one indexed lookup
+        assert post(mine, "/logout", page="/settings").status_code == 303
+    # Logout changes no cached table (no generation bump): only the session check stops the replay.
+    with TestClient(app, follow_redirects=False, cookies={"ps_session": copied}) as replay:
+        response = replay.get("/feed", headers=HTML)
+        assert response.status_code == 303 and "x-page-cache" not in response.headers
+        assert "Walnut desk" not in response.text
 
 
 def test_cache_off_when_disabled_or_a_trigger_is_missing(settings, caplog):

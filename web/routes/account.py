@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from purchaseshare.account import delete_account, export_zip
 from purchaseshare.models import Purchase, RawEmail, User
-from purchaseshare.users import HANDLE, get_by_handle
+from purchaseshare.users import HANDLE, handle_free, rename
 from web.deps import CurrentUser, DbDep, flash, render
 from web.forms import (
     Errors,
@@ -22,7 +22,9 @@ from web.forms import (
     see_other,
     text_field,
 )
-from web.security import check_password
+from web.routes.auth import client_address
+from web.security import check_password, login_blocked, record_login_failure
+from web.sessions import revoke_all
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,7 +54,7 @@ def save_settings(request: Request, user: CurrentUser, db: DbDep, form: FormDep)
     if handle != user.handle:
         if not HANDLE.match(handle):
             errors.messages.append("handle: 1-40 letters, digits, '-' or '_', starting and ending with a letter or digit")
-        elif get_by_handle(db, handle) is not None:
+        elif not handle_free(db, handle, user.id):  # taken, or another's old handle still reserved
             errors.messages.append(f"handle: {handle} is taken")
     display_name = errors.check(parse_name, values["display_name"], "display name", 80, required=False)
     avatar = errors.check(parse_url, values["avatar_url"], "avatar", https_only=True)
@@ -67,7 +69,8 @@ def save_settings(request: Request, user: CurrentUser, db: DbDep, form: FormDep)
     if errors.messages:
         return render(request, "owner/settings.html", {"values": values, "errors": errors.messages},
                       status_code=400, user=user, db=db)
-    user.handle, user.display_name, user.avatar_url = handle, display_name or handle, avatar
+    rename(db, user, handle)  # the old handle stays reserved for this user a while
+    user.display_name, user.avatar_url = display_name or handle, avatar
     user.bio, user.raw_retention_days = values["bio"], days
     user.default_share_items, user.allow_indexing = values["default_share_items"], values["allow_indexing"]
     db.add(user)
@@ -78,10 +81,11 @@ def save_settings(request: Request, user: CurrentUser, db: DbDep, form: FormDep)
 
 @router.post("/settings/sign-out-everywhere")
 def sign_out_everywhere(request: Request, user: CurrentUser, db: DbDep):
-    # Every session cookie carries the session_version it was made with (web.deps.optional_user):
-    # bumping it ends them all, on every device, this one too; unused reset links stop working.
+    # Every server-side session of the account is revoked, on every device, this one too; the
+    # session_version moves as well, so unused reset links stop working.
     user.session_version += 1
     db.add(user)
+    revoke_all(db, user.id)
     db.commit()
     request.session.clear()
     flash(request, "You are signed out everywhere, on every device and browser. Log in again to continue.")
@@ -107,12 +111,20 @@ def delete_form(request: Request, user: CurrentUser, db: DbDep):
 
 @router.post("/settings/delete")
 def delete_everything(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
-    errors = []
+    # The password is checked only once the confirmation is complete, and counts as a login attempt
+    # (same limits): a stolen session cookie is no password oracle.
+    address = client_address(request)
     if text_field(form, "handle").lower() != user.handle:
-        errors.append("Type your handle exactly to confirm.")
-    password = form.get("password")
-    if not isinstance(password, str) or not check_password(user.password_hash, password):
-        errors.append("The password is not right.")
+        errors = ["Type your handle exactly to confirm."]
+    elif login_blocked(db, user.handle, address):
+        return render(request, "owner/delete.html", {"errors": [
+            "Too many wrong passwords from here. Wait 15 minutes and try again."], "counts": None},
+            status_code=429, user=user, db=db, headers={"Retry-After": "900"})
+    elif not isinstance(password := form.get("password"), str) or not check_password(user.password_hash, password):
+        record_login_failure(db, user.handle, address)
+        errors = ["The password is not right."]
+    else:
+        errors = []
     if errors:
         return render(request, "owner/delete.html", {"errors": errors, "counts": None}, status_code=400,
                       user=user, db=db)

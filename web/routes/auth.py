@@ -14,11 +14,20 @@ from fastapi import APIRouter, Form, Request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
+from purchaseshare import ratelimit
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.mailer import queue_mail
 from purchaseshare.models import OutboxMail, RawEmail, SenderAddress, User
-from purchaseshare.users import EMAIL_ADDRESS, HANDLE, UserError, add_sender_address, create_user, get_by_handle
+from purchaseshare.users import (
+    EMAIL_ADDRESS,
+    HANDLE,
+    UserError,
+    add_sender_address,
+    create_user,
+    get_by_handle,
+    handle_free,
+)
 from web.deps import (
     CurrentUser,
     DbDep,
@@ -29,11 +38,13 @@ from web.deps import (
     not_found,
     render,
     sign_in,
+    sign_out,
 )
 from web.forms import owned_or_404, see_other
 from web.security import (
     check_password,
     clear_login_failures,
+    client_key,
     hash_password,
     login_blocked,
     make_link_token,
@@ -41,6 +52,7 @@ from web.security import (
     read_link_token,
     record_login_failure,
 )
+from web.sessions import revoke_all
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,6 +62,7 @@ VERIFY_MAX_AGE_S = 7 * 24 * 3600
 MAX_PASSWORD = 1024  # argon2 takes anything, but nobody types more; bounds the work per request
 # Mail we send on someone's request is capped per hour, so the site cannot be used to mail-bomb.
 MAILS_PER_HOUR = 3
+SIGNUPS_PER_HOUR = 10  # per client: accounts are cheap to make, not free
 
 Text = Annotated[str, Form()]
 
@@ -135,24 +148,30 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
     elif not HANDLE.match(wanted):
         errors["handle"] = ("Use 1-40 lowercase letters, digits, '-' or '_', starting and ending with a "
                             "letter or digit.")
-    elif get_by_handle(db, wanted) is not None:
+    elif not handle_free(db, wanted):  # handles are public: saying so reveals nothing
         errors["handle"] = f"The handle {wanted} is taken. Choose another."
     if len(form["display_name"]) > 80:
         errors["display_name"] = "Use at most 80 characters."
     address = form["email"].lower()
     if not EMAIL_ADDRESS.fullmatch(address) or len(address) > 320:
         errors["email"] = "Enter an email address, like you@example.org."
-    elif db.exec(select(User.id).where(User.email == address)).first() is not None:
-        errors["email"] = "An account with this email address exists. Log in, or reset its password."
     problem = password_problem(password)
     if problem:
         errors["password"] = f"Choose a longer password: {problem}."
     elif len(password) > MAX_PASSWORD:
         errors["password"] = f"Use at most {MAX_PASSWORD} characters."
     account: User | None = None
+    if not errors and not ratelimit.allow(db, f"signup:ip:{client_key(client_address(request))}",
+                                          SIGNUPS_PER_HOUR, timedelta(hours=1)):
+        return render(request, "auth/signup.html", {"form": form, "errors": {
+            "form": "Too many sign-ups from here. Try again in an hour."}}, status_code=429, user=user, db=db,
+            headers={"Retry-After": "3600"})
+    # An address that already has an account gets the same answer as a new one (the page must not
+    # tell who has an account here); its owner is told by mail, and the new account gets no email.
+    owner = db.exec(select(User).where(User.email == address)).first() if not errors else None
     if not errors:
         try:
-            account = create_user(db, wanted, email=address, display_name=form["display_name"],
+            account = create_user(db, wanted, email=None if owner else address, display_name=form["display_name"],
                                   password_hash=hash_password(password))
         except (UserError, IntegrityError):  # the same handle or email signed up at the same moment
             db.rollback()
@@ -161,15 +180,21 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
         return render(request, "auth/signup.html", {"form": form, "errors": errors}, status_code=400,
                       user=user, db=db)
     mail = None
-    try:
-        # The account's address is also where its receipts usually come from: a sender to verify.
-        row = add_sender_address(db, account, address)
-        mail = queue_verification(db, settings, account, row, template="welcome")
-    except UserError:
-        pass  # verified by another account already: this account simply forwards to its plus-address
+    if owner is not None:
+        if recent_mails(db, "signup-existing", to=address) < MAILS_PER_HOUR:
+            mail = queue_mail(db, to=address, template="signup_existing", user_id=owner.id,
+                              purpose="signup-existing", user=owner, login_url=link(settings, "/login"),
+                              reset_url=link(settings, "/reset"), base_url=settings.base_url)
+    else:
+        try:
+            # The account's address is also where its receipts usually come from: a sender to verify.
+            row = add_sender_address(db, account, address)
+            mail = queue_verification(db, settings, account, row, template="welcome")
+        except UserError:
+            pass  # verified by another account already: this account simply forwards to its plus-address
     db.commit()
     send_queued(settings, [mail])
-    sign_in(request, account)
+    sign_in(request, account, db)
     flash(request, f"Welcome, {account.display_name}! We sent a link to {address}: open it to verify "
                    "the address. Then forward your receipts as shown below.")
     return see_other("/settings/forwarding")
@@ -193,9 +218,10 @@ def login(request: Request, db: DbDep, user: OptionalUser, handle: Text = "", pa
     address = client_address(request)
     context: dict[str, Any] = {"next": safe_next(next, ""), "handle": handle.strip()[:320]}
     if login_blocked(db, key, address):
-        # Refused whatever the password: a correct guess must not get through while blocked.
-        context["error"] = ("Too many failed attempts. Wait 15 minutes and try again, or reset your "
-                            "password by mail.")
+        # Refused whatever the password: a correct guess must not get through while blocked. Only
+        # this client is blocked (web.security.login_blocked): the owner elsewhere still gets in.
+        context["error"] = ("Too many failed attempts from here. Wait 15 minutes and try again, or reset "
+                            "your password by mail.")
         return render(request, "auth/login.html", context, status_code=429, user=user, db=db,
                       headers={"Retry-After": "900"})
     ok = check_password(account.password_hash if account else None, password[:MAX_PASSWORD])
@@ -203,14 +229,14 @@ def login(request: Request, db: DbDep, user: OptionalUser, handle: Text = "", pa
         record_login_failure(db, key, address)
         context["error"] = "That handle or email and password do not match."
         return render(request, "auth/login.html", context, status_code=400, user=user, db=db)
-    clear_login_failures(db, account.handle)
-    sign_in(request, account)
+    clear_login_failures(db, account.handle, address)
+    sign_in(request, account, db)
     return see_other(safe_next(next))
 
 
 @router.post("/logout")
-def logout(request: Request):
-    request.session.clear()
+def logout(request: Request, db: DbDep):
+    sign_out(request, db)
     return see_other("/")
 
 
@@ -284,9 +310,10 @@ def reset_password(request: Request, token: str, db: DbDep, settings: SettingsDe
     account.password_hash = hash_password(password)
     account.session_version += 1  # every other session, and this link, stop working
     db.add(account)
+    revoke_all(db, account.id)
     db.commit()
     clear_login_failures(db, account.handle)
-    sign_in(request, account)
+    sign_in(request, account, db)
     flash(request, "Your password was changed. Every other session was logged out.")
     return see_other(AFTER_LOGIN)
 
