@@ -22,6 +22,7 @@ from purchaseshare.db import get_engine, migrate
 from purchaseshare.public import PublicPurchase
 from web.deps import TEMPLATES, LoginRequired, render
 from web.forms import see_other
+from web.limits import BodyLimit
 from web.page_cache import GenerationReader, PageCache
 from web.security import csrf_protect
 
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
                        same_site="lax", https_only=settings.secure_cookies, max_age=30 * 24 * 3600)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    app.add_middleware(BodyLimit, upload_bytes=settings.upload_max_mb * 2**20)  # bodies counted as read
     app.add_middleware(SecurityHeaders)  # outermost: error pages get the headers too
     TEMPLATES.env.auto_reload = False  # no stat() of every template per include; a restart reloads
 

@@ -15,6 +15,7 @@ from purchaseshare.clock import utcnow
 from purchaseshare.mailstore import store_raw
 from purchaseshare.models import OutboxMail, RawEmail, RawStatus
 from purchaseshare.pipeline import MAX_BYTES
+from purchaseshare.quota import refusal
 from web.deps import CurrentUser, DbDep, SettingsDep, flash, not_found, render
 from web.forms import (
     FormDep,
@@ -25,10 +26,11 @@ from web.forms import (
     paginate,
     see_other,
 )
+from web.limits import MAX_FORM_FILES
 
 router = APIRouter(include_in_schema=False)
 
-MAX_UPLOAD_FILES = 20
+MAX_UPLOAD_FILES = MAX_FORM_FILES
 # Emails the owner should look at: nothing came out of them, or their purchase was deleted.
 ATTENTION = (RawStatus.FAILED.value, RawStatus.UNPARSED.value, RawStatus.NOT_PURCHASE.value,
              RawStatus.RECEIVED.value)
@@ -119,6 +121,7 @@ class UploadResult:
     status: str
     detail: str = ""
     raw_id: int | None = None
+    too_large: bool = False  # refused for its size or the user's quota (413 when all are)
 
 
 def _read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -133,7 +136,7 @@ def upload_form(request: Request, user: CurrentUser, db: DbDep):
 
 
 @router.post("/upload")
-def upload(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
+def upload(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep, form: FormDep):
     files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
     errors: list[str] = []
     if not files:
@@ -146,13 +149,18 @@ def upload(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
         name = PurePath((upload_file.filename or "upload.eml").replace("\\", "/")).name[:200] or "upload.eml"
         data = _read_limited(upload_file, MAX_BYTES)
         if len(data) > MAX_BYTES:
-            results.append(UploadResult(name, "rejected", f"larger than {MAX_BYTES // 2**20} MB"))
+            results.append(UploadResult(name, "rejected", f"larger than {MAX_BYTES // 2**20} MB", too_large=True))
             continue
         if not looks_like_email(data):
             results.append(UploadResult(name, "rejected", "not an email: save the message as .eml "
                                                           "(\"Save as\" or \"Download message\" in your mail app)"))
             continue
+        over = refusal(db, settings, user.id or 0, len(data))
+        if over:
+            results.append(UploadResult(name, "rejected", over, too_large=True))
+            continue
         stored = store_raw(db, data, source=f"upload:{name}", user_id=user.id, attributed_by="upload")
+        del data  # one file's bytes at a time (store_raw lets go of its copy after the commit)
         raw = stored.raw_email
         if stored.created:
             if raw.status == RawStatus.RECEIVED.value:
@@ -176,6 +184,8 @@ def upload(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
 
         enqueue_parse(db, queue)  # the same path as IMAP mail, after the commit
     status = 400 if errors or (results and all(r.status == "rejected" for r in results)) else 200
+    if status == 400 and results and all(r.too_large for r in results):
+        status = 413
     return render(request, "owner/upload.html", {"results": results, "errors": errors,
                                                  "max_mb": MAX_BYTES // 2**20},
                   status_code=status, user=user, db=db)
