@@ -60,7 +60,6 @@ def store_raw(session: Session, raw: bytes, *, source: str, user_id: int | None 
         if existing is None:
             raise
         return Stored(existing, False)
-    _let_go(session, [row])
     return Stored(row, True)
 
 
@@ -97,16 +96,7 @@ def store_raws(session: Session, emails: Sequence[Incoming], *, queued_at: datet
         session.rollback()
         return [store_raw(session, email.raw, source=email.source, envelope_to=email.envelope_to,
                           queued_at=queued_at) for email in emails]
-    _let_go(session, [stored.raw_email for stored in results if stored.created])
     return results
-
-
-def _let_go(session: Session, rows: list[RawEmail]) -> None:
-    """Committed: the rows stop holding the bytes (the session would keep them as long as it
-    lives, every upload of a request at once); `row.raw` loads them again if anyone asks."""
-    for row in rows:
-        if row in session:
-            session.expire(row, ["raw"])
 
 
 def _new_row(raw: bytes, source: str, user_id: int | None, attributed_by: str | None,

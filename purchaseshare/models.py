@@ -13,7 +13,6 @@ from decimal import Decimal
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text, UniqueConstraint
-from sqlalchemy.orm import declared_attr, deferred
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -119,12 +118,6 @@ class RawEmail(SQLModel, table=True):
     # Google's forwarding-confirmation link, read once when the email is processed (migration 0006):
     # /settings/forwarding shows it without parsing the stored message on every view.
     confirm_url: str | None = Field(default=None, max_length=500)
-
-    @declared_attr  # type: ignore[misc]
-    def __mapper_args__(cls) -> dict:
-        # The bytes (up to 50 MB) load only when read: listing, de-duplicating or refreshing a row
-        # never pulls them into the web process.
-        return {"properties": {"raw": deferred(cls.__table__.c.raw)}}  # type: ignore[attr-defined]
 
 
 class Purchase(SQLModel, table=True):

@@ -66,24 +66,32 @@ async def read_form(request: Request) -> FormData:
         raise
 
 
+class ExportSlot:
+    """One taken place in ExportSlots; `release` is idempotent (finished AND disconnected)."""
+
+    def __init__(self, slots: ExportSlots, user_id: int) -> None:
+        self._slots, self._user_id, self._held = slots, user_id, True
+
+    def release(self) -> None:
+        with self._slots.lock:
+            if self._held:
+                self._held = False
+                self._slots.users.discard(self._user_id)
+                self._slots.free.release()
+
+
 class ExportSlots:
     """At most `size` exports built at once in this process, one per user: each holds one raw email
     and a zip's buffers, so the total stays bounded however many are asked for."""
 
     def __init__(self, size: int) -> None:
-        self._free = threading.BoundedSemaphore(size)
-        self._users: set[int] = set()
-        self._lock = threading.Lock()
+        self.free = threading.BoundedSemaphore(size)
+        self.users: set[int] = set()
+        self.lock = threading.Lock()
 
-    def take(self, user_id: int) -> bool:
-        with self._lock:
-            if user_id in self._users or not self._free.acquire(blocking=False):
-                return False
-            self._users.add(user_id)
-            return True
-
-    def give_back(self, user_id: int) -> None:
-        with self._lock:
-            if user_id in self._users:
-                self._users.discard(user_id)
-                self._free.release()
+    def take(self, user_id: int) -> ExportSlot | None:
+        with self.lock:
+            if user_id in self.users or not self.free.acquire(blocking=False):
+                return None
+            self.users.add(user_id)
+            return ExportSlot(self, user_id)

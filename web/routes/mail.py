@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, or_, select
 from starlette.datastructures import UploadFile
 
@@ -42,7 +43,8 @@ ATTENTION = (RawStatus.FAILED.value, RawStatus.UNPARSED.value, RawStatus.NOT_PUR
 @router.get("/emails")
 def emails(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
     deleted = (RawEmail.status == RawStatus.PARSED.value) & col(RawEmail.purchase_id).is_(None)
-    query = (select(RawEmail).where(RawEmail.user_id == user.id, or_(col(RawEmail.status).in_(ATTENTION), deleted))
+    query = (select(RawEmail).options(defer(RawEmail.raw))  # a page of 50 MB emails: never their bytes
+             .where(RawEmail.user_id == user.id, or_(col(RawEmail.status).in_(ATTENTION), deleted))
              .order_by(col(RawEmail.received_at).desc(), col(RawEmail.id).desc()))
     rows, has_more = paginate(db, query, page)
     return render(request, "owner/emails.html", {"emails": rows, "page": page, "has_more": has_more,
@@ -73,7 +75,7 @@ def retry_email(request: Request, raw_id: str, user: CurrentUser, db: DbDep):
 def quarantine(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
     if not user.is_operator:
         raise not_found()
-    query = (select(RawEmail).where(RawEmail.status == RawStatus.QUARANTINED.value)
+    query = (select(RawEmail).options(defer(RawEmail.raw)).where(RawEmail.status == RawStatus.QUARANTINED.value)
              .order_by(col(RawEmail.received_at).desc(), col(RawEmail.id).desc()))
     rows, has_more = paginate(db, query, page)
     return render(request, "owner/quarantine.html", {"emails": rows, "page": page, "has_more": has_more,
@@ -121,7 +123,6 @@ class UploadResult:
     status: str
     detail: str = ""
     raw_id: int | None = None
-    too_large: bool = False  # refused for its size or the user's quota (413 when all are)
 
 
 def _read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -149,7 +150,7 @@ def upload(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep
         name = PurePath((upload_file.filename or "upload.eml").replace("\\", "/")).name[:200] or "upload.eml"
         data = _read_limited(upload_file, MAX_BYTES)
         if len(data) > MAX_BYTES:
-            results.append(UploadResult(name, "rejected", f"larger than {MAX_BYTES // 2**20} MB", too_large=True))
+            results.append(UploadResult(name, "rejected", f"larger than {MAX_BYTES // 2**20} MB"))
             continue
         if not looks_like_email(data):
             results.append(UploadResult(name, "rejected", "not an email: save the message as .eml "
@@ -157,7 +158,7 @@ def upload(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep
             continue
         over = refusal(db, settings, user.id or 0, len(data))
         if over:
-            results.append(UploadResult(name, "rejected", over, too_large=True))
+            results.append(UploadResult(name, "rejected", over))
             continue
         stored = store_raw(db, data, source=f"upload:{name}", user_id=user.id, attributed_by="upload")
         del data  # one file's bytes at a time (store_raw lets go of its copy after the commit)
@@ -184,8 +185,6 @@ def upload(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep
 
         enqueue_parse(db, queue)  # the same path as IMAP mail, after the commit
     status = 400 if errors or (results and all(r.status == "rejected" for r in results)) else 200
-    if status == 400 and results and all(r.too_large for r in results):
-        status = 413
     return render(request, "owner/upload.html", {"results": results, "errors": errors,
                                                  "max_mb": MAX_BYTES // 2**20},
                   status_code=status, user=user, db=db)

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, func, select
 
 from purchaseshare import sharing
@@ -190,7 +191,7 @@ def _purchase_page(request: Request, user: User, db: Session, purchase: Purchase
                    errors: list[str] | None = None, submitted: dict[str, str] | None = None, status_code: int = 200):
     items = _items(db, [purchase.id])[purchase.id]
     hidden = _item_count(db, purchase) - len(items) if len(items) >= MAX_ITEMS else 0
-    source = db.exec(select(RawEmail).where(RawEmail.purchase_id == purchase.id, RawEmail.user_id == user.id)
+    source = db.exec(select(RawEmail).options(defer(RawEmail.raw)).where(RawEmail.purchase_id == purchase.id, RawEmail.user_id == user.id)
                      .order_by(RawEmail.id)).all()
     values = {**_form_values(purchase, items), **(submitted or {})}
     public = sharing.is_public(purchase, items)
