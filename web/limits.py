@@ -11,6 +11,7 @@ import threading
 
 from fastapi import HTTPException, Request
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UPLOAD_PATH = "/upload"
@@ -59,7 +60,7 @@ async def read_form(request: Request) -> FormData:
     Starlette stops at the file past the limit; its 400 becomes a clear 413."""
     try:
         return await request.form(max_files=MAX_FORM_FILES)
-    except HTTPException as exc:
+    except StarletteHTTPException as exc:  # what Starlette raises for a bad form
         if exc.status_code == 400 and "Too many files" in str(exc.detail):
             raise HTTPException(status_code=413, detail=f"Too many files: at most {MAX_FORM_FILES} in one upload.") \
                 from exc
