@@ -1,7 +1,7 @@
-"""The user's rights over their data: download everything (`export_chunks`, a streamed zip), delete the account
-with everything about it (`delete_account`), delete one purchase (`delete_purchase`). Used by
-the web (/settings/export, /settings/delete, /purchases/{id}/delete) and the tests; works the
-same on SQLite and PostgreSQL.
+"""The user's rights over their data: download everything (`export_chunks`, a streamed zip),
+delete the account with everything about it (`delete_account`), delete one purchase
+(`delete_purchase`). Used by the web (/settings/export, /settings/delete,
+/purchases/{id}/delete) and the tests; works the same on SQLite and PostgreSQL.
 
 Deletion removes rows explicitly, children first, instead of trusting ON DELETE CASCADE alone:
 SQLite only enforces foreign keys when the connection turned them on, and an explicit list is
@@ -136,9 +136,10 @@ EXPORT_SLICE = 1024 * 1024  # raw bytes compressed and handed on at a time
 
 def export_chunks(settings: Settings, user_id: int) -> Iterator[bytes]:
     """The export zip, as it is written: README.txt, one JSON file per table, emails/<id>.eml with
-    the original bytes. Rows are read a page at a time and raw emails one at a time, each in its
-    own short session, so memory stays about one email whatever the account's size and no
-    database connection is held while the client reads."""
+    the original bytes. Rows are read a page at a time and raw emails a slice at a time, each in
+    its own short session, so memory stays a few MB whatever the account's size and no database
+    connection is held while the client reads. (Not one snapshot: a row written meanwhile may or
+    may not be in it, as with any download of a live account.)"""
     return (chunk for chunk in _export(settings, user_id) if chunk)
 
 

@@ -82,8 +82,9 @@ class ExportSlot:
 
 
 class ExportSlots:
-    """At most `size` exports built at once in this process, one per user: each holds one raw email
-    and a zip's buffers, so the total stays bounded however many are asked for."""
+    """At most `size` exports built at once in this process, one per user: each holds a slice of a raw
+    email and a zip's buffers, and a thread while it runs, so the total stays bounded however many
+    are asked for."""
 
     def __init__(self, size: int) -> None:
         self.free = threading.BoundedSemaphore(size)
