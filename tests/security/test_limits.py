@@ -174,6 +174,7 @@ def test_a_user_over_quota_is_refused_on_upload_and_mail_for_them_fails_visibly(
     second = post_form(client, "/upload", files=[("files", ("b.eml", email("second", 600_000), "message/rfc822"))],
                        page="/upload")
     assert second.status_code == 400 and "over your storage quota" in second.text and "of 1 MB used" in second.text
+    assert "Your stored emails: 0.6 of 1 MB." in client.get("/upload").text
 
     # Mail for them (here through `ingest`, the same path as IMAP) over the quota: kept as a failed
     # row with the reason, without its bytes, and shown on their emails page.

@@ -13,10 +13,11 @@ from starlette.datastructures import UploadFile
 
 from purchaseshare.attribution import read_headers
 from purchaseshare.clock import utcnow
+from purchaseshare.config import Settings
 from purchaseshare.mailstore import store_raw
-from purchaseshare.models import OutboxMail, RawEmail, RawStatus
+from purchaseshare.models import OutboxMail, RawEmail, RawStatus, User
 from purchaseshare.pipeline import MAX_BYTES
-from purchaseshare.quota import refusal
+from purchaseshare.quota import refusal, used_bytes
 from web.deps import CurrentUser, DbDep, SettingsDep, flash, not_found, render
 from web.forms import (
     FormDep,
@@ -130,9 +131,16 @@ def _read_limited(upload: UploadFile, limit: int) -> bytes:
     return upload.file.read(limit + 1)
 
 
+def _limits(db: Session, settings: Settings, user: User) -> dict:
+    """What the upload page says about sizes: per file, files per upload, the user's storage."""
+    used = used_bytes(db, user.id or 0)
+    return {"max_mb": MAX_BYTES // 2**20, "max_files": MAX_UPLOAD_FILES,
+            "storage": {"used": round(used / 2**20, 1), "quota": settings.user_quota_mb}}
+
+
 @router.get("/upload")
-def upload_form(request: Request, user: CurrentUser, db: DbDep):
-    return render(request, "owner/upload.html", {"results": [], "errors": [], "max_mb": MAX_BYTES // 2**20},
+def upload_form(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep):
+    return render(request, "owner/upload.html", {"results": [], "errors": [], **_limits(db, settings, user)},
                   user=user, db=db)
 
 
@@ -186,5 +194,5 @@ def upload(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep
         enqueue_parse(db, queue)  # the same path as IMAP mail, after the commit
     status = 400 if errors or (results and all(r.status == "rejected" for r in results)) else 200
     return render(request, "owner/upload.html", {"results": results, "errors": errors,
-                                                 "max_mb": MAX_BYTES // 2**20},
+                                                 **_limits(db, settings, user)},
                   status_code=status, user=user, db=db)
