@@ -391,3 +391,24 @@ def test_a_large_email_parse_gives_its_memory_back():
     assert status in ("unparsed", "not_purchase")
     assert int(parsed) - int(before) > 20, run.stdout  # the parse did hold memory
     assert int(after) - int(before) < 12, run.stdout  # and gave it back
+
+
+def test_migration_0006_reads_the_link_of_confirmations_already_stored(settings):
+    """Existing rows are migrated: a confirmation received before 0006 shows its link after it."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from purchaseshare.db import alembic_config, get_engine
+
+    engine = get_engine(settings)
+    command.downgrade(alembic_config(engine), "0005")
+    small = GMAIL.format(token="tok", code="555666777").encode()
+    with engine.begin() as conn:
+        for sha, raw in (("a" * 64, small), ("b" * 64, small + b"x" * (2 * MB))):  # the big one is no confirmation
+            conn.execute(text("INSERT INTO raw_email (sha256, raw, size, source, from_addr, status, attempts, "
+                              "received_at) VALUES (:sha, :raw, :size, '', 'forwarding-noreply@google.com', "
+                              "'not_purchase', 0, :now)"), {"sha": sha, "raw": raw, "size": len(raw), "now": utcnow()})
+    command.upgrade(alembic_config(engine), "head")
+    with session_scope(settings) as session:
+        urls = dict(session.exec(sql_select(RawEmail.sha256, RawEmail.confirm_url)).all())
+    assert urls == {"a" * 64: "https://mail-settings.google.com/mail/vf-%5B555666777%5D", "b" * 64: None}
