@@ -1,7 +1,7 @@
-"""The user's rights over their data: download everything (`export_zip`), delete the account
-with everything about it (`delete_account`), delete one purchase (`delete_purchase`). Used by
-the web (/settings/export, /settings/delete, /purchases/{id}/delete) and the tests; works the
-same on SQLite and PostgreSQL.
+"""The user's rights over their data: download everything (`export_chunks`, a streamed zip),
+delete the account with everything about it (`delete_account`), delete one purchase
+(`delete_purchase`). Used by the web (/settings/export, /settings/delete,
+/purchases/{id}/delete) and the tests; works the same on SQLite and PostgreSQL.
 
 Deletion removes rows explicitly, children first, instead of trusting ON DELETE CASCADE alone:
 SQLite only enforces foreign keys when the connection turned them on, and an explicit list is
@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import zipfile
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, func, or_, update
+from sqlalchemy.orm import defer
 from sqlmodel import Session, SQLModel, col, select
 
 from purchaseshare.clock import utcnow
+from purchaseshare.config import Settings
+from purchaseshare.db import session_scope
 from purchaseshare.models import (
     Collection,
     CollectionItem,
@@ -77,48 +82,136 @@ def _owned_queries(user_id: int):
     return purchases, items, collections
 
 
-def collect(session: Session, user: User) -> dict[str, list[SQLModel]]:
-    """Every row about the user, by export file name."""
+def _tables(user: User) -> dict[str, tuple[type[SQLModel], Any]]:
+    """Every table about the user, by export file name: the model and the WHERE for the user's rows."""
     uid = user.id
     assert uid is not None
     purchases, items, collections = _owned_queries(uid)
-
-    def rows(model: type[SQLModel], *conditions) -> list[SQLModel]:
-        return list(session.exec(select(model).where(or_(*conditions)).order_by(model.id)).all())  # type: ignore[attr-defined]
-
     return {
-        "user": [user],
-        "sender_addresses": rows(SenderAddress, SenderAddress.user_id == uid),
-        "raw_emails": rows(RawEmail, RawEmail.user_id == uid),
-        "purchases": rows(Purchase, Purchase.user_id == uid),
-        "purchase_items": rows(PurchaseItem, col(PurchaseItem.purchase_id).in_(purchases)),
+        "user": (User, User.id == uid),
+        "sender_addresses": (SenderAddress, SenderAddress.user_id == uid),
+        "raw_emails": (RawEmail, RawEmail.user_id == uid),
+        "purchases": (Purchase, Purchase.user_id == uid),
+        "purchase_items": (PurchaseItem, col(PurchaseItem.purchase_id).in_(purchases)),
         # What they did, and what others did to their purchases (both are shown to them on the site).
-        "likes": rows(Like, Like.user_id == uid, col(Like.purchase_id).in_(purchases)),
-        "comments": rows(Comment, Comment.user_id == uid, col(Comment.purchase_id).in_(purchases)),
-        "reviews": rows(Review, Review.user_id == uid, col(Review.item_id).in_(items)),
-        "collections": rows(Collection, Collection.user_id == uid),
-        "collection_items": rows(CollectionItem, col(CollectionItem.collection_id).in_(collections)),
-        "follows": rows(Follow, Follow.follower_id == uid, Follow.followee_id == uid),
-        "notifications": rows(Notification, Notification.user_id == uid),
-        "outbox_mail": rows(OutboxMail, OutboxMail.user_id == uid),
-        "login_attempts": rows(LoginAttempt, LoginAttempt.key == f"user:{user.handle}"),
+        "likes": (Like, or_(Like.user_id == uid, col(Like.purchase_id).in_(purchases))),
+        "comments": (Comment, or_(Comment.user_id == uid, col(Comment.purchase_id).in_(purchases))),
+        "reviews": (Review, or_(Review.user_id == uid, col(Review.item_id).in_(items))),
+        "collections": (Collection, Collection.user_id == uid),
+        "collection_items": (CollectionItem, col(CollectionItem.collection_id).in_(collections)),
+        "follows": (Follow, or_(Follow.follower_id == uid, Follow.followee_id == uid)),
+        "notifications": (Notification, Notification.user_id == uid),
+        "outbox_mail": (OutboxMail, OutboxMail.user_id == uid),
+        "login_attempts": (LoginAttempt, LoginAttempt.key == f"user:{user.handle}"),
     }
 
 
-def export_zip(session: Session, user: User) -> bytes:
-    """A zip: README.txt, one JSON file per table, and emails/<id>.eml with the original bytes."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("README.txt", README.format(handle=user.handle, when=utcnow().isoformat()))
-        for name, found in collect(session, user).items():
+def _no_bytes(model: type[SQLModel]) -> list:
+    return [defer(RawEmail.raw)] if model is RawEmail else []  # type: ignore[arg-type]
+
+
+class _Pipe(io.RawIOBase):
+    """What ZipFile writes into: bytes kept until the response takes them. Not seekable, so ZipFile
+    writes each member's sizes after its data (a data descriptor) and never goes back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data, self._chunks = b"".join(self._chunks), []
+        return data
+
+
+EXPORT_PAGE = 500  # rows per query: a short session each, never open while the client reads
+EXPORT_SLICE = 1024 * 1024  # raw bytes compressed and handed on at a time
+
+
+def export_chunks(settings: Settings, user_id: int) -> Iterator[bytes]:
+    """The export zip, as it is written: README.txt, one JSON file per table, emails/<id>.eml with
+    the original bytes. Rows are read a page at a time and raw emails a slice at a time, each in
+    its own short session, so memory stays a few MB whatever the account's size and no database
+    connection is held while the client reads. (Not one snapshot: a row written meanwhile may or
+    may not be in it, as with any download of a live account.)"""
+    return (chunk for chunk in _export(settings, user_id) if chunk)
+
+
+def _export(settings: Settings, user_id: int) -> Iterator[bytes]:
+    pipe = _Pipe()
+    with session_scope(settings) as session:
+        user = session.get(User, user_id)
+        if user is None:
+            return
+        handle, tables = user.handle, _tables(user)
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("README.txt", README.format(handle=handle, when=utcnow().isoformat()))
+        yield pipe.take()
+        raw_ids: list[int] = []
+        for name, (model, condition) in tables.items():
             exclude = _NEVER_EXPORTED.get(name, set())
-            records = [_record(row, exclude) for row in found]
-            archive.writestr(f"{name}.json", json.dumps(records, indent=2, ensure_ascii=False))
-            if name == "raw_emails":
-                for raw in found:
-                    if isinstance(raw, RawEmail) and raw.raw is not None:
-                        archive.writestr(f"emails/{raw.id}.eml", raw.raw)
-    return buffer.getvalue()
+            with archive.open(f"{name}.json", "w") as member:
+                member.write(b"[")
+                for number, row in enumerate(_rows(settings, model, condition)):
+                    text = json.dumps(_record(row, exclude), indent=2, ensure_ascii=False)
+                    member.write(((",\n" if number else "\n") + text).encode())
+                    if isinstance(row, RawEmail) and row.raw_purged_at is None and row.id is not None:
+                        raw_ids.append(row.id)
+                    yield pipe.take()
+                member.write(b"\n]\n")
+        for raw_id in raw_ids:
+            with session_scope(settings) as session:
+                size = session.exec(select(func.length(RawEmail.raw)).where(RawEmail.id == raw_id)).first()
+            if size is None:  # deleted or purged since the listing
+                continue
+            with archive.open(f"emails/{raw_id}.eml", "w", force_zip64=size > 2**30) as member:
+                for piece in _raw_slices(settings, raw_id, size):
+                    member.write(piece)
+                    yield pipe.take()
+            yield pipe.take()
+    yield pipe.take()  # the central directory, written on close
+
+
+def _raw_slices(settings: Settings, raw_id: int, size: int) -> Iterator[bytes]:
+    """One email's bytes, EXPORT_SLICE at a time, each read by the database (substr works on BLOB and
+    bytea alike): a 50 MB email never sits whole in memory, nor several copies of it in the driver."""
+    for start in range(0, size, EXPORT_SLICE):
+        with session_scope(settings) as session:
+            connection = session.connection()
+            if connection.dialect.name == "sqlite":  # SQLite's substr would load the whole blob each time
+                try:
+                    with connection.connection.driver_connection.blobopen(  # type: ignore[union-attr]
+                            "raw_email", "raw", raw_id, readonly=True) as blob:
+                        blob.seek(start)
+                        piece = blob.read(EXPORT_SLICE)
+                except sqlite3.OperationalError:  # the row is gone
+                    return
+            else:
+                piece = session.exec(select(func.substr(RawEmail.raw, start + 1, EXPORT_SLICE))
+                                     .where(RawEmail.id == raw_id)).first()
+        if piece is None:  # deleted meanwhile
+            return
+        yield bytes(piece)
+
+
+def _rows(settings: Settings, model: type[SQLModel], condition: Any) -> Iterator[SQLModel]:
+    """The rows matching `condition`, in id order, a page per short session (keyset pagination)."""
+    after = 0
+    while True:
+        with session_scope(settings) as session:
+            page = list(session.exec(select(model).options(*_no_bytes(model))
+                                     .where(condition, model.id > after)  # type: ignore[attr-defined]
+                                     .order_by(model.id).limit(EXPORT_PAGE)).all())  # type: ignore[attr-defined]
+        yield from page
+        if len(page) < EXPORT_PAGE:
+            return
+        after = page[-1].id  # type: ignore[attr-defined]
 
 
 def delete_purchase(session: Session, purchase: Purchase) -> None:

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     base_url: str = Field(default="http://127.0.0.1:8000", alias="PURCHASESHARE_BASE_URL")
     # Memory for repeat views of public pages and feeds, per web process (web/page_cache.py); 0 = off.
     page_cache_mb: int = Field(default=32, ge=0, alias="PURCHASESHARE_PAGE_CACHE_MB")
+    # Raw mail a user may keep stored (sum of their emails' sizes); mail beyond it is refused on
+    # upload, and kept as `failed` without its bytes when it arrives by mail (purchaseshare.quota).
+    user_quota_mb: int = Field(default=500, ge=1, alias="PURCHASESHARE_USER_QUOTA_MB")
+    # One upload request at most (all its files); a file is also at most pipeline.MAX_BYTES.
+    upload_max_mb: int = Field(default=100, ge=1, alias="PURCHASESHARE_UPLOAD_MAX_MB")
+    # Account exports built at once per web process (each holds at most one raw email in memory).
+    max_concurrent_exports: int = Field(default=2, ge=1, alias="PURCHASESHARE_MAX_CONCURRENT_EXPORTS")
 
     @property
     def sqlalchemy_url(self) -> str:

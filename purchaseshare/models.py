@@ -122,6 +122,9 @@ class RawEmail(SQLModel, table=True):
     processed_at: datetime | None = None
     raw_purged_at: datetime | None = None
     replied_at: datetime | None = None
+    # Google's forwarding-confirmation link, read once when the email is processed (migration 0006):
+    # /settings/forwarding shows it without parsing the stored message on every view.
+    confirm_url: str | None = Field(default=None, max_length=500)
 
 
 class Purchase(SQLModel, table=True):

@@ -28,6 +28,9 @@ from parsers.unwrap import unwrap
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 50 * 1024 * 1024  # beyond this an email is refused, not parsed
+# Items kept per purchase: far beyond any real receipt; the rest is dropped with a warning (a
+# 20 000-line "order" made an 11 MB page). Owners' add-item and manual entry stop here too.
+MAX_ITEMS = 200
 _CONTROL_BYTES = bytes([*range(9), *range(14, 32)])  # binary data, not text
 
 
@@ -173,7 +176,7 @@ def _parse(mail: Email, source: str | None) -> ParseResult:
 def _fill(result: ParseResult, extraction: Extraction, mail: Email, domain: str | None) -> None:
     items = normalize_items(extraction.items)
     extraction.items = items
-    result.items = items
+    result.items = cap_items(items, result.warnings)
     result.order_number = extraction.order_number
     result.order_date = extraction.order_date
     result.total = extraction.total
@@ -183,6 +186,14 @@ def _fill(result: ParseResult, extraction: Extraction, mail: Email, domain: str 
     result.discount = extraction.discount
     result.currency = resolve_currency(extraction.currency, domain=domain, language=mail.language)
     result.warnings += extraction.warnings + reconcile(extraction)
+
+
+def cap_items(items: list[Item], warnings: list[str]) -> list[Item]:
+    """At most MAX_ITEMS items, in the email's order; a warning says how many were left out."""
+    if len(items) <= MAX_ITEMS:
+        return items
+    warnings.append(f"only the first {MAX_ITEMS} of {len(items)} items were kept")
+    return items[:MAX_ITEMS]
 
 
 def _sender_name(mail: Email) -> str | None:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, and_, col, or_, select, update
 
 from parsers.model import Item
-from purchaseshare import pipeline
+from purchaseshare import gmail, memory, pipeline, quota
 from purchaseshare.attribution import attribute
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
@@ -72,9 +72,20 @@ def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
             # owner never collides with a row that owner (or anyone) already has (mailstore).
             raw.user_id, raw.attributed_by = who.user.id, who.how
         owner = (raw.user_id, raw.attributed_by)
+        over = quota.refusal(session, settings, raw.user_id, raw.size, excluding=raw.id)
+        if over:  # the row stays, visible and failed; the bytes go, or the quota would bound nothing
+            raw.raw, raw.raw_purged_at = None, utcnow()
+            _finish(raw, RawStatus.FAILED, f"not kept: {over} (the original is still in the mailbox you sent it "
+                                           "from)")
+            session.commit()
+            return _outcome(raw, mail_ids)
+        # Read once here, so /settings/forwarding never parses a stored email on a page view.
+        confirm_url = gmail.confirmation_url(raw.raw) if gmail.is_confirmation(raw.from_addr, raw.size) else None
         result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}")
+        memory.give_back(raw.size)  # the parse is over: its garbage goes back to the system
         for attempt in range(3):  # a unique-key race with another worker: re-read and link
             try:
+                raw.confirm_url = confirm_url
                 applied = _apply(session, raw, result, settings)
                 session.commit()
                 mail_ids += applied

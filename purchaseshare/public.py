@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from purchaseshare.models import Collection, CollectionItem, Comment, Like, Purchase, PurchaseItem, Review, User
+from purchaseshare.pipeline import MAX_ITEMS
 from purchaseshare.redact import public_url, redact
 
 PAGE_SIZE = 20
@@ -136,10 +137,16 @@ def view_rows_query(*extra_columns) -> Select:
             .where(published_filter()))
 
 
+# The first MAX_ITEMS approved items of each purchase: a page stays small even for a purchase
+# stored with more (before the cap existed).
+_FIRST = (sa_select(_I.id, func.row_number().over(partition_by=_I.purchase_id, order_by=(_I.position, _I.id))
+                    .label("rank"))
+          .where(_I.purchase_id.in_(bindparam("ids", expanding=True)), _I.approved == true()).subquery())
 _ITEMS = (sa_select(_I.purchase_id, _I.position, _I.name, _I.quantity, _I.unit_price, _I.line_total, _I.url,
                     _I.image, _R.rating, _R.body)
-          .select_from(PurchaseItem.__table__.outerjoin(Review.__table__, _R.item_id == _I.id))
-          .where(_I.purchase_id.in_(bindparam("ids", expanding=True)), _I.approved == true())
+          .select_from(PurchaseItem.__table__.join(_FIRST, _FIRST.c.id == _I.id)
+                       .outerjoin(Review.__table__, _R.item_id == _I.id))
+          .where(_FIRST.c.rank <= MAX_ITEMS)
           .order_by(_I.purchase_id, _I.position, _I.id))
 # Statements built once (building one costs more than running it on a small page).
 _PROFILE_PAGE = (view_rows_query().where(_P.user_id == bindparam("owner_id")).order_by(*NEWEST_FIRST)

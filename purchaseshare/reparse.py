@@ -12,7 +12,7 @@ import json
 
 from sqlmodel import select
 
-from purchaseshare import pipeline
+from purchaseshare import memory, pipeline
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
@@ -37,6 +37,7 @@ def reparse_raw_email(raw_id: int, settings: Settings) -> Outcome:
             session.commit()
             return process_raw_email(raw_id, settings)
         result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}")
+        memory.give_back(raw.size)  # the parse is over: its garbage goes back to the system
         raw.result_json = json.dumps(result.to_json(), ensure_ascii=False)
         items = session.exec(select(PurchaseItem).where(PurchaseItem.purchase_id == purchase.id)).all()
         untouched = purchase.review == "new" and not any(item.approved for item in items)

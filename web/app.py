@@ -24,6 +24,7 @@ from purchaseshare.public import PublicPurchase
 from web.deps import TEMPLATES, HandleMoved, LoginRequired, render
 from web.forms import see_other
 from web.hosts import RelativeRedirects, moved_path
+from web.limits import BodyLimit
 from web.overload import Overload
 from web.page_cache import GenerationReader, PageCache
 from web.security import csrf_protect
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
                        same_site="lax", https_only=settings.secure_cookies, max_age=30 * 24 * 3600)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    app.add_middleware(BodyLimit, upload_bytes=settings.upload_max_mb * 2**20)  # bodies counted as read
     app.add_middleware(Overload)  # a burst gets quick 503s, not a queue without end (web/overload.py)
     app.add_middleware(RelativeRedirects)  # no Location built from the client's Host header
     app.add_middleware(SecurityHeaders)  # error pages get the headers too

@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 
 from purchaseshare.models import User
 from web.deps import not_found
+from web.limits import read_form
 
 PAGE_SIZE = 20
 CURRENCIES = frozenset(babel.numbers.list_currencies())
@@ -29,7 +30,7 @@ PageDep = Annotated[int, Query(ge=1, le=100_000)]
 
 async def form_data(request: Request) -> FormData:
     """The submitted form (already read by the CSRF check; Starlette caches it)."""
-    return await request.form()
+    return await read_form(request)
 
 
 FormDep = Annotated[FormData, Depends(form_data)]

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, delete, func, or_, select
 
 from purchaseshare.clock import utcnow
 from purchaseshare.models import LoginAttempt
+from web.limits import read_form
 
 _hasher = PasswordHasher()
 MIN_PASSWORD = 10
@@ -60,7 +61,7 @@ async def csrf_protect(request: Request) -> None:
     sent = request.headers.get("x-csrf-token")
     if sent is None and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
-        sent = (await request.form()).get("csrf_token")
+        sent = (await read_form(request)).get("csrf_token")  # at most MAX_FORM_FILES files
     if not expected or not isinstance(sent, str) or not hmac.compare_digest(expected, sent):
         raise HTTPException(status_code=403, detail="This form expired or came from elsewhere. Reload the page and try again.")
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import func
 from sqlmodel import select
+from starlette.concurrency import iterate_in_threadpool
 
-from purchaseshare.account import delete_account, export_zip
+from purchaseshare.account import delete_account, export_chunks
+from purchaseshare.config import Settings
 from purchaseshare.models import Purchase, RawEmail, User
 from purchaseshare.users import HANDLE, handle_free, rename
-from web.deps import CurrentUser, DbDep, flash, render
+from web.deps import CurrentUser, DbDep, SettingsDep, flash, render
 from web.forms import (
     Errors,
     FormDep,
@@ -22,6 +25,7 @@ from web.forms import (
     see_other,
     text_field,
 )
+from web.limits import ExportSlots
 from web.routes.auth import client_address
 from web.security import check_password, login_blocked, record_login_failure
 from web.sessions import revoke_all
@@ -92,12 +96,38 @@ def sign_out_everywhere(request: Request, user: CurrentUser, db: DbDep):
     return see_other("/login")
 
 
+_export_slots: ExportSlots | None = None
+
+
+def export_slots(settings: Settings) -> ExportSlots:
+    global _export_slots
+    if _export_slots is None:
+        _export_slots = ExportSlots(settings.max_concurrent_exports)
+    return _export_slots
+
+
 @router.get("/settings/export")
-def export(user: CurrentUser, db: DbDep):
-    body = export_zip(db, user)
+def export(user: CurrentUser, settings: SettingsDep):
+    """The zip streams as it is written (purchaseshare.account.export_chunks). A few exports at
+    once per process, one per user: more wait for a slot (503 + Retry-After), so six at once
+    cannot hold six accounts' worth of mail."""
+    slot = export_slots(settings).take(user.id or 0)
+    if slot is None:
+        raise HTTPException(status_code=503, headers={"Retry-After": "30"},
+                            detail="Your data is being prepared for another download, or the server is busy "
+                                   "with others: try again in a minute.")
+    chunks = export_chunks(settings, user.id or 0)
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in iterate_in_threadpool(chunks):
+                yield chunk
+        finally:  # finished, failed or the client went away: the slot is free again
+            slot.release()
+
     name = f"purchaseshare-{user.handle}-{date.today().isoformat()}.zip"
-    return Response(body, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return StreamingResponse(body(), media_type="application/zip",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/settings/delete")

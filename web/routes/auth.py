@@ -3,10 +3,7 @@ by a mailed link, and the page that shows the personal forwarding address."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from email import policy
-from email.parser import BytesParser
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -14,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from purchaseshare import ratelimit
+from purchaseshare import gmail, ratelimit
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.mailer import queue_mail
@@ -425,28 +422,18 @@ def verify(request: Request, token: str, user: CurrentUser, db: DbDep, settings:
 
 # --- forwarding instructions -----------------------------------------------------------------------
 
-_GMAIL_CODE = re.compile(r"\(#(\d{5,12})\)")
-_GMAIL_LINK = re.compile(r"https://mail(?:-settings)?\.google\.com/mail/[^\s<>\"']+")
-
-
 def gmail_confirmation(db: Session, user: User) -> dict[str, str | None] | None:
     """Gmail mails a confirmation code to a new forwarding address, i.e. to the user's plus-address:
-    show the latest one here, since it is not a receipt and would otherwise be hard to find."""
-    raw = db.exec(select(RawEmail).where(RawEmail.user_id == user.id,
-                                         func.lower(RawEmail.from_addr) == "forwarding-noreply@google.com",
-                                         RawEmail.received_at > utcnow() - timedelta(days=2))
-                  .order_by(col(RawEmail.received_at).desc())).first()
-    if raw is None:
+    show the latest one here, since it is not a receipt and would otherwise be hard to find. The
+    link was read when the email was processed: nothing is parsed here (the row could be 50 MB)."""
+    found = db.exec(select(RawEmail.subject, RawEmail.confirm_url).where(
+        RawEmail.user_id == user.id, func.lower(RawEmail.from_addr) == gmail.SENDER,
+        RawEmail.received_at > utcnow() - timedelta(days=2))
+        .order_by(col(RawEmail.received_at).desc()).limit(1)).first()
+    if found is None:
         return None
-    code = _GMAIL_CODE.search(raw.subject or "")
-    url = None
-    if raw.raw:
-        try:
-            body = BytesParser(policy=policy.default).parsebytes(raw.raw).get_body(preferencelist=("plain", "html"))
-            found = _GMAIL_LINK.search(body.get_content() if body is not None else "")
-        except (LookupError, ValueError, AttributeError):  # a malformed part: show the code alone
-            found = None
-        url = found.group(0) if found else None
+    subject, url = found
+    code = gmail.CODE.search(subject or "")
     return {"code": code.group(1) if code else None, "url": url}
 
 

@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, or_, select
 from starlette.datastructures import UploadFile
 
 from purchaseshare.attribution import read_headers
 from purchaseshare.clock import utcnow
+from purchaseshare.config import Settings
 from purchaseshare.mailstore import store_raw
-from purchaseshare.models import OutboxMail, RawEmail, RawStatus
+from purchaseshare.models import OutboxMail, RawEmail, RawStatus, User
 from purchaseshare.pipeline import MAX_BYTES
+from purchaseshare.quota import refusal, used_bytes
 from web.deps import CurrentUser, DbDep, SettingsDep, flash, not_found, render
 from web.forms import (
     FormDep,
@@ -25,10 +28,11 @@ from web.forms import (
     paginate,
     see_other,
 )
+from web.limits import MAX_FORM_FILES
 
 router = APIRouter(include_in_schema=False)
 
-MAX_UPLOAD_FILES = 20
+MAX_UPLOAD_FILES = MAX_FORM_FILES
 # Emails the owner should look at: nothing came out of them, or their purchase was deleted.
 ATTENTION = (RawStatus.FAILED.value, RawStatus.UNPARSED.value, RawStatus.NOT_PURCHASE.value,
              RawStatus.RECEIVED.value)
@@ -40,7 +44,8 @@ ATTENTION = (RawStatus.FAILED.value, RawStatus.UNPARSED.value, RawStatus.NOT_PUR
 @router.get("/emails")
 def emails(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
     deleted = (RawEmail.status == RawStatus.PARSED.value) & col(RawEmail.purchase_id).is_(None)
-    query = (select(RawEmail).where(RawEmail.user_id == user.id, or_(col(RawEmail.status).in_(ATTENTION), deleted))
+    query = (select(RawEmail).options(defer(RawEmail.raw))  # a page of 50 MB emails: never their bytes
+             .where(RawEmail.user_id == user.id, or_(col(RawEmail.status).in_(ATTENTION), deleted))
              .order_by(col(RawEmail.received_at).desc(), col(RawEmail.id).desc()))
     rows, has_more = paginate(db, query, page)
     return render(request, "owner/emails.html", {"emails": rows, "page": page, "has_more": has_more,
@@ -71,7 +76,7 @@ def retry_email(request: Request, raw_id: str, user: CurrentUser, db: DbDep):
 def quarantine(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
     if not user.is_operator:
         raise not_found()
-    query = (select(RawEmail).where(RawEmail.status == RawStatus.QUARANTINED.value)
+    query = (select(RawEmail).options(defer(RawEmail.raw)).where(RawEmail.status == RawStatus.QUARANTINED.value)
              .order_by(col(RawEmail.received_at).desc(), col(RawEmail.id).desc()))
     rows, has_more = paginate(db, query, page)
     return render(request, "owner/quarantine.html", {"emails": rows, "page": page, "has_more": has_more,
@@ -126,14 +131,21 @@ def _read_limited(upload: UploadFile, limit: int) -> bytes:
     return upload.file.read(limit + 1)
 
 
+def _limits(db: Session, settings: Settings, user: User) -> dict:
+    """What the upload page says about sizes: per file, files per upload, the user's storage."""
+    used = used_bytes(db, user.id or 0)
+    return {"max_mb": MAX_BYTES // 2**20, "max_files": MAX_UPLOAD_FILES,
+            "storage": {"used": round(used / 2**20, 1), "quota": settings.user_quota_mb}}
+
+
 @router.get("/upload")
-def upload_form(request: Request, user: CurrentUser, db: DbDep):
-    return render(request, "owner/upload.html", {"results": [], "errors": [], "max_mb": MAX_BYTES // 2**20},
+def upload_form(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep):
+    return render(request, "owner/upload.html", {"results": [], "errors": [], **_limits(db, settings, user)},
                   user=user, db=db)
 
 
 @router.post("/upload")
-def upload(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
+def upload(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep, form: FormDep):
     files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
     errors: list[str] = []
     if not files:
@@ -152,9 +164,14 @@ def upload(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
             results.append(UploadResult(name, "rejected", "not an email: save the message as .eml "
                                                           "(\"Save as\" or \"Download message\" in your mail app)"))
             continue
+        over = refusal(db, settings, user.id or 0, len(data))
+        if over:
+            results.append(UploadResult(name, "rejected", over))
+            continue
         # De-duplicated among this user's own emails only: whatever anyone else (or the
         # quarantine) holds is never matched, handed over or hinted at.
         stored = store_raw(db, data, source=f"upload:{name}", user_id=user.id, attributed_by="upload")
+        del data  # one file's bytes at a time (store_raw lets go of its copy after the commit)
         raw = stored.raw_email
         if not stored.created:
             results.append(UploadResult(name, "duplicate", f"already received ({raw.status}); not added again", raw.id))
@@ -169,5 +186,5 @@ def upload(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
         enqueue_parse(db, queue)  # the same path as IMAP mail, after the commit
     status = 400 if errors or (results and all(r.status == "rejected" for r in results)) else 200
     return render(request, "owner/upload.html", {"results": results, "errors": errors,
-                                                 "max_mb": MAX_BYTES // 2**20},
+                                                 **_limits(db, settings, user)},
                   status_code=status, user=user, db=db)

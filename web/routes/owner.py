@@ -14,12 +14,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
-from sqlmodel import Session, col, select
+from sqlalchemy.orm import defer
+from sqlmodel import Session, col, func, select
 
 from purchaseshare import sharing
 from purchaseshare.account import delete_purchase
 from purchaseshare.clock import utcnow
 from purchaseshare.models import Purchase, PurchaseItem, RawEmail, User
+from purchaseshare.pipeline import MAX_ITEMS
 from web.deps import CurrentUser, DbDep, flash, not_found, render
 from web.forms import (
     Errors,
@@ -47,12 +49,23 @@ router = APIRouter(include_in_schema=False)
 
 
 def _items(db: Session, purchase_ids: list[int]) -> dict[int, list[PurchaseItem]]:
+    """The first MAX_ITEMS items of each purchase, in order: a page stays small even for a purchase
+    stored with more (before the cap existed)."""
     found: dict[int, list[PurchaseItem]] = {pid: [] for pid in purchase_ids}
     if purchase_ids:
-        for item in db.exec(select(PurchaseItem).where(col(PurchaseItem.purchase_id).in_(purchase_ids))
+        rank = func.row_number().over(partition_by=PurchaseItem.purchase_id,
+                                      order_by=(PurchaseItem.position, PurchaseItem.id))
+        first = (select(PurchaseItem.id, rank.label("rank"))
+                 .where(col(PurchaseItem.purchase_id).in_(purchase_ids)).subquery())
+        for item in db.exec(select(PurchaseItem).join(first, first.c.id == PurchaseItem.id)
+                            .where(first.c.rank <= MAX_ITEMS)
                             .order_by(PurchaseItem.purchase_id, PurchaseItem.position, PurchaseItem.id)):
             found[item.purchase_id].append(item)
     return found
+
+
+def _item_count(db: Session, purchase: Purchase) -> int:
+    return db.exec(select(func.count()).select_from(PurchaseItem).where(PurchaseItem.purchase_id == purchase.id)).one()
 
 
 def _purchase_list(request: Request, user: User, db: Session, page: int, template: str, *conditions):
@@ -107,8 +120,8 @@ def parse_item_lines(text: str, errors: Errors) -> list[tuple[str, int, Decimal 
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         errors.messages.append("items: enter at least one item, one per line")
-    if len(lines) > 200:
-        errors.messages.append("items: at most 200 lines")
+    if len(lines) > MAX_ITEMS:
+        errors.messages.append(f"items: at most {MAX_ITEMS} lines")
         return []
     parsed = []
     for number, line in enumerate(lines, 1):
@@ -177,12 +190,14 @@ def _form_values(purchase: Purchase, items: list[PurchaseItem]) -> dict[str, str
 def _purchase_page(request: Request, user: User, db: Session, purchase: Purchase,
                    errors: list[str] | None = None, submitted: dict[str, str] | None = None, status_code: int = 200):
     items = _items(db, [purchase.id])[purchase.id]
-    source = db.exec(select(RawEmail).where(RawEmail.purchase_id == purchase.id, RawEmail.user_id == user.id)
+    hidden = _item_count(db, purchase) - len(items) if len(items) >= MAX_ITEMS else 0
+    source = db.exec(select(RawEmail).options(defer(RawEmail.raw)).where(RawEmail.purchase_id == purchase.id, RawEmail.user_id == user.id)
                      .order_by(RawEmail.id)).all()
     values = {**_form_values(purchase, items), **(submitted or {})}
     public = sharing.is_public(purchase, items)
     return render(request, "owner/purchase.html", {
-        "purchase": purchase, "items": items, "emails": source, "values": values, "errors": errors or [],
+        "purchase": purchase, "items": items, "hidden_items": hidden, "emails": source, "values": values,
+        "errors": errors or [], "max_items": MAX_ITEMS,
         "public_path": f"/u/{user.handle}/p/{purchase.public_id}" if public else None, "subject": decoded_subject,
     }, status_code=status_code, user=user, db=db)
 
@@ -250,6 +265,8 @@ def add_item(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, f
     submitted = {f"new-{name}": text_field(form, name) for name in ITEM_FIELDS}
     errors = Errors()
     found = {name: errors.check(parse, submitted[f"new-{name}"]) for name, parse in _item_parsers("new item").items()}
+    if _item_count(db, purchase) >= MAX_ITEMS:
+        errors.messages.append(f"new item: a purchase holds at most {MAX_ITEMS} items; remove one first")
     if errors.messages:
         return _purchase_page(request, user, db, purchase, errors.messages, submitted, status_code=400)
     item = sharing.add_item(db, purchase, **found)
