@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import HTTPException
+from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from markupsafe import Markup
@@ -21,6 +21,7 @@ from purchaseshare.config import Settings, get_settings
 from purchaseshare.db import get_engine, migrate
 from purchaseshare.public import PublicPurchase
 from web.deps import TEMPLATES, LoginRequired, render
+from web.errors import validation_error
 from web.forms import see_other
 from web.page_cache import GenerationReader, PageCache
 from web.security import csrf_protect
@@ -116,6 +117,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         return render(request, "error.html", {"status": exc.status_code, "detail": exc.detail},
                       status_code=exc.status_code)
+
+    app.add_exception_handler(RequestValidationError, validation_error)  # no echo of the input
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
