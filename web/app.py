@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         return render(request, "error.html", {"status": exc.status_code, "detail": exc.detail},
-                      status_code=exc.status_code)
+                      status_code=exc.status_code, headers=exc.headers)  # Retry-After on a 429 page too
 
     app.add_exception_handler(RequestValidationError, validation_error)  # no echo of the input
 
