@@ -33,6 +33,8 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
     found = problems(exc)
     if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
         return JSONResponse({"detail": found}, status_code=422)
-    lines = "; ".join(f"{' → '.join(str(part) for part in p['loc'] if part != 'body')}: {p['msg']}" for p in found)
+    # A form's fields are named without the leading "body" location.
+    lines = "; ".join(f"{' → '.join(str(part) for part in p['loc'][p['loc'][:1] == ['body']:])}: {p['msg']}"
+                      for p in found)
     return render(request, "error.html", {"status": 422, "detail": f"The form was not accepted ({lines})."},
                   status_code=422)

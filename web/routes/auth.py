@@ -404,10 +404,10 @@ def verify_target(db: Session, settings: Settings, user: User, token: str) -> Se
     row = db.get(SenderAddress, payload["a"])
     if row is None:
         return None
+    if row.verify_token is None or row.verify_token != payload.get("t"):
+        return None  # used, or dropped when another account verified first (its id may be reused)
     if row.user_id != user.id:
         raise not_found()
-    if row.verify_token is None or row.verify_token != payload.get("t"):
-        return None
     return row
 
 
