@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from purchaseshare.config import Settings, get_settings
 from purchaseshare.db import get_engine, migrate
 from purchaseshare.public import PublicPurchase
+from web.api_docs import add_api_docs
 from web.deps import TEMPLATES, LoginRequired, render
 from web.errors import validation_error
 from web.forms import see_other
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         generation_reader.close()
 
     app = FastAPI(title="PurchaseShare", version="1", lifespan=lifespan,
-                  dependencies=[Depends(csrf_protect)], docs_url="/api/docs", redoc_url=None,
+                  dependencies=[Depends(csrf_protect)], docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.generation_reader = generation_reader
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="ps_session",
                        same_site="lax", https_only=settings.secure_cookies, max_age=30 * 24 * 3600)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    add_api_docs(app)  # Swagger UI from local files (no CDN, no inline script)
 
     app.add_middleware(SecurityHeaders)  # outermost: error pages get the headers too
     TEMPLATES.env.auto_reload = False  # no stat() of every template per include; a restart reloads
