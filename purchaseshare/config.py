@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     base_url: str = Field(default="http://127.0.0.1:8000", alias="PURCHASESHARE_BASE_URL")
     # Memory for repeat views of public pages and feeds, per web process (web/page_cache.py); 0 = off.
     page_cache_mb: int = Field(default=32, ge=0, alias="PURCHASESHARE_PAGE_CACHE_MB")
+    # The image proxy (/img) never connects to private, loopback or link-local addresses. FOR TESTS
+    # ONLY: comma-separated networks exempted from that block, and a CA to trust for their https.
+    image_proxy_allow: str = Field(default="", alias="PURCHASESHARE_IMAGE_PROXY_ALLOW")
+    image_proxy_ca_file: str | None = Field(default=None, alias="PURCHASESHARE_IMAGE_PROXY_CAFILE")
 
     @property
     def sqlalchemy_url(self) -> str:

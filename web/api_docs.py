@@ -20,11 +20,11 @@ PAGE = """<!doctype html>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>PurchaseShare API</title>
-  <link rel="stylesheet" href="/api/docs/assets/swagger-ui.css">
+  <link rel="stylesheet" href="/swagger-ui/swagger-ui.css">
 </head>
 <body>
   <div id="swagger-ui" data-spec-url="/openapi.json"><p>The API is described in <a href="/openapi.json">openapi.json</a>.</p></div>
-  <script src="/api/docs/assets/swagger-ui-bundle.js"></script>
+  <script src="/swagger-ui/swagger-ui-bundle.js"></script>
   <script src="/static/api-docs.js"></script>
 </body>
 </html>
@@ -32,7 +32,7 @@ PAGE = """<!doctype html>
 
 
 def add_api_docs(app: FastAPI) -> None:
-    app.mount("/api/docs/assets", StaticFiles(directory=ASSETS), name="api-docs-assets")
+    app.mount("/swagger-ui", StaticFiles(directory=ASSETS), name="api-docs-assets")
 
     @app.get("/api/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:

@@ -6,12 +6,14 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from jinja2 import pass_context
 from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
@@ -24,13 +26,14 @@ from web.api_docs import add_api_docs
 from web.deps import TEMPLATES, LoginRequired, render
 from web.errors import validation_error
 from web.forms import see_other
+from web.images import image_key, image_src
 from web.page_cache import GenerationReader, PageCache
 from web.security import csrf_protect
 
 STATIC = Path(__file__).with_name("static")
-# Product images come from merchants' CDNs (https); nothing else is loaded from elsewhere, and no
+# Nothing is loaded from elsewhere (product images come through /img, web/images.py), and no
 # inline script runs: an injected <script> could not execute even if escaping ever failed.
-CSP = ("default-src 'self'; img-src 'self' https: data:; style-src 'self'; script-src 'self'; "
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
@@ -64,18 +67,21 @@ class SecurityHeaders:
 
 
 @lru_cache(maxsize=4096)
-def _card_html(view: PublicPurchase, published_at: str) -> Markup:
-    return Markup(TEMPLATES.get_template("public/_purchase_card_body.html").render(purchase=view))
+def _card_html(view: PublicPurchase, published_at: str, image_key: str) -> Markup:
+    return Markup(TEMPLATES.get_template("public/_purchase_card_body.html").render(purchase=view,
+                                                                                   image_key=image_key))
 
 
-def public_card(view: PublicPurchase) -> Markup:
+@pass_context
+def public_card(context: Any, view: PublicPurchase) -> Markup:
     """A purchase's card HTML. The card shows nothing but the (immutable) public view, the same to
     every viewer, so it is memoized on the view's value: a changed view is a new key, never stale.
     (published_at as text too: equal datetimes in other zones would print differently.)"""
-    return _card_html(view, str(view.published_at))
+    return _card_html(view, str(view.published_at), image_key(context))  # the key signs its image links
 
 
 TEMPLATES.env.globals["public_card"] = public_card
+TEMPLATES.env.globals["image_src"] = image_src
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> FastAPI:
@@ -126,8 +132,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    from web import images
     from web.routes import account, api, auth, mail, owner, public, social
 
-    for module in (auth, owner, mail, account, social, public, api):
+    for module in (auth, owner, mail, account, social, public, api, images):
         app.include_router(module.router)
     return app

@@ -41,5 +41,5 @@ def test_the_api_docs_render_with_local_files_and_no_csp_violation(site, page):
     assert outside == []
     assert page.evaluate("window.__csp") == []
     assert [line for line in console if "Content Security Policy" in line or "Refused" in line] == []
-    assert any(url.endswith("/api/docs/assets/swagger-ui-bundle.js") for url in loaded)
+    assert any(url.endswith("/swagger-ui/swagger-ui-bundle.js") for url in loaded)
     assert any(url.endswith("/openapi.json") for url in loaded)
