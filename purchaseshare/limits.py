@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import text
-from sqlmodel import Session
+from sqlmodel import Session, col, delete
 
 from purchaseshare import ratelimit
+from purchaseshare.clock import utcnow
 from purchaseshare.models import LoginAttempt
 
 Rule = tuple[int, timedelta]  # at most N events in this window
@@ -32,6 +33,9 @@ def take(session: Session, rules: dict[str, list[Rule]]) -> bool:
     otherwise record nothing and return False. The caller commits (with the action itself)."""
     for key in sorted(rules):  # one order: two requests never wait on each other's locks
         _lock(session, key)
+        longest = max(window for _limit, window in rules[key])
+        session.exec(delete(LoginAttempt).where(LoginAttempt.key == key[:400],  # what no rule counts any more
+                                                col(LoginAttempt.created_at) < utcnow() - longest))
     rows = [LoginAttempt(key=key[:400]) for key in rules]
     session.add_all(rows)
     session.flush()

@@ -89,7 +89,10 @@ def login_blocked(session: Session, handle: str, address: str) -> bool:
 def record_login_failure(session: Session, handle: str, address: str) -> None:
     session.add(LoginAttempt(key=f"user:{handle}"))
     session.add(LoginAttempt(key=f"ip:{address}"))
-    session.exec(delete(LoginAttempt).where(LoginAttempt.created_at < utcnow() - LOGIN_WINDOW))
+    # Only the login counters: the table also holds longer windows (purchaseshare/limits.py).
+    session.exec(delete(LoginAttempt).where(LoginAttempt.created_at < utcnow() - LOGIN_WINDOW,
+                                            col(LoginAttempt.key).startswith("user:")
+                                            | col(LoginAttempt.key).startswith("ip:")))
     session.commit()
 
 

@@ -138,3 +138,18 @@ def test_one_account_cannot_mail_many_addresses(site):
                               page="/settings/addresses").status_code for n in range(BY_HOUR + 3)]
     assert statuses == [303] * BY_HOUR + [429] * 3
     assert len(rows(site.settings, OutboxMail, OutboxMail.purpose == "verify")) == BY_HOUR
+
+
+def test_failed_logins_do_not_wipe_the_longer_windows(site):
+    """The login limiter purges its own old rows; it once purged every row of the shared table,
+    so one wrong password reset the hourly and daily counts of comments and mail."""
+    site.make_user("alice")
+    address = "shop@outside.test"
+    earlier_events(site.settings, f"verify-mail:to:{address}", TO_DAY, timedelta(hours=5))
+    with site.client() as client:
+        wrong = post_form(client, "/login", {"handle": "alice", "password": "wrong password!"}, page="/login")
+        assert wrong.status_code == 400
+        site.log_in(client, "alice")
+        refused = post_form(client, "/settings/addresses", {"address": address}, page="/settings/addresses")
+        assert refused.status_code == 429
+    assert rows(site.settings, OutboxMail, OutboxMail.to_addr == address) == []
