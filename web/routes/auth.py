@@ -113,8 +113,9 @@ def find_account(db: Session, identifier: str) -> User | None:
     return get_by_handle(db, identifier)
 
 
-def verify_link(settings: Settings, user: User, row: SenderAddress | PendingClaim) -> str:
-    if isinstance(row, PendingClaim):  # no row of its own: the link carries the claim
+def verify_link(settings: Settings, row: SenderAddress | PendingClaim, user: User | None = None) -> str:
+    if isinstance(row, PendingClaim):  # no row of its own: the link carries the claim (and its account)
+        assert user is not None and user.id == row.user_id
         payload: dict[str, Any] = {"u": user.id, "c": account_stamp(user), "m": row.address}
     else:
         payload = {"a": row.id, "t": row.verify_token}
@@ -135,7 +136,7 @@ def queue_verification(db: Session, settings: Settings, user: User, row: SenderA
                       user=user, address=row.address,
                       forwarding_address=settings.forwarding_address(user.forwarding_token),
                       forwarding_url=link(settings, "/settings/forwarding"), base_url=settings.base_url,
-                      verify_url=verify_link(settings, user, row))
+                      verify_url=verify_link(settings, row, user))
 
 
 # --- sign up ---------------------------------------------------------------------------------------
