@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Response
 from jinja2 import pass_context
@@ -39,7 +40,7 @@ async def image(token: str, settings: SettingsDep) -> Response:
             found = await run_in_threadpool(fetch, url, policy_from(settings.image_proxy_allow,
                                                                     settings.image_proxy_ca_file))
         except ImageError as exc:
-            log.info("image proxy refused %s: %s", url[:200], exc)
+            log.info("image proxy refused an image from %s: %s", urlsplit(url).hostname, exc)  # no path: it may be personal
             raise not_found() from None
         await run_in_threadpool(cache.put, url, found[0])
     data, kind = found
