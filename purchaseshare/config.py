@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     upload_max_mb: int = Field(default=100, ge=1, alias="PURCHASESHARE_UPLOAD_MAX_MB")
     # Account exports built at once per web process (each holds at most one raw email in memory).
     max_concurrent_exports: int = Field(default=2, ge=1, alias="PURCHASESHARE_MAX_CONCURRENT_EXPORTS")
+    # The image proxy (/img) never connects to private, loopback or link-local addresses. FOR TESTS
+    # ONLY: comma-separated networks exempted from that block, and a CA to trust for their https.
+    image_proxy_allow: str = Field(default="", alias="PURCHASESHARE_IMAGE_PROXY_ALLOW")
+    image_proxy_ca_file: str | None = Field(default=None, alias="PURCHASESHARE_IMAGE_PROXY_CAFILE")
 
     @property
     def sqlalchemy_url(self) -> str:

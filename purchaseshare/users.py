@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlmodel import Session, delete, select
@@ -40,15 +41,34 @@ def create_user(session: Session, handle: str, *, email: str | None = None, disp
     return user
 
 
-def add_sender_address(session: Session, user: User, address: str, *, verified: bool = False) -> SenderAddress:
+@dataclass(frozen=True)
+class PendingClaim:
+    """A claim on an address another account claimed first and has not verified. It lives in its
+    verification link only (an address has one row): the first claim and its link stay intact,
+    and whichever link is opened first takes the address (`confirm_claim`)."""
+
+    user_id: int
+    address: str
+
+
+def _row_for(session: Session, address: str) -> SenderAddress | None:
+    return session.exec(select(SenderAddress).where(SenderAddress.address == address)).first()
+
+
+def add_sender_address(session: Session, user: User, address: str, *,
+                       verified: bool = False) -> SenderAddress | PendingClaim:
+    """The user's row for `address`, or a PendingClaim when another account holds it unverified.
+    verified=True (the operator's CLI) takes the address at once, dropping others' pending claims."""
     address = address.strip().lower()
     if not EMAIL_ADDRESS.fullmatch(address):
         raise UserError(f"{address!r} is not an email address")
-    existing = session.exec(select(SenderAddress).where(SenderAddress.address == address)).first()
+    existing = _row_for(session, address)
     if existing is not None and existing.user_id != user.id:
         if existing.verified_at is not None:
             raise UserError("this address is verified by another account")
-        session.delete(existing)  # an unverified claim proves nothing: whoever verifies it owns it
+        if not verified:
+            return PendingClaim(user_id=user.id or 0, address=address)  # never touches the other's link
+        session.delete(existing)
         session.flush()
         existing = None
     row = existing or SenderAddress(user_id=user.id, address=address, verify_token=secrets.token_urlsafe(24))
@@ -99,3 +119,21 @@ def moved_to(session: Session, handle: str) -> User | None:
     """The user who renamed away from `handle` lately (None once the reservation ended)."""
     reserved = _live_reservation(session, handle)
     return session.get(User, reserved.user_id) if reserved is not None else None
+
+
+def confirm_claim(session: Session, user: User, address: str) -> SenderAddress | None:
+    """The user opened a PendingClaim's link, proving the mailbox: the address becomes theirs,
+    verified, and the other account's pending row (and its link) is dropped. None when another
+    account verified it first, or when it is already verified (the link was used)."""
+    existing = _row_for(session, address)
+    if existing is not None and existing.verified_at is not None:
+        return None
+    if existing is not None and existing.user_id != user.id:
+        session.delete(existing)
+        session.flush()
+        existing = None
+    row = existing or SenderAddress(user_id=user.id, address=address)
+    row.verified_at, row.verify_token = utcnow(), None
+    session.add(row)
+    session.flush()
+    return row

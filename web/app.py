@@ -6,12 +6,14 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import HTTPException
+from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from jinja2 import pass_context
 from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
@@ -21,9 +23,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from purchaseshare.config import Settings, get_settings
 from purchaseshare.db import get_engine, migrate
 from purchaseshare.public import PublicPurchase
+from web.api_docs import add_api_docs
 from web.deps import TEMPLATES, HandleMoved, LoginRequired, render
+from web.errors import validation_error
 from web.forms import see_other
 from web.hosts import RelativeRedirects, moved_path
+from web.images import image_key, image_src
 from web.limits import BodyLimit
 from web.overload import Overload
 from web.page_cache import GenerationReader, PageCache
@@ -31,9 +36,9 @@ from web.security import csrf_protect
 from web.sessions import SESSION_KEY
 
 STATIC = Path(__file__).with_name("static")
-# Product images come from merchants' CDNs (https); nothing else is loaded from elsewhere, and no
+# Nothing is loaded from elsewhere (product images come through /img, web/images.py), and no
 # inline script runs: an injected <script> could not execute even if escaping ever failed.
-CSP = ("default-src 'self'; img-src 'self' https: data:; style-src 'self'; script-src 'self'; "
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
@@ -67,18 +72,21 @@ class SecurityHeaders:
 
 
 @lru_cache(maxsize=4096)
-def _card_html(view: PublicPurchase, published_at: str) -> Markup:
-    return Markup(TEMPLATES.get_template("public/_purchase_card_body.html").render(purchase=view))
+def _card_html(view: PublicPurchase, published_at: str, image_key: str) -> Markup:
+    return Markup(TEMPLATES.get_template("public/_purchase_card_body.html").render(purchase=view,
+                                                                                   image_key=image_key))
 
 
-def public_card(view: PublicPurchase) -> Markup:
+@pass_context
+def public_card(context: Any, view: PublicPurchase) -> Markup:
     """A purchase's card HTML. The card shows nothing but the (immutable) public view, the same to
     every viewer, so it is memoized on the view's value: a changed view is a new key, never stale.
     (published_at as text too: equal datetimes in other zones would print differently.)"""
-    return _card_html(view, str(view.published_at))
+    return _card_html(view, str(view.published_at), image_key(context))  # the key signs its image links
 
 
 TEMPLATES.env.globals["public_card"] = public_card
+TEMPLATES.env.globals["image_src"] = image_src
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> FastAPI:
@@ -97,7 +105,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         generation_reader.close()
 
     app = FastAPI(title="PurchaseShare", version="1", lifespan=lifespan,
-                  dependencies=[Depends(csrf_protect)], docs_url="/api/docs", redoc_url=None,
+                  dependencies=[Depends(csrf_protect)], docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.generation_reader = generation_reader
@@ -106,6 +114,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="ps_session",
                        same_site="lax", https_only=settings.secure_cookies, max_age=30 * 24 * 3600)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    add_api_docs(app)  # Swagger UI from local files (no CDN, no inline script)
 
     app.add_middleware(BodyLimit, upload_bytes=settings.upload_max_mb * 2**20)  # bodies counted as read
     app.add_middleware(Overload)  # a burst gets quick 503s, not a queue without end (web/overload.py)
@@ -131,14 +140,17 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         return render(request, "error.html", {"status": exc.status_code, "detail": exc.detail},
-                      status_code=exc.status_code)
+                      status_code=exc.status_code, headers=exc.headers)  # Retry-After on a 429 page too
+
+    app.add_exception_handler(RequestValidationError, validation_error)  # no echo of the input
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:  # async: answered even when every worker thread is busy
         return {"status": "ok"}
 
+    from web import images
     from web.routes import account, api, auth, mail, owner, public, social
 
-    for module in (auth, owner, mail, account, social, public, api):
+    for module in (auth, owner, mail, account, social, public, api, images):
         app.include_router(module.router)
     return app

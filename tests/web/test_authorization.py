@@ -60,7 +60,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule(PUBLIC, ok=frozenset({200})),
     ("GET", "/openapi.json"): Rule(PUBLIC, ok=frozenset({200})),
     ("GET", "/api/docs"): Rule(PUBLIC, ok=frozenset({200})),
-    ("GET", "/docs/oauth2-redirect"): Rule(PUBLIC, ok=frozenset({200})),
+    ("GET", "/swagger-ui"): Rule(PUBLIC, ok=frozenset({200}), url="/swagger-ui/swagger-ui-bundle.js"),
+    # Only tokens signed by the site are fetched (tests/security/test_image_proxy.py): no open proxy.
+    ("GET", "/img/{token}"): Rule(PUBLIC, ok=frozenset({404}), url="/img/unsigned.token"),
     ("GET", "/static"): Rule(PUBLIC, ok=frozenset({200}), url="/static/style.css"),
     ("GET", "/"): Rule(PUBLIC, ok=frozenset({200})),
     ("GET", "/u/{handle}"): Rule(PUBLIC, ok=frozenset({200})),

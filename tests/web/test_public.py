@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from purchaseshare.clock import utcnow
 from purchaseshare.db import session_scope
+from purchaseshare.image_proxy import image_path
 from purchaseshare.models import Collection, CollectionItem, Purchase, PurchaseItem, Review, User
 from tests.web.conftest import make_user, receive
 
@@ -194,7 +195,9 @@ def test_purchase_page_items_json_ld_and_open_graph(settings, client):
 
     tags = meta(page.text)
     url = f"{settings.base_url}/u/erin/p/{purchase.public_id}"
-    assert tags["og:url"] == url and tags["og:image"] == "https://img.example/0.jpg"
+    # Unfurlers fetch og:image: through the image proxy too, never the remote server.
+    assert tags["og:url"] == url and tags["og:image"] == settings.base_url + image_path(settings.secret_key,
+                                                                                        "https://img.example/0.jpg")
     assert tags["og:title"].startswith("Teapot </script>") and tags["og:title"].endswith("and 1 more from Wrenfield Books")
     assert tags["og:description"] == "For the new flat"
     assert tags["twitter:card"] == "summary_large_image"

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from purchaseshare import gmail, ratelimit
+from purchaseshare import gmail, limits, ratelimit
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.mailer import queue_mail
@@ -19,8 +19,10 @@ from purchaseshare.models import OutboxMail, RawEmail, SenderAddress, User
 from purchaseshare.users import (
     EMAIL_ADDRESS,
     HANDLE,
+    PendingClaim,
     UserError,
     add_sender_address,
+    confirm_claim,
     create_user,
     get_by_handle,
     handle_free,
@@ -113,17 +115,30 @@ def find_account(db: Session, identifier: str) -> User | None:
     return get_by_handle(db, identifier)
 
 
-def verify_link(settings: Settings, row: SenderAddress) -> str:
-    token = make_link_token(settings.secret_key, "verify", {"a": row.id, "t": row.verify_token})
-    return link(settings, f"/verify/{token}")
+def verify_link(settings: Settings, row: SenderAddress | PendingClaim, user: User | None = None) -> str:
+    if isinstance(row, PendingClaim):  # no row of its own: the link carries the claim (and its account)
+        assert user is not None and user.id == row.user_id
+        payload: dict[str, Any] = {"u": user.id, "c": account_stamp(user), "m": row.address}
+    else:
+        payload = {"a": row.id, "t": row.verify_token}
+    return link(settings, f"/verify/{make_link_token(settings.secret_key, 'verify', payload)}")
 
 
-def queue_verification(db: Session, settings: Settings, user: User, row: SenderAddress,
+TOO_MANY_LINKS = "We sent several links to {} lately. Check its spam folder, or try again later."
+
+
+def queue_verification(db: Session, settings: Settings, user: User, row: SenderAddress | PendingClaim,
                        template: str = "verify_address") -> OutboxMail | None:
+    """The verification mail, or None when the address or the account had its share of them:
+    many accounts must not turn the site into a mail cannon aimed at one outside address."""
+    if not limits.take(db, {f"verify-mail:to:{row.address}": limits.VERIFY_TO_RULES,
+                            f"verify-mail:by:{user.id}": limits.VERIFY_BY_RULES}):
+        return None
     return queue_mail(db, to=row.address, template=template, user_id=user.id, purpose="verify",
-                      user=user, address=row.address, verify_url=verify_link(settings, row),
+                      user=user, address=row.address,
                       forwarding_address=settings.forwarding_address(user.forwarding_token),
-                      forwarding_url=link(settings, "/settings/forwarding"), base_url=settings.base_url)
+                      forwarding_url=link(settings, "/settings/forwarding"), base_url=settings.base_url,
+                      verify_url=verify_link(settings, row, user))
 
 
 # --- sign up ---------------------------------------------------------------------------------------
@@ -192,6 +207,8 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
     db.commit()
     send_queued(settings, [mail])
     sign_in(request, account, db)
+    # The same words whether a mail left or not (an existing account's owner, a mail limit reached):
+    # the page must not tell who has an account here.
     flash(request, f"Welcome, {account.display_name}! We sent a link to {address}: open it to verify "
                    "the address. Then forward your receipts as shown below.")
     return see_other("/settings/forwarding")
@@ -334,23 +351,25 @@ def add_address(request: Request, user: CurrentUser, db: DbDep, settings: Settin
     wanted = address.strip().lower()[:320]
     error = None
     row = None
-    if recent_mails(db, "verify", user_id=user.id) >= 3 * MAILS_PER_HOUR:
-        error = "You added many addresses in the last hour. Try again later."
-    else:
-        try:
-            row = add_sender_address(db, user, wanted)
-        except UserError as exc:
-            error = str(exc)[0].upper() + str(exc)[1:] + "."
-        except IntegrityError:
-            db.rollback()
-            error = "This address was just added by someone else. Try again."
+    status = 400
+    try:
+        row = add_sender_address(db, user, wanted)
+    except UserError as exc:
+        error = str(exc)[0].upper() + str(exc)[1:] + "."
+    except IntegrityError:
+        db.rollback()
+        error = "This address was just added by someone else. Try again."
+    mail = None
+    if row is not None and (isinstance(row, PendingClaim) or row.verified_at is None):
+        mail = queue_verification(db, settings, user, row)
+        if mail is None:
+            db.rollback()  # no link, no claim
+            row, status, error = None, 429, TOO_MANY_LINKS.format(wanted)
     if row is None:
         return render(request, "auth/addresses.html", {"addresses": own_addresses(db, user), "error": error,
                                                        "address": address.strip()[:320]},
-                      status_code=400, user=user, db=db)
-    mail = None
-    if row.verified_at is None:
-        mail = queue_verification(db, settings, user, row)
+                      status_code=status, user=user, db=db, headers={"Retry-After": "3600"} if status == 429 else None)
+    if mail is not None:
         flash(request, f"We sent a link to {row.address}. Open it to verify the address.")
     else:
         flash(request, f"{row.address} is already verified.")
@@ -373,30 +392,41 @@ def resend_verification(request: Request, address_id: str, user: CurrentUser, db
     row = owned_or_404(db, SenderAddress, address_id, user)
     if row.verified_at is not None:
         flash(request, f"{row.address} is already verified.")
-    elif recent_mails(db, "verify", to=row.address) >= MAILS_PER_HOUR:
-        flash(request, f"We already sent several links to {row.address} in the last hour. Check its spam "
-                       "folder, or try again later.")
     else:
         mail = queue_verification(db, settings, user, row)
+        if mail is None:
+            db.rollback()
+            return render(request, "auth/addresses.html", {
+                "addresses": own_addresses(db, user), "error": TOO_MANY_LINKS.format(row.address), "address": ""},
+                status_code=429, user=user, db=db, headers={"Retry-After": "3600"})
         db.commit()
         send_queued(settings, [mail])
         flash(request, f"We sent a new link to {row.address}.")
     return see_other("/settings/addresses")
 
 
-def verify_target(db: Session, settings: Settings, user: User, token: str) -> SenderAddress | None:
-    """The signed-in user's unverified address this link is for; None when the link is bad or stale.
-    Someone else's address is a 404: the link proves the mailbox, the session proves the account."""
+def verify_target(db: Session, settings: Settings, user: User, token: str) -> SenderAddress | PendingClaim | None:
+    """The signed-in user's unverified address (or pending claim) this link is for; None when the link
+    is bad or stale. Someone else's link is a 404: the link proves the mailbox, the session the account."""
     payload = read_link_token(settings.secret_key, "verify", token, VERIFY_MAX_AGE_S)
-    if not isinstance(payload, dict) or not isinstance(payload.get("a"), int):
+    if not isinstance(payload, dict):
+        return None
+    if isinstance(payload.get("m"), str) and isinstance(payload.get("u"), int):  # a pending claim
+        if payload["u"] != user.id or payload.get("c") != account_stamp(user):
+            raise not_found()
+        row = db.exec(select(SenderAddress).where(SenderAddress.address == payload["m"])).first()
+        if row is not None and row.verified_at is not None:
+            return None  # verified first by someone (or this link was used)
+        return PendingClaim(user_id=user.id or 0, address=payload["m"])
+    if not isinstance(payload.get("a"), int):
         return None
     row = db.get(SenderAddress, payload["a"])
     if row is None:
         return None
+    if row.verify_token is None or row.verify_token != payload.get("t"):
+        return None  # used, or dropped when another account verified first (its id may be reused)
     if row.user_id != user.id:
         raise not_found()
-    if row.verify_token is None or row.verify_token != payload.get("t"):
-        return None
     return row
 
 
@@ -410,11 +440,11 @@ def verify_form(request: Request, token: str, user: CurrentUser, db: DbDep, sett
 
 @router.post("/verify/{token}")
 def verify(request: Request, token: str, user: CurrentUser, db: DbDep, settings: SettingsDep):
-    row = verify_target(db, settings, user, token)
+    target = verify_target(db, settings, user, token)
+    # First to verify owns the address; other accounts' pending claims (and links) are dropped.
+    row = confirm_claim(db, user, target.address) if target is not None else None
     if row is None:
         return bad_link(request, user, db, "verification", "/settings/addresses")
-    row.verified_at, row.verify_token = utcnow(), None  # used once
-    db.add(row)
     db.commit()
     flash(request, f"{row.address} is verified: receipts you forward from it now reach your inbox.")
     return see_other("/settings/addresses")

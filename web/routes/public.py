@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from purchaseshare import public
+from purchaseshare.image_proxy import image_path
 from web.deps import DbDep, OptionalUser, SettingsDep, not_found, render, user_or_404
 from web.forms import PageDep
 from web.routes import social
@@ -59,8 +60,8 @@ def purchase_page(request: Request, handle: str, public_id: str, user: OptionalU
         raise not_found()
     profile = public.profile(db, owner, with_collections=False)
     base = settings.base_url.rstrip("/")
-    context = {"profile": profile, "purchase": view, "base_url": base, "json_ld": json_ld(view, base),
-               "og": open_graph(view, base), "is_owner": user is not None and user.id == owner.id,
+    context = {"profile": profile, "purchase": view, "base_url": base, "json_ld": json_ld(view, base, settings.secret_key),
+               "og": open_graph(view, base, settings.secret_key), "is_owner": user is not None and user.id == owner.id,
                **social.purchase_social(db, user, view, owner)}
     return render(request, "public/purchase.html", context, user=user, db=db, headers=_robots(profile))
 
@@ -81,7 +82,7 @@ def atom_feed(handle: str, db: DbDep, settings: SettingsDep) -> Response:
     owner = user_or_404(db, handle)
     profile = public.profile(db, owner, with_collections=False)
     purchases = public.profile_page(db, owner, 1, FEED_SIZE)
-    body = atom(profile, purchases, settings.base_url.rstrip("/"))
+    body = atom(profile, purchases, settings.base_url.rstrip("/"), settings.secret_key)
     return Response(body, media_type="application/atom+xml; charset=utf-8", headers=_robots(profile))
 
 
@@ -99,7 +100,7 @@ def _money(value: Any) -> str:
     return f"{value:.2f}"
 
 
-def json_ld(view: public.PublicPurchase, base_url: str) -> Markup:
+def json_ld(view: public.PublicPurchase, base_url: str, image_key: str) -> Markup:
     """schema.org Products (with Offer, Review, AggregateRating) for a purchase page, ready to sit
     inside <script type="application/ld+json">: '<', '>' and '&' are JSON-escaped, so a name with
     "</script>" in it cannot end the element."""
@@ -108,7 +109,7 @@ def json_ld(view: public.PublicPurchase, base_url: str) -> Markup:
     for item in view.items:
         product: dict[str, Any] = {"@type": "Product", "name": item.name, "url": page}
         if item.image:
-            product["image"] = item.image
+            product["image"] = base_url + image_path(image_key, item.image)  # crawlers too: via /img
         if view.merchant_name:
             product["brand"] = {"@type": "Brand", "name": view.merchant_name}
         offer: dict[str, Any] = {"@type": "Offer", "url": item.url or page}
@@ -130,7 +131,7 @@ def json_ld(view: public.PublicPurchase, base_url: str) -> Markup:
     return Markup(text)  # safe: JSON with every markup character escaped, see above
 
 
-def open_graph(view: public.PublicPurchase, base_url: str) -> dict[str, str]:
+def open_graph(view: public.PublicPurchase, base_url: str, image_key: str) -> dict[str, str]:
     """Open Graph / Twitter card values (escaped by the template like any text)."""
     where = f" at {view.merchant_name}" if view.merchant_name else ""
     description = view.caption or f"{view.owner_name} bought this{where}."
@@ -140,11 +141,12 @@ def open_graph(view: public.PublicPurchase, base_url: str) -> dict[str, str]:
             "twitter:card": "summary_large_image" if image else "summary", "twitter:title": view.title,
             "twitter:description": description}
     if image:
-        tags["og:image"] = tags["twitter:image"] = image
+        tags["og:image"] = tags["twitter:image"] = base_url + image_path(image_key, image)
     return tags
 
 
-def atom(profile: public.PublicProfile, purchases: list[public.PublicPurchase], base_url: str) -> bytes:
+def atom(profile: public.PublicProfile, purchases: list[public.PublicPurchase], base_url: str,
+         image_key: str) -> bytes:
     """An Atom 1.0 feed (RFC 4287) of the public view, built as an element tree: the XML library
     escapes every value."""
     ET.register_namespace("", ATOM)
@@ -181,11 +183,11 @@ def atom(profile: public.PublicProfile, purchases: list[public.PublicPurchase], 
         if view.caption:
             sub(entry, "summary", view.caption)
         content = sub(entry, "content", type="xhtml")
-        _xhtml(ET.SubElement(content, f"{{{XHTML}}}div"), view)
+        _xhtml(ET.SubElement(content, f"{{{XHTML}}}div"), view, base_url, image_key)
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
 
 
-def _xhtml(div: ET.Element, view: public.PublicPurchase) -> None:
+def _xhtml(div: ET.Element, view: public.PublicPurchase, base_url: str, image_key: str) -> None:
     def el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
         element = ET.SubElement(parent, f"{{{XHTML}}}{tag}", attrs)
         element.text = text
@@ -201,7 +203,9 @@ def _xhtml(div: ET.Element, view: public.PublicPurchase) -> None:
     for item in view.items:
         li = el(items, "li")
         if item.image:
-            el(li, "img", src=item.image, alt=item.name, width="64", height="64").tail = " "
+            # Through /img like the pages: a feed reader must not fetch a tracking pixel either.
+            el(li, "img", src=base_url + image_path(image_key, item.image), alt=item.name, width="64",
+               height="64").tail = " "
         target = el(li, "a", item.name, href=item.url) if item.url else el(li, "span", item.name)
         extra = f" × {item.quantity}" if item.quantity != 1 else ""
         if item.price is not None:

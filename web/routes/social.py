@@ -12,11 +12,11 @@ from typing import Annotated, Any
 
 import anyio
 from anyio.lowlevel import RunVar
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlmodel import Session
 
-from purchaseshare import social
+from purchaseshare import limits, social
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
@@ -224,6 +224,11 @@ def comment(request: Request, handle: str, public_id: str, user: CurrentUser, db
             body: Annotated[str, Form(max_length=social.COMMENT_MAX * 2)] = ""):
     purchase, owner = _shared_or_404(db, handle, public_id)
     path = f"/u/{owner.handle}/p/{purchase.public_id}"
+    # Each comment notifies (and may mail) the owner: a burst must not become a flood.
+    if not limits.take(db, {f"comment:user:{user.id}": limits.COMMENT_RULES}):
+        db.rollback()
+        raise HTTPException(429, "You are commenting too fast. Wait a minute and try again.",
+                            headers={"Retry-After": str(limits.retry_after(limits.COMMENT_RULES))})
     try:
         created = social.add_comment(db, user, purchase, body)
     except social.SocialError as exc:

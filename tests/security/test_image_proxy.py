@@ -1,0 +1,235 @@
+"""Point 19 (images): product images reach visitors only through /img/<signed token>, fetched by
+the server (https, bounded size and time, real PNG/JPEG/GIF/WebP only, never a private address,
+redirects included), so a tracking pixel in an email never sees a visitor. Unsigned tokens: 404
+(no open proxy). The remote servers here are local HTTPS servers on 127.0.0.2 ("the internet",
+let through by the test-only PURCHASESHARE_IMAGE_PROXY_ALLOW) and 127.0.0.1 (the private network
+the proxy must never reach)."""
+
+from __future__ import annotations
+
+import re
+import ssl
+import struct
+import subprocess
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from purchaseshare.clock import utcnow
+from purchaseshare.db import session_scope
+from purchaseshare.image_proxy import DiskCache, ImageError, fetch, image_path, policy_from
+from purchaseshare.models import Purchase, PurchaseItem
+from tests.security.conftest import serve
+from tests.services.servers import free_port
+
+OUTSIDE, PRIVATE = "127.0.0.2", "127.0.0.1"
+HUGE = 6 * 2**20
+
+
+def png() -> bytes:
+    """A real 1x1 PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0\xff\0\0")) + chunk(b"IEND", b""))
+
+
+PNG = png()
+
+
+@dataclass
+class Remote:
+    """Two HTTPS servers (OUTSIDE and PRIVATE, one port) and every request they got."""
+
+    port: int
+    ca_file: str
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+
+    def url(self, path: str, host: str = OUTSIDE) -> str:
+        return f"https://{host}:{self.port}{path}"
+
+    def hits(self, path: str, host: str | None = None) -> int:
+        return sum(1 for h, p, _ in self.requests if p == path and host in (None, h))
+
+
+def _handler(remote: Remote) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args) -> None:
+            pass
+
+        def send(self, status: int, kind: str, body: bytes, **headers: str) -> None:
+            self.send_response(status)
+            self.send_header("content-type", kind)
+            self.send_header("content-length", str(len(body)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            remote.requests.append((self.server.server_address[0], self.path, dict(self.headers.items())))
+            path = self.path
+            if path == "/pixel.png":
+                self.send(200, "image/png", PNG)
+            elif path == "/html-as-image.png":  # says image, is HTML
+                self.send(200, "image/png", b"<!doctype html><script>alert(1)</script>")
+            elif path == "/png-as-html":  # is an image, says HTML
+                self.send(200, "text/html", PNG)
+            elif path == "/logo.svg":
+                self.send(200, "image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
+            elif path == "/huge.png":
+                self.send(200, "image/png", PNG + b"\0" * HUGE)
+            elif path == "/huge-unannounced.png":  # no content-length: the size is counted while reading
+                self.send_response(200)
+                self.send_header("content-type", "image/png")
+                self.send_header("connection", "close")
+                self.end_headers()
+                self.wfile.write(PNG)
+                for _ in range(HUGE // 2**16):
+                    self.wfile.write(b"\0" * 2**16)
+            elif path == "/to-private.png":
+                self.send(302, "text/plain", b"", location=remote.url("/pixel.png", PRIVATE))
+            elif path == "/to-outside.png":
+                self.send(302, "text/plain", b"", location="/pixel.png")
+            else:
+                self.send(404, "text/plain", b"no")
+
+    return Handler
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory) -> Iterator[Remote]:
+    base = tmp_path_factory.mktemp("remote")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(base / "key.pem"), "-out", str(base / "cert.pem"), "-subj", "/CN=images.test",
+                    "-addext", f"subjectAltName=IP:{OUTSIDE},IP:{PRIVATE}"], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(base / "cert.pem", base / "key.pem")
+    remote = Remote(port=free_port(), ca_file=str(base / "cert.pem"))
+    servers = []
+    for host in (OUTSIDE, PRIVATE):
+        server = ThreadingHTTPServer((host, remote.port), _handler(remote))
+        server.daemon_threads = True
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    yield remote
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def policy(remote):
+    return policy_from(f"{OUTSIDE}/32", remote.ca_file)
+
+
+# --- the fetcher ---------------------------------------------------------------------------------
+
+
+def test_a_real_png_is_fetched_without_anything_of_the_visitor(remote, policy):
+    assert fetch(remote.url("/pixel.png"), policy) == (PNG, "image/png")
+    assert fetch(remote.url("/to-outside.png"), policy) == (PNG, "image/png")  # a public redirect is fine
+    _, _, headers = remote.requests[-1]
+    assert not {name.lower() for name in headers} & {"cookie", "authorization", "referer"}
+
+
+@pytest.mark.parametrize("path", ["/html-as-image.png", "/png-as-html", "/logo.svg", "/huge.png",
+                                  "/huge-unannounced.png", "/missing.png"])
+def test_what_is_no_small_raster_image_is_refused(remote, policy, path):
+    with pytest.raises(ImageError):
+        fetch(remote.url(path), policy)
+
+
+def test_private_addresses_are_never_reached_directly_by_name_or_by_redirect(remote, policy):
+    before = remote.hits("/pixel.png", PRIVATE)
+    for url in (remote.url("/pixel.png", PRIVATE), f"https://localhost:{remote.port}/pixel.png",
+                remote.url("/to-private.png")):
+        with pytest.raises(ImageError, match="non-public"):
+            fetch(url, policy)
+    assert remote.hits("/pixel.png", PRIVATE) == before  # not one request got there
+    # The default policy (production) blocks loopback outright: 127.0.0.2 too.
+    with pytest.raises(ImageError, match="non-public"):
+        fetch(remote.url("/pixel.png"), policy_from("", remote.ca_file))
+    for address in ("10.0.0.1", "192.168.1.1", "169.254.169.254", "::1", "::ffff:127.0.0.1", "fe80::1", "100.64.0.1"):
+        assert not policy_from("", None).permits(address), address
+    assert policy_from("", None).permits("93.184.216.34")
+
+
+def test_only_https_without_user_info(remote, policy):
+    for url in (f"http://{OUTSIDE}:{remote.port}/pixel.png", f"https://user:pw@{OUTSIDE}:{remote.port}/pixel.png",
+                "file:///etc/passwd"):
+        with pytest.raises(ImageError, match="https"):
+            fetch(url, policy)
+
+
+def test_the_disk_cache_stays_under_its_bound(tmp_path):
+    cache = DiskCache(tmp_path / "cache", max_bytes=3 * len(PNG))
+    for n in range(10):
+        cache.put(f"https://x.test/{n}.png", PNG)
+    assert sum(path.stat().st_size for path in (tmp_path / "cache").iterdir()) <= 3 * len(PNG)
+    assert cache.get("https://x.test/9.png") == (PNG, "image/png")
+
+
+# --- through the real server ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def proxied_site(settings, tmp_path: Path, remote):
+    yield from serve(settings, tmp_path, env={"PURCHASESHARE_IMAGE_PROXY_ALLOW": f"{OUTSIDE}/32",
+                                              "PURCHASESHARE_IMAGE_PROXY_CAFILE": remote.ca_file})
+
+
+def share_with_image(site, image: str) -> str:
+    owner = site.make_user("owner")
+    with session_scope(site.settings) as session:
+        purchase = Purchase(user_id=owner.id, merchant_name="Shop", merchant_domain="shop.test", order_number="A-1",
+                            order_date=date(2024, 3, 1), currency="EUR", total=Decimal("1.00"),
+                            review="reviewed", published_at=utcnow())
+        session.add(purchase)
+        session.flush()
+        session.add(PurchaseItem(purchase_id=purchase.id, position=0, name="Mug", unit_price=Decimal("1.00"),
+                                 approved=True, approved_at=utcnow(), image=image))
+        session.commit()
+        return f"/u/owner/p/{purchase.public_id}"
+
+
+def test_public_pages_show_images_only_through_the_signed_proxy(proxied_site, remote):
+    site = proxied_site
+    pixel = remote.url("/pixel.png")
+    path = share_with_image(site, pixel)
+    site.make_user("visitor")
+    with site.client() as visitor:
+        site.log_in(visitor, "visitor")  # the visitor has a session cookie: it must not travel on
+        for page in (path, "/u/owner", "/u/owner/feed.atom"):
+            text = visitor.get(page, headers={"accept": "text/html"}).text
+            assert OUTSIDE not in text, page  # the visitor's browser is never sent there
+            assert image_path(site.settings.secret_key, pixel) in text, page
+        answer = visitor.get(path, headers={"accept": "text/html"})
+        assert "img-src 'self' data:;" in answer.headers["content-security-policy"]
+        [src] = re.findall(r'<img src="(/img/[^"]+)"', answer.text)
+
+        before = remote.hits("/pixel.png", OUTSIDE)
+        image = visitor.get(src)
+        assert image.status_code == 200 and image.content == PNG
+        assert image.headers["content-type"] == "image/png" and image.headers["x-content-type-options"] == "nosniff"
+        assert remote.hits("/pixel.png", OUTSIDE) == before + 1
+        _, _, headers = remote.requests[-1]
+        assert "cookie" not in {name.lower() for name in headers}
+        assert visitor.get(src).content == PNG  # from the disk cache:
+        assert remote.hits("/pixel.png", OUTSIDE) == before + 1
+
+        # No open proxy: a token not signed with this site's key, or no token, is a 404, with no fetch.
+        for forged in (image_path("another-key", remote.url("/pixel.png")), "/img/" + "A" * 40, "/img/x.y"):
+            assert visitor.get(forged).status_code == 404, forged
+        # Signed but bad: HTML posing as an image, too big, a redirect into the private network.
+        for bad in ("/html-as-image.png", "/huge.png", "/to-private.png"):
+            assert visitor.get(image_path(site.settings.secret_key, remote.url(bad))).status_code == 404, bad
+        assert remote.hits("/pixel.png", PRIVATE) == 0

@@ -1,0 +1,50 @@
+"""/img/<token>: product images fetched by the server (purchaseshare/image_proxy.py), and the
+template helper that turns an image URL into that path. Pages never point at a remote image."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Response
+from jinja2 import pass_context
+from starlette.concurrency import run_in_threadpool
+
+from purchaseshare.image_proxy import DiskCache, ImageError, fetch, image_path, policy_from, url_from_token
+from web.deps import SettingsDep, not_found
+
+router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
+
+
+def image_key(context: Any) -> str:
+    """The signing key in a template: a memoized card gets it as `image_key`, a page via its request."""
+    return context.get("image_key") or context["request"].app.state.settings.secret_key
+
+
+@pass_context
+def image_src(context: Any, url: str) -> str:
+    return image_path(image_key(context), url)
+
+
+@router.get("/img/{token}")
+async def image(token: str, settings: SettingsDep) -> Response:
+    url = url_from_token(settings.secret_key, token)
+    if url is None:
+        raise not_found()  # not signed by us: no open proxy
+    cache = DiskCache(settings.data_dir / "image-cache")
+    found = await run_in_threadpool(cache.get, url)
+    if found is None:
+        try:
+            found = await run_in_threadpool(fetch, url, policy_from(settings.image_proxy_allow,
+                                                                    settings.image_proxy_ca_file))
+        except ImageError as exc:
+            log.info("image proxy refused an image from %s: %s", urlsplit(url).hostname, exc)  # no path: it may be personal
+            raise not_found() from None
+        await run_in_threadpool(cache.put, url, found[0])
+    data, kind = found
+    # The sniffed type only; the image is no document: a CSP of its own, and no sniffing.
+    return Response(data, media_type=kind, headers={
+        "cache-control": "public, max-age=86400", "content-security-policy": "default-src 'none'",
+        "x-content-type-options": "nosniff", "content-disposition": "inline"})
