@@ -15,10 +15,12 @@ is spelled, and public text must not carry control or bidi-control characters.
 from __future__ import annotations
 
 import html as htmlmod
+import io
 import json
 import re
 import time
 import xml.etree.ElementTree as ET
+import zipfile
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
@@ -29,7 +31,7 @@ from sqlmodel import select
 
 from parsers.personal import looks_like_address
 from purchaseshare import pipeline
-from purchaseshare.account import collect, delete_purchase
+from purchaseshare.account import delete_purchase, export_chunks
 from purchaseshare.clock import utcnow
 from purchaseshare.db import session_scope
 from purchaseshare.models import Purchase, PurchaseItem, User
@@ -347,8 +349,9 @@ def test_own_values_are_private_exported_and_deleted_with_the_purchase(settings)
         purchase = session.get(Purchase, outcome.purchase_id)
         terms = json.loads(purchase.personal_terms)
         assert NAME in terms and ORDER in terms
-        exported = collect(session, session.get(User, alice.id))["purchases"]
-        assert [row.personal_terms for row in exported] == [purchase.personal_terms]
+        archive = zipfile.ZipFile(io.BytesIO(b"".join(export_chunks(settings, alice.id))))
+        exported = json.loads(archive.read("purchases.json"))
+        assert [row["personal_terms"] for row in exported] == [purchase.personal_terms]
         delete_purchase(session, purchase)
         assert session.exec(select(Purchase.personal_terms)).all() == []
 
