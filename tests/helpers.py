@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "emails"
@@ -50,3 +53,13 @@ def mismatches(expected: Any, actual: Any, where: str = "") -> list[str]:
         return [p for i, (e, a) in enumerate(zip(expected, actual, strict=True))
                 for p in mismatches(e, a, f"{where}[{i}]")]
     return [] if expected == actual else [f"{where}: expected {expected!r}, got {actual!r}"]
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """asyncio.run(main()) in a thread of its own: once the browser tests have started Playwright's
+    sync API, the main thread counts as inside a running event loop and asyncio.run refuses."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()

@@ -99,3 +99,23 @@ def serve(settings, tmp_path: Path, *, env: dict[str, str] | None = None) -> Ite
 def site(settings, tmp_path) -> Iterator[Site]:
     """The real server on this test's database (SQLite and PostgreSQL)."""
     yield from serve(settings, tmp_path)
+
+
+def share_purchase(settings, user: User, *, image: str | None = None) -> str:
+    """A published purchase of `user` with one approved item; its public path."""
+    from datetime import date
+    from decimal import Decimal
+
+    from purchaseshare.clock import utcnow
+    from purchaseshare.models import Purchase, PurchaseItem
+
+    with session_scope(settings) as session:
+        purchase = Purchase(user_id=user.id, merchant_name="Shop", merchant_domain="shop.test", order_number="A-1",
+                            order_date=date(2024, 3, 1), currency="EUR", total=Decimal("10.00"),
+                            review="reviewed", published_at=utcnow())
+        session.add(purchase)
+        session.flush()
+        session.add(PurchaseItem(purchase_id=purchase.id, position=0, name="Mug", unit_price=Decimal("10.00"),
+                                 approved=True, approved_at=utcnow(), image=image))
+        session.commit()
+        return f"/u/{user.handle}/p/{purchase.public_id}"

@@ -6,8 +6,7 @@ too; the hourly and daily windows count older events."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import timedelta
 
 from sqlmodel import select
 
@@ -19,12 +18,10 @@ from purchaseshare.models import (
     LoginAttempt,
     Notification,
     OutboxMail,
-    Purchase,
-    PurchaseItem,
     SenderAddress,
     User,
 )
-from tests.security.conftest import csrf, post_form
+from tests.security.conftest import csrf, post_form, share_purchase
 
 BURST = limits.COMMENT_RULES[0][0]
 HOURLY = limits.COMMENT_RULES[1][0]
@@ -33,16 +30,7 @@ BY_HOUR = limits.VERIFY_BY_RULES[0][0]
 
 
 def shared_purchase(settings, user: User) -> str:
-    with session_scope(settings) as session:
-        purchase = Purchase(user_id=user.id, merchant_name="Shop", merchant_domain="shop.test",
-                            order_number="A-1", order_date=date(2024, 3, 1), currency="EUR",
-                            total=Decimal("10.00"), review="reviewed", published_at=utcnow())
-        session.add(purchase)
-        session.flush()
-        session.add(PurchaseItem(purchase_id=purchase.id, position=0, name="Mug", unit_price=Decimal("10.00"),
-                                 approved=True, approved_at=utcnow()))
-        session.commit()
-        return purchase.public_id
+    return share_purchase(settings, user).rsplit("/", 1)[1]
 
 
 def rows(settings, model, *where) -> list:

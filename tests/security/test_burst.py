@@ -20,6 +20,7 @@ import httpx
 
 from purchaseshare.db import WEB_SESSIONS, get_engine, session_scope
 from purchaseshare.models import Follow
+from tests.helpers import run_async
 from tests.security.conftest import Site
 from tests.web.test_public import add_purchase
 from web.deps import DbDep
@@ -170,7 +171,7 @@ def test_a_thousand_anonymous_requests_at_once_get_answers_and_the_server_stays_
     shop(site)
     paths = [("/api/v1/users/demo/purchases", "application/json"), ("/u/demo", "text/html")] * (BURST // 2)
     with HealthProbe(site.url) as probe:
-        answers = asyncio.run(burst(site, paths))
+        answers = run_async(lambda: burst(site, paths))
     statuses = check_answers(answers, "anonymous burst")
     worst_health = probe.check()
     assert statuses[200] >= 100, "the server must keep serving under load, not only shed it"
@@ -186,7 +187,7 @@ def test_a_signed_in_burst_on_notifications(site):
         site.log_in(browser, "reader")
         cookies = browser.cookies
     with HealthProbe(site.url) as probe:
-        answers = asyncio.run(burst(site, [("/notifications", "text/html")] * BURST, cookies))
+        answers = run_async(lambda: burst(site, [("/notifications", "text/html")] * BURST, cookies))
     statuses = check_answers(answers, "signed-in burst")
     worst_health = probe.check()
     assert statuses[200] >= 100
@@ -283,7 +284,7 @@ def test_three_hundred_live_feed_streams_at_once(site):
         cookies = browser.cookies
     _follow(site, "reader", "demo")
     with HealthProbe(site.url) as probe:
-        streams, during, delivered_in = asyncio.run(streams_and_traffic(site, cookies))
+        streams, during, delivered_in = run_async(lambda: streams_and_traffic(site, cookies))
     statuses = Counter(stream.status for stream in streams)
     delivered = sum(stream.delivered for stream in streams)
     print(f"\nSSE streams: {dict(statuses)}, slowest connect {max(s.connected_in for s in streams):.2f}s, "

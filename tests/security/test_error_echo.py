@@ -4,32 +4,16 @@ for a browser's form, JSON for the API."""
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
-
 from fastapi.exceptions import RequestValidationError
 
-from purchaseshare.clock import utcnow
-from purchaseshare.db import session_scope
-from purchaseshare.models import Purchase, PurchaseItem
-from tests.security.conftest import csrf
+from tests.security.conftest import csrf, share_purchase
 from web.errors import problems
 
 CANARY = "ECHO-CANARY-"
 
 
 def shared_purchase(site, handle: str) -> str:
-    owner = site.make_user(handle)
-    with session_scope(site.settings) as session:
-        purchase = Purchase(user_id=owner.id, merchant_name="Shop", merchant_domain="shop.test", order_number="A-1",
-                            order_date=date(2024, 3, 1), currency="EUR", total=Decimal("1.00"),
-                            review="reviewed", published_at=utcnow())
-        session.add(purchase)
-        session.flush()
-        session.add(PurchaseItem(purchase_id=purchase.id, position=0, name="Mug", unit_price=Decimal("1.00"),
-                                 approved=True, approved_at=utcnow()))
-        session.commit()
-        return f"/u/{handle}/p/{purchase.public_id}"
+    return share_purchase(site.settings, site.make_user(handle))
 
 
 def test_a_100_kb_form_field_is_not_echoed_in_html_or_json(site):

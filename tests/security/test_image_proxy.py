@@ -15,18 +15,13 @@ import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from purchaseshare.clock import utcnow
-from purchaseshare.db import session_scope
 from purchaseshare.image_proxy import DiskCache, ImageError, fetch, image_path, policy_from
-from purchaseshare.models import Purchase, PurchaseItem
-from tests.security.conftest import serve
+from tests.security.conftest import serve, share_purchase
 from tests.services.servers import free_port
 
 OUTSIDE, PRIVATE = "127.0.0.2", "127.0.0.1"
@@ -188,17 +183,7 @@ def proxied_site(settings, tmp_path: Path, remote):
 
 
 def share_with_image(site, image: str) -> str:
-    owner = site.make_user("owner")
-    with session_scope(site.settings) as session:
-        purchase = Purchase(user_id=owner.id, merchant_name="Shop", merchant_domain="shop.test", order_number="A-1",
-                            order_date=date(2024, 3, 1), currency="EUR", total=Decimal("1.00"),
-                            review="reviewed", published_at=utcnow())
-        session.add(purchase)
-        session.flush()
-        session.add(PurchaseItem(purchase_id=purchase.id, position=0, name="Mug", unit_price=Decimal("1.00"),
-                                 approved=True, approved_at=utcnow(), image=image))
-        session.commit()
-        return f"/u/owner/p/{purchase.public_id}"
+    return share_purchase(site.settings, site.make_user("owner"), image=image)
 
 
 def test_public_pages_show_images_only_through_the_signed_proxy(proxied_site, remote):

@@ -405,8 +405,8 @@ def test_migration_0006_reads_the_link_of_confirmations_already_stored(settings)
     small = GMAIL.format(token="tok", code="555666777").encode()
     with engine.begin() as conn:
         for sha, raw in (("a" * 64, small), ("b" * 64, small + b"x" * (2 * MB))):  # the big one is no confirmation
-            conn.execute(text("INSERT INTO raw_email (sha256, raw, size, source, from_addr, status, attempts, "
-                              "received_at) VALUES (:sha, :raw, :size, '', 'forwarding-noreply@google.com', "
+            conn.execute(text("INSERT INTO raw_email (sha256, dedup_scope, raw, size, source, from_addr, status, "
+                              "attempts, received_at) VALUES (:sha, 'inbox', :raw, :size, '', 'forwarding-noreply@google.com', "
                               "'not_purchase', 0, :now)"), {"sha": sha, "raw": raw, "size": len(raw), "now": utcnow()})
     command.upgrade(alembic_config(engine), "head")
     with session_scope(settings) as session:

@@ -6,16 +6,9 @@ from __future__ import annotations
 import json
 
 import anyio
-import pytest
 
+from tests.helpers import run_async
 from web.overload import Overload
-
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 class Held:
@@ -55,7 +48,11 @@ async def call(app, path: str, accept: bytes = b"application/json") -> dict:
     return answer
 
 
-async def test_full_places_and_queue_answer_503_with_retry_after_in_bounded_time() -> None:
+def test_full_places_and_queue_answer_503_with_retry_after_in_bounded_time() -> None:
+    run_async(full_places_and_queue)
+
+
+async def full_places_and_queue() -> None:
     inner = Held()
     app = Overload(inner, max_active=1, max_waiting=1, wait_seconds=0.3, retry_after=7)
     answers: dict[str, dict] = {}
@@ -87,7 +84,11 @@ async def test_full_places_and_queue_answer_503_with_retry_after_in_bounded_time
     assert (await call(app, "/u/a"))["status"] == 200  # the place is free again
 
 
-async def test_a_stream_gives_its_place_back_when_it_answers_and_streams_are_capped() -> None:
+def test_a_stream_gives_its_place_back_when_it_answers_and_streams_are_capped() -> None:
+    run_async(stream_places)
+
+
+async def stream_places() -> None:
     inner = Held()
     app = Overload(inner, max_active=1, max_waiting=0, wait_seconds=0.1, max_streams=1)
     answers: dict[str, dict] = {}
