@@ -17,9 +17,9 @@ from sqlmodel import col, select, update
 
 from purchaseshare.clock import utcnow
 from purchaseshare.db import session_scope
+from purchaseshare.limits import SIGNUP_RULES
 from purchaseshare.models import HandleReservation, LoginAttempt, OutboxMail, User
 from tests.security.conftest import PASSWORD, Site, csrf, post_form, serve
-from web.routes.auth import SIGNUPS_PER_HOUR
 from web.security import (
     MAX_FAILURES_PER_ACCOUNT,
     MAX_FAILURES_PER_ADDRESS,
@@ -132,6 +132,9 @@ def test_x_forwarded_for_is_honoured_from_a_configured_proxy_only(behind_proxy):
 def sign_up(client: httpx.Client, handle: str, email: str) -> httpx.Response:
     return post_form(client, "/signup", {"handle": handle, "display_name": "", "email": email,
                                          "password": PASSWORD}, page="/signup")
+
+
+SIGNUPS_PER_HOUR = SIGNUP_RULES[0][0]
 
 
 def test_signup_answers_the_same_for_an_existing_email_mails_its_owner_and_is_rate_limited(site):

@@ -61,7 +61,6 @@ VERIFY_MAX_AGE_S = 7 * 24 * 3600
 MAX_PASSWORD = 1024  # argon2 takes anything, but nobody types more; bounds the work per request
 # Mail we send on someone's request is capped per hour, so the site cannot be used to mail-bomb.
 MAILS_PER_HOUR = 3
-SIGNUPS_PER_HOUR = 10  # per client: accounts are cheap to make, not free
 
 Text = Annotated[str, Form()]
 
@@ -131,7 +130,7 @@ def queue_verification(db: Session, settings: Settings, user: User, row: SenderA
                        template: str = "verify_address") -> OutboxMail | None:
     """The verification mail, or None when the address or the account had its share of them:
     many accounts must not turn the site into a mail cannon aimed at one outside address."""
-    if not limits.take(db, {f"verify-mail:to:{row.address}": limits.VERIFY_TO_RULES,
+    if not ratelimit.take(db, {f"verify-mail:to:{row.address}": limits.VERIFY_TO_RULES,
                             f"verify-mail:by:{user.id}": limits.VERIFY_BY_RULES}):
         return None
     return queue_mail(db, to=row.address, template=template, user_id=user.id, purpose="verify",
@@ -173,11 +172,13 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
     elif len(password) > MAX_PASSWORD:
         errors["password"] = f"Use at most {MAX_PASSWORD} characters."
     account: User | None = None
-    if not errors and not ratelimit.allow(db, f"signup:ip:{client_key(client_address(request))}",
-                                          SIGNUPS_PER_HOUR, timedelta(hours=1)):
+    if not errors:
+        allowed = ratelimit.take(db, {f"signup:ip:{client_key(client_address(request))}": limits.SIGNUP_RULES})
+        db.commit()  # the attempt counts even when the account cannot be made below
+    if not errors and not allowed:
         return render(request, "auth/signup.html", {"form": form, "errors": {
             "form": "Too many sign-ups from here. Try again in an hour."}}, status_code=429, user=user, db=db,
-            headers={"Retry-After": "3600"})
+            headers={"Retry-After": str(ratelimit.retry_after(limits.SIGNUP_RULES))})
     # An address that already has an account gets the same answer as a new one (the page must not
     # tell who has an account here); its owner is told by mail, and the new account gets no email.
     owner = db.exec(select(User).where(User.email == address)).first() if not errors else None

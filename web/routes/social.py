@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlmodel import Session
 
-from purchaseshare import limits, social
+from purchaseshare import limits, ratelimit, social
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
@@ -225,10 +225,10 @@ def comment(request: Request, handle: str, public_id: str, user: CurrentUser, db
     purchase, owner = _shared_or_404(db, handle, public_id)
     path = f"/u/{owner.handle}/p/{purchase.public_id}"
     # Each comment notifies (and may mail) the owner: a burst must not become a flood.
-    if not limits.take(db, {f"comment:user:{user.id}": limits.COMMENT_RULES}):
+    if not ratelimit.take(db, {f"comment:user:{user.id}": limits.COMMENT_RULES}):
         db.rollback()
         raise HTTPException(429, "You are commenting too fast. Wait a minute and try again.",
-                            headers={"Retry-After": str(limits.retry_after(limits.COMMENT_RULES))})
+                            headers={"Retry-After": str(ratelimit.retry_after(limits.COMMENT_RULES))})
     try:
         created = social.add_comment(db, user, purchase, body)
     except social.SocialError as exc:
