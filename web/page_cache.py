@@ -27,13 +27,13 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
-from anyio.lowlevel import RunVar
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web.sessions import SESSION_KEY, live_query
+from web.threads import reserved_threads
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +46,12 @@ REQUIRED_TRIGGERS = frozenset(f"cache_gen_{table}_{event}" for table in WATCHED_
                               for event in ("insert", "update", "delete"))
 _GENERATION_SQL = "SELECT value FROM cache_generation WHERE id = 1"
 _HEADERS_IN_KEY = (b"host", b"accept")
+
+
 # Reads over the network wait for this one thread, not for the shared pool's (which a burst may
 # fill): the reads are one at a time anyway (one connection, under a lock).
-_READ_THREAD: RunVar[anyio.CapacityLimiter] = RunVar("page_cache_read_thread")
-
-
 def _read_limiter() -> anyio.CapacityLimiter:
-    limiter = _READ_THREAD.get(None)
-    if limiter is None:
-        limiter = anyio.CapacityLimiter(1)
-        _READ_THREAD.set(limiter)
-    return limiter
+    return reserved_threads("page_cache_read_thread", 1)
 
 
 @dataclass(frozen=True, slots=True)

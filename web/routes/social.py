@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-from anyio.lowlevel import RunVar
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlmodel import Session
@@ -26,6 +25,7 @@ from web.deps import TEMPLATES, CurrentUser, DbDep, SettingsDep, flash, not_foun
 from web.forms import PageDep, object_id, owned_or_404, parse_id, see_other
 from web.routes.auth import safe_next
 from web.security import csrf_token
+from web.threads import reserved_threads
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,15 +38,8 @@ STREAM_MAX_SECONDS = 3600.0  # browsers reconnect (with Last-Event-ID) after thi
 # connections, counted in purchaseshare.db's pool margin): hundreds of open streams never take
 # the threads or connections the other requests need.
 STREAM_THREADS = 4
-_stream_threads: RunVar[anyio.CapacityLimiter] = RunVar("feed_stream_threads")
-
-
 def stream_threads() -> anyio.CapacityLimiter:
-    limiter = _stream_threads.get(None)
-    if limiter is None:
-        limiter = anyio.CapacityLimiter(STREAM_THREADS)
-        _stream_threads.set(limiter)
-    return limiter
+    return reserved_threads("feed_stream_threads", STREAM_THREADS)
 
 
 # --- context helpers for the public pages ---------------------------------------------------------
