@@ -180,12 +180,17 @@ def test_a_thousand_anonymous_requests_at_once_get_answers_and_the_server_stays_
     assert "QueuePool limit" not in site.server_log()
 
 
-def test_a_signed_in_burst_on_notifications(site):
-    shop(site)
+def signed_in_reader(site: Site) -> httpx.Cookies:
+    """The session cookies of a new user "reader", signed in."""
     site.make_user("reader")
     with site.client() as browser:
         site.log_in(browser, "reader")
-        cookies = browser.cookies
+        return browser.cookies
+
+
+def test_a_signed_in_burst_on_notifications(site):
+    shop(site)
+    cookies = signed_in_reader(site)
     with HealthProbe(site.url) as probe:
         answers = run_async(lambda: burst(site, [("/notifications", "text/html")] * BURST, cookies))
     statuses = check_answers(answers, "signed-in burst")
@@ -278,10 +283,7 @@ def _follow(site: Site, follower: str, followee: str) -> None:
 
 def test_three_hundred_live_feed_streams_at_once(site):
     shop(site)
-    site.make_user("reader")
-    with site.client() as browser:
-        site.log_in(browser, "reader")
-        cookies = browser.cookies
+    cookies = signed_in_reader(site)
     _follow(site, "reader", "demo")
     with HealthProbe(site.url) as probe:
         streams, during, delivered_in = run_async(lambda: streams_and_traffic(site, cookies))
