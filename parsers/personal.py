@@ -32,14 +32,16 @@ ADDRESS_LABEL = re.compile(
     re.IGNORECASE)
 # Street words by language, for an address line read by structure: "742 Evergreen Terrace",
 # "12 rue de la Paix", "Hauptstraße 5", "Calle Mayor 5", "Via Roma 12".
-STREET_WORDS = (r"street|st|road|rd|avenue|ave|av|lane|ln|drive|dr|terrace|ter|way|court|ct|place|pl|"
-                r"boulevard|blvd|close|crescent|cres|square|sq|highway|hwy|parkway|pkwy|row|mews|grove|"
-                r"gardens|walk|circle|cir|trail|trl|"
-                r"rue|avenue|boulevard|bd|chemin|all[ée]e|impasse|quai|route|cours|"
-                r"stra(?:ß|ss)e|str|weg|gasse|platz|allee|ring|damm|ufer|"
-                r"calle|c/|avenida|avda|plaza|paseo|camino|carretera|ronda|"
-                r"via|viale|piazza|corso|vicolo|largo|"
-                r"straat|laan|plein|gracht|kade")
+STREET_WORD_LIST = (
+    "street", "st", "road", "rd", "avenue", "ave", "av", "lane", "ln", "drive", "dr", "terrace", "ter", "way",
+    "court", "ct", "place", "pl", "boulevard", "blvd", "close", "crescent", "cres", "square", "sq", "highway",
+    "hwy", "parkway", "pkwy", "row", "mews", "grove", "gardens", "walk", "circle", "cir", "trail", "trl",
+    "rue", "bd", "chemin", "all\u00e9e", "allee", "impasse", "quai", "route", "cours",
+    "stra\u00dfe", "strasse", "str", "weg", "gasse", "platz", "ring", "damm", "ufer",
+    "calle", "c/", "avenida", "avda", "plaza", "paseo", "camino", "carretera", "ronda",
+    "via", "viale", "piazza", "corso", "vicolo", "largo",
+    "straat", "laan", "plein", "gracht", "kade")
+STREET_WORDS = "|".join(re.escape(word) for word in STREET_WORD_LIST)
 _NAME_WORD = r"[^\W\d_][\w'’.-]{0,30}+"
 STREET = re.compile(
     rf"\b\d{{1,5}}[a-z]?,? (?:{_NAME_WORD} ){{1,4}}?(?:{STREET_WORDS})\b\.?"  # 742 Evergreen Terrace
@@ -48,6 +50,24 @@ STREET = re.compile(
     rf"calle|avenida|plaza|paseo|via|viale|piazza|corso) (?:{_NAME_WORD} ){{0,3}}?{_NAME_WORD}\b"  # 12 rue de la Paix
     r"|\b[^\W\d_]{2,30}(?:stra(?:ß|ss)e|str\.|weg|gasse|platz|allee|straat|laan) \d{1,5}[a-z]?\b",  # Hauptstraße 5
     re.IGNORECASE)
+# STREET is the costliest pattern here (alternations tried at every word): a line gets it only when
+# one of its words is a street word or ends like a German/Dutch street name. Every match of STREET
+# holds such a word, so the filter never changes a result, only skips lines that cannot match.
+_STREET_WORD_SET = frozenset(STREET_WORD_LIST)
+# The endings of the last STREET alternative ("Hauptstraße 5"), as plain text.
+_STREET_SUFFIXES = ("straße", "strasse", "str", "weg", "gasse", "platz", "allee", "straat", "laan")
+_LETTER_RUN = re.compile(r"[^\W\d_]+")
+
+
+def street_in(text: str) -> re.Match[str] | None:
+    """STREET.search(text), skipping the search where no word could start a street."""
+    lowered = text.lower()
+    if "c/" in lowered or any(word in _STREET_WORD_SET or word.endswith(_STREET_SUFFIXES)
+                              for word in _LETTER_RUN.findall(lowered)):
+        return STREET.search(text)
+    return None
+
+
 # Postcodes: US ZIP(+4) after a state, UK, Canada, NL, and 4-5 digits before a town (most of Europe).
 POSTCODE = re.compile(
     r"\b[A-Z]{2},? \d{5}(?:-\d{4})?\b"
@@ -86,6 +106,9 @@ _FIELD_WORDS = frozenset({"phone", "telephone", "tel", "mobile", "email", "e-mai
 _ORDER_HINTS = ("order", "confirmation", "booking", "reservation", "invoice", "receipt", "bestell", "auftrag",
                 "commande", "pedido", "ordine", "bestel")
 _CARD_HINTS = ("end", "termin", "finiss", "eindig", "**", "xx", "••", "··")
+# The hints as one search each (a generator of `in` tests per line cost more than the rest of a line).
+_ORDER_HINT = re.compile("|".join(map(re.escape, _ORDER_HINTS)))
+_CARD_HINT = re.compile("|".join(map(re.escape, _CARD_HINTS)))
 _MONEY = re.compile(r"[£€$¥₹]|\d[.,]\d{2}\b|^\d{1,3}$")  # a price or quantity cell, not an address part
 # A line that ends an address block: a label, a money amount, a long sentence.
 _BLOCK_END = re.compile(r"^\S.{0,40}:$|[£€$¥₹]\s?\d|\d[.,]\d{2}\b|^(?:order|total|item|payment|qty)", re.IGNORECASE)
@@ -96,7 +119,7 @@ def looks_like_address(text: str) -> bool:
     Evergreen Terrace, Springfield OR 97403"): a street address together with a postcode, a
     comma-separated address or an address label. A street alone ("3 Pack Drive Belt") is not."""
     text = text[:MAX_LINE]
-    street = STREET.search(text)
+    street = street_in(text)
     if street is None:
         return ADDRESS_LABEL.match(text) is not None and bool(POSTCODE.search(text))
     after = text[street.end():]
@@ -132,14 +155,14 @@ def _read_line(terms: list[str], lines: list[str], index: int, line: str) -> Non
         greeting = GREETING.match(line)
         if greeting:
             _add_name(terms, greeting.group(1))
-    if any(word in lowered for word in _ORDER_HINTS):  # with the next line: "Order number:" above its value
+    if _ORDER_HINT.search(lowered):  # with the next line: "Order number:" above its value
         following = lines[index + 1] if index + 1 < len(lines) else ""
         terms += [found.group(1) or found.group(2) for found in ORDER_LABEL.finditer(f"{line}\n{following}")]
     if digits:
         for found in PHONE.finditer(line):
             if sum(char.isdigit() for char in found.group(1)) >= 6:
                 terms.append(found.group(1).strip())
-        if any(hint in lowered for hint in _CARD_HINTS):
+        if _CARD_HINT.search(lowered):
             terms += [found.group(1) for found in CARD_END.finditer(line)]
         terms += [found.group(0) for found in CARD_NUMBER.finditer(line)]
     label = ADDRESS_LABEL.match(line) if len(line) <= 120 else None
@@ -154,7 +177,7 @@ def _read_line(terms: list[str], lines: list[str], index: int, line: str) -> Non
             _add_name(terms, block[0].split(",")[0].split(" | ")[0])
         for address_line in block:
             _add_address(terms, address_line)
-    elif digits and len(line) <= 120 and STREET.search(line):
+    elif digits and len(line) <= 120 and street_in(line):
         _add_address(terms, line)
         if index + 1 < len(lines) and len(lines[index + 1]) <= 60 and POSTCODE.search(lines[index + 1]):
             _add_address(terms, lines[index + 1])
@@ -167,7 +190,7 @@ def _add_address(terms: list[str], line: str) -> None:
     terms.append(", ".join(parts))
     terms += parts
     for part in parts:
-        street = STREET.search(part)
+        street = street_in(part)
         if street:
             terms.append(street.group(0))
             terms.append(re.sub(r"^\d{1,5}[a-z]?,? |,? \d{1,5}[a-z]?$", "", street.group(0)))
