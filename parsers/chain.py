@@ -31,12 +31,12 @@ class ChainResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def run_chain(mail: Email) -> ChainResult:
+def run_chain(mail: Email, disabled: frozenset[str] = frozenset()) -> ChainResult:
     kind, confidence = classify(mail)
     spoken: list[Extraction] = []
     warnings: list[str] = []
 
-    for parser in candidates(mail):
+    for parser in candidates(mail, disabled):
         try:
             extraction = parser(mail).extract()
         except Exception as exc:  # one broken parser never loses an email

@@ -100,14 +100,16 @@ class ParseResult:
         }
 
 
-def run(raw: bytes, source: str | None = None) -> ParseResult:
-    """The whole pipeline on one email's bytes. Never raises."""
+def run(raw: bytes, source: str | None = None, disabled: frozenset[str] = frozenset()) -> ParseResult:
+    """The whole pipeline on one email's bytes. Never raises.
+
+    `disabled`: merchant parser slugs left out (parsers.registry.ALL_MERCHANTS: every one)."""
     problem = _refuse(raw)
     if problem:
         return ParseResult(source=source, status="error", error=problem, reason=problem)
     try:
         mail = unwrap(raw)
-        return _parse(mail, source)
+        return _parse(mail, source, disabled)
     except RecursionError:
         return ParseResult(source=source, status="error", error="email structure nested too deeply to read")
     except MemoryError:
@@ -129,8 +131,8 @@ def _refuse(raw: bytes) -> str | None:
     return None
 
 
-def _parse(mail: Email, source: str | None) -> ParseResult:
-    chain = run_chain(mail)
+def _parse(mail: Email, source: str | None, disabled: frozenset[str]) -> ParseResult:
+    chain = run_chain(mail, disabled)
     original = mail.original
     result = ParseResult(
         source=source,
@@ -204,10 +206,10 @@ def _sender_name(mail: Email) -> str | None:
     return domain.split(".")[0].capitalize() if domain else None
 
 
-def parse_file(path: str) -> ParseResult:
+def parse_file(path: str, disabled: frozenset[str] = frozenset()) -> ParseResult:
     try:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
         return ParseResult(source=path, status="error", error=f"cannot read file: {exc.strerror or exc}")
-    return run(raw, source=path)
+    return run(raw, source=path, disabled=disabled)
