@@ -1,14 +1,17 @@
-"""The parser chain: merchant parsers, then schema.org, then the generic fallback.
+"""The parser chain: merchant parsers, then schema.org, then the generic reader.
 
-First confident answer wins; the winner's gaps (merchant, order number, date, currency)
-are filled from the layers that also spoke (KItinerary's merge). A broken merchant
-parser is logged and skipped - it never loses the email.
+The first layer that read a purchase wins; its gaps are filled field by field from the
+layers that also spoke (KItinerary's merge), so a known merchant's new template degrades
+to generic quality, never to null. Amounts are only borrowed with the arithmetic behind
+them: a total that another layer checked, or one the winner's own items add up to. A
+broken merchant parser is logged and skipped - it never loses the email.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from parsers.classify import classify
 from parsers.generic import extract_generic
@@ -20,6 +23,7 @@ from parsers.schemaorg import extract_schemaorg
 log = logging.getLogger(__name__)
 
 _FILLABLE = ("merchant_name", "merchant_domain", "order_number", "order_date", "currency")
+_BREAKDOWN = ("subtotal", "shipping", "tax", "discount")
 _EXTRACTABLE = (Kind.ORDER, Kind.RECEIPT, Kind.REFUND, Kind.CANCELLATION)
 
 
@@ -49,27 +53,73 @@ def run_chain(mail: Email, disabled: frozenset[str] = frozenset()) -> ChainResul
         if extraction.has_purchase_data or extraction.kind is not None:
             break
 
-    if not any(e.has_purchase_data for e in spoken) and kind not in (Kind.SHIPPING, Kind.NEWSLETTER):
-        schema = extract_schemaorg(mail)
-        if schema is not None:
-            spoken.append(schema)
-            if schema.kind == Kind.SHIPPING and not spoken[0].kind:
-                kind = Kind.SHIPPING
-            elif schema.has_purchase_data and kind in (Kind.OTHER, Kind.NEWSLETTER):
-                kind = Kind.ORDER
-
-    if not any(e.has_purchase_data for e in spoken) and kind in _EXTRACTABLE:
-        generic = extract_generic(mail)
-        if generic is not None:
-            spoken.append(generic)
+    if not all(_complete(e) for e in spoken[:1]) or not spoken:
+        # Nothing read yet, or a merchant parser left gaps: the next layers may fill them.
+        if kind not in (Kind.SHIPPING, Kind.NEWSLETTER):
+            schema = extract_schemaorg(mail)
+            if schema is not None:
+                spoken.append(schema)
+                if schema.kind == Kind.SHIPPING and not spoken[0].kind:
+                    kind = Kind.SHIPPING
+                elif schema.has_purchase_data and kind in (Kind.OTHER, Kind.NEWSLETTER):
+                    kind = Kind.ORDER
+        if kind in _EXTRACTABLE and not any(_complete(e) for e in spoken):
+            generic = extract_generic(mail)
+            if generic is not None:
+                spoken.append(generic)
 
     winner = next((e for e in spoken if e.has_purchase_data), spoken[0] if spoken else None)
     if winner is not None:
         if kind == Kind.OTHER and winner.has_purchase_data and winner.parser.startswith("merchant:"):
             kind = Kind.ORDER  # the merchant's own parser read a purchase: trust it
         for other in spoken:
-            for name in _FILLABLE:
-                if getattr(winner, name) is None and getattr(other, name) is not None:
-                    setattr(winner, name, getattr(other, name))
+            if other is not winner:
+                merge(winner, other)
         confidence = winner.confidence if winner.has_purchase_data else confidence
     return ChainResult(kind=kind, confidence=confidence, extraction=winner, warnings=warnings)
+
+
+def _complete(extraction: Extraction) -> bool:
+    return bool(extraction.items) and extraction.total is not None
+
+
+def merge(winner: Extraction, other: Extraction) -> None:
+    """Fill the winner's empty fields from a layer that also read the email."""
+    for name in _FILLABLE:
+        if getattr(winner, name) is None and getattr(other, name) is not None:
+            setattr(winner, name, getattr(other, name))
+    borrowed: list[str] = []
+    if not winner.items and other.items and _agrees(other, winner.total):
+        winner.items = other.items
+        borrowed.append("items")
+    if winner.total is None and other.total is not None and (
+            other.sum_checked or _adds_up(winner, other.total) or "items" in borrowed):
+        winner.total = other.total
+        borrowed.append("total")
+    if "total" in borrowed or (other.sum_checked and other.total == winner.total):
+        for name in _BREAKDOWN:
+            if getattr(winner, name) is None and getattr(other, name) is not None:
+                setattr(winner, name, getattr(other, name))
+    if borrowed:
+        winner.warnings.append(f"{' and '.join(borrowed)} read by the {_layer_name(other)}")
+
+
+def _agrees(other: Extraction, total: Decimal | None) -> bool:
+    """Another layer's items may be taken when the winner has no total to contradict them,
+    or when that layer read the very same total."""
+    return total is None or other.total == total
+
+
+def _adds_up(winner: Extraction, total: Decimal) -> bool:
+    """The winner's own items (and breakdown) add up to this total."""
+    if not winner.items or any(item.line_total is None for item in winner.items):
+        return False
+    items = sum((item.line_total for item in winner.items), Decimal(0))  # type: ignore[misc]
+    extras = (winner.shipping or 0) + (winner.tax or 0) - (winner.discount or 0)
+    return total in (items, items + extras)
+
+
+def _layer_name(extraction: Extraction) -> str:
+    if extraction.parser == "schema_org":
+        return "schema.org layer"
+    return f"{extraction.parser} layer" if not extraction.parser.startswith("merchant:") else extraction.parser

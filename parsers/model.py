@@ -57,6 +57,9 @@ class Extraction:
     items: list[Item] = field(default_factory=list)
     kind: Kind | None = None  # a parser may know better than the classifier
     warnings: list[str] = field(default_factory=list)
+    # The layer checked its own arithmetic and it closed (items -> subtotal -> total): its
+    # amounts may fill another layer's gaps (parsers.chain).
+    sum_checked: bool = False
 
     @property
     def has_purchase_data(self) -> bool:

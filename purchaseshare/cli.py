@@ -24,17 +24,45 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debu
 def parse(
     paths: Annotated[list[Path], typer.Argument(help="Raw email files (.eml), or bare .html/.txt bodies")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per input (JSON Lines)")] = False,
+    no_merchant_parsers: Annotated[bool, typer.Option(
+        "--no-merchant-parsers", help="Schema.org and generic layers only: what an unknown shop gets")] = False,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="One file: the generic reader's candidate amounts, scores and chosen sum")] = False,
 ) -> None:
     """Run the extraction pipeline on each file; never writes to the database."""
+    from parsers.registry import ALL_MERCHANTS
     from purchaseshare.pipeline import parse_file
 
+    disabled = ALL_MERCHANTS if no_merchant_parsers else frozenset()
+    if explain:
+        if len(paths) != 1:
+            typer.echo("error: --explain reads exactly one file", err=True)
+            raise typer.Exit(2)
+        _explain(paths[0], disabled)
+        return
     for path in paths:
-        result = parse_file(str(path))
+        result = parse_file(str(path), disabled=disabled)
         if as_json:
             sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         else:
             _print_summary(result)
         sys.stdout.flush()
+
+
+def _explain(path: Path, disabled: frozenset[str]) -> None:
+    """What the generic reader saw in one email, then what the whole pipeline made of it."""
+    from parsers.generic import explain
+    from parsers.unwrap import unwrap
+    from purchaseshare.pipeline import parse_file
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        typer.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(explain(unwrap(raw)))
+    typer.echo("")
+    _print_summary(parse_file(str(path), disabled=disabled))
 
 
 @app.command("new-merchant")

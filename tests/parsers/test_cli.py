@@ -78,3 +78,13 @@ def test_console_script_usage_error():
     done = subprocess.run([*_console_script(), "parse", "--json"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 2
     assert done.stdout == ""
+
+
+def test_no_merchant_parsers_reads_a_known_shop_with_the_other_layers():
+    fixture = sorted((ROOT / "fixtures" / "emails" / "steam").glob("*.eml"))[0]
+    with_parsers = CliRunner().invoke(app, ["parse", "--json", str(fixture)])
+    without = CliRunner().invoke(app, ["parse", "--json", "--no-merchant-parsers", str(fixture)])
+    assert with_parsers.exit_code == 0 and without.exit_code == 0, without.output
+    assert json.loads(with_parsers.stdout)["parser"] == "merchant:steam"
+    assert json.loads(without.stdout)["parser"] in ("schema_org", "generic", None)
+
