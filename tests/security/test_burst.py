@@ -42,7 +42,7 @@ class Answer:
     error: str = ""
 
 
-def _probe(url: str, stop, results) -> None:
+def _probe(url: str, stop, ready, results) -> None:
     """Asks /healthz on a new connection every 50 ms (as a load balancer would) until `stop` is set.
     In a process of its own: the test's own busy event loop must not slow the measurement."""
     latencies: list[tuple[float, float]] = []  # (when it was asked, seconds to the answer)
@@ -57,6 +57,7 @@ def _probe(url: str, stop, results) -> None:
             except httpx.HTTPError as exc:
                 failures.append(repr(exc))
             latencies.append((began, time.monotonic() - began))
+            ready.set()
             stop.wait(0.05)
     results.put((latencies, failures))
 
@@ -67,15 +68,19 @@ class HealthProbe:
     def __init__(self, url: str) -> None:
         context = multiprocessing.get_context("spawn")
         self.stop = context.Event()
+        self.ready = context.Event()
         self.results = context.Queue()
-        self.process = context.Process(target=_probe, args=(url, self.stop, self.results), daemon=True)
+        self.process = context.Process(target=_probe, args=(url, self.stop, self.ready, self.results),
+                                       daemon=True)
         self.latencies: list[tuple[float, float]] = []
         self.failures: list[str] = []
         self.window = (0.0, 0.0)
 
     def __enter__(self) -> HealthProbe:
         self.process.start()
-        time.sleep(1.0)  # started and probing before the burst
+        # Probing before the burst: a spawned interpreter can take seconds to start on a busy machine.
+        if not self.ready.wait(60):
+            raise RuntimeError("the /healthz probe process did not start")
         self.window = (time.monotonic(), 0.0)
         return self
 
