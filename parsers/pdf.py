@@ -28,6 +28,7 @@ COLUMN_GAP = "    "
 # A gap wider than this many line heights between two characters on a line separates columns:
 # word spaces are ~0.25, columns several heights apart.
 _COLUMN_GAP_HEIGHTS = 1.0
+_SPACE_HEIGHTS = 0.1  # letters of a word touch; a word space is ~0.24 line heights
 _CACHE_KEY = "pdf_text"
 
 # PDFium is not thread-safe and the workers run threads: one reader at a time.
@@ -111,7 +112,7 @@ def _read_part(name: str, part: email.message.Message, budget: int) -> tuple[lis
     base64 = str(part.get("content-transfer-encoding", "")).strip().lower() == "base64"
     size = len(encoded) * 3 // 4 if base64 else len(encoded)
     if size > MAX_BYTES:
-        return [], [f"PDF {name}: not read, {size // 1_000_000} MB is over the {MAX_BYTES // 1_000_000} MB limit"]
+        return [], [f"PDF {name}: not read, {size // 1000} kB is over the {MAX_BYTES // 1000} kB limit"]
     try:
         data = part.get_payload(decode=True)
     except Exception:  # a broken transfer encoding
@@ -149,13 +150,15 @@ def pdf_lines(data: bytes, budget: int = MAX_CHARS) -> tuple[list[str], list[str
 
     lines: list[str] = []
     warnings: list[str] = []
+    if b"%%EOF" not in data[-1024:]:  # PDFium may still rebuild what is there: say it is partial
+        warnings.append("the file is cut short (no end marker)")
     with _PDFIUM_LOCK:
         try:
             document = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as error:
             if error.err_code == pdfium.raw.FPDF_ERR_PASSWORD:
-                return [], ["encrypted with a password, not read"]
-            return [], ["broken or not a PDF, not read"]
+                return [], [*warnings, "encrypted with a password, not read"]
+            return [], [*warnings, "broken or not a PDF, not read"]
         try:
             pages = len(document)
             if pages > MAX_PAGES:
@@ -187,33 +190,74 @@ def _page_lines(document: object, number: int) -> list[str]:
     try:
         count = textpage.count_chars()
         chars = [chr(raw.FPDFText_GetUnicode(textpage.raw, i) or 32) for i in range(count)]
-        lines: list[str] = []
-        current: list[str] = []
-        last = -1  # index of the line's last visible character
-        gap = False  # whitespace since it
+        boxes = _Boxes(textpage)
+        rows: list[_Row] = []
+        row: _Row | None = None
+        gap = False  # whitespace since the row's last character
         for i, char in enumerate(chars):
             if char in "\r\n":
-                if current:
-                    lines.append("".join(current))
-                current, last, gap = [], -1, False
+                row, gap = None, False
             elif char.isspace():
-                gap = last >= 0
+                gap = row is not None
             else:
-                if gap:
-                    current.append(COLUMN_GAP if _far_apart(textpage, last, i) else " ")
-                current.append(char)
-                last, gap = i, False
-        if current:
-            lines.append("".join(current))
-        return [line.strip() for line in lines if line.strip()]
+                if row is None:
+                    row = _Row(boxes=boxes, first=i, last=i)
+                    rows.append(row)
+                elif gap:
+                    row.parts.append(boxes.separator(row.last, i) or " ")  # a space char was there
+                row.parts.append(char)
+                row.last, gap = i, False
+        return _joined(rows)
     finally:
         textpage.close()
         page.close()
 
 
-def _far_apart(textpage: object, left: int, right: int) -> bool:
-    """Characters `left` and `right` (a space between them) sit in different columns."""
-    left_box = textpage.get_charbox(left, loose=True)  # type: ignore[attr-defined]
-    right_box = textpage.get_charbox(right, loose=True)  # type: ignore[attr-defined]
-    height = max(left_box[3] - left_box[1], right_box[3] - right_box[1])
-    return right_box[0] - left_box[2] > height * _COLUMN_GAP_HEIGHTS
+class _Boxes:
+    """Characters' loose boxes (left, bottom, right, top: the font's whole line height)."""
+
+    def __init__(self, textpage: object) -> None:
+        self.textpage = textpage
+
+    def __call__(self, index: int) -> tuple[float, float, float, float]:
+        return self.textpage.get_charbox(index, loose=True)  # type: ignore[attr-defined]
+
+    def separator(self, left: int, right: int) -> str:
+        """What stands between two characters of a line that PDFium broke: nothing when they
+        touch (it breaks glyph-by-glyph text after every glyph), a space, or a column gap."""
+        left_box, right_box = self(left), self(right)
+        height = max(left_box[3] - left_box[1], right_box[3] - right_box[1])
+        distance = right_box[0] - left_box[2]
+        if distance > height * _COLUMN_GAP_HEIGHTS:
+            return COLUMN_GAP
+        return " " if distance > height * _SPACE_HEIGHTS else ""
+
+    def same_row(self, left: int, right: int) -> bool:
+        """`right` stands on the same baseline as `left`, to its right."""
+        left_box, right_box = self(left), self(right)
+        height = max(left_box[3] - left_box[1], right_box[3] - right_box[1], 1.0)
+        return (abs(left_box[1] - right_box[1]) < height * 0.3 and abs(left_box[3] - right_box[3]) < height * 0.3
+                and right_box[0] >= left_box[2] - height * 0.1)
+
+
+@dataclass
+class _Row:
+    boxes: _Boxes
+    first: int  # indexes of the first and last visible characters
+    last: int
+    parts: list[str] = field(default_factory=list)
+
+
+def _joined(rows: list[_Row]) -> list[str]:
+    """The rows as lines, each joined to the one before when PDFium broke a table row in two
+    (it starts a line at a lone number under a header row: "Salmon maki" / "2    €9.80")."""
+    lines: list[str] = []
+    previous: _Row | None = None
+    for row in rows:
+        if previous is not None and row.boxes.same_row(previous.last, row.first):
+            lines[-1] += row.boxes.separator(previous.last, row.first) + "".join(row.parts)
+            previous.last = row.last
+            continue
+        lines.append("".join(row.parts))
+        previous = row
+    return [line.strip() for line in lines if line.strip()]

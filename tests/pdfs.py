@@ -36,6 +36,7 @@ class Text:
     text: str
     size: float = 10
     per_glyph: bool = False  # one text operator per character, as some invoice generators write
+    hidden: bool = False  # in an empty /ActualText span: how Chrome's PDF writer marks a fake-bold copy
 
 
 def rows(*lines: str | tuple[str, ...], top: float = 780, left: float = 56, column: float = 150,
@@ -58,6 +59,8 @@ def _escape(text: str) -> bytes:
 def _content(texts: list[Text]) -> bytes:
     out = io.BytesIO()
     for run in texts:
+        if run.hidden:
+            out.write(b"/Span << /ActualText () >> BDC\n")
         if run.per_glyph:
             x = run.x
             for char in run.text:
@@ -65,6 +68,8 @@ def _content(texts: list[Text]) -> bytes:
                 x += _advance(char, run.size)
         else:
             out.write(b"BT /F1 %.2f Tf %.2f %.2f Td (%s) Tj ET\n" % (run.size, run.x, run.y, _escape(run.text)))
+        if run.hidden:
+            out.write(b"EMC\n")
     return out.getvalue()
 
 
