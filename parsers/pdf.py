@@ -14,11 +14,14 @@ never an exception. A ticket or boarding pass is not taken for a receipt.
 from __future__ import annotations
 
 import email.message
+import logging
 import re
 import threading
 from dataclasses import dataclass, field
 
 from parsers.message import Email, walk_own_parts
+
+log = logging.getLogger(__name__)
 
 MAX_BYTES = 5_000_000  # real invoices are 20-500 kB; past this a file is a brochure or a scan
 MAX_PAGES = 5
@@ -38,7 +41,7 @@ _PDFIUM_LOCK = threading.Lock()
 _RECEIPT_WORDS = re.compile(
     r"\b(?:invoice|receipt|rechnung|quittung|beleg|kassenbon|kaufbeleg|facture|re[çc]u|ticket de caisse|"
     r"factura|recibo|fattura|ricevuta|scontrino|factuur|kassabon|kwitantie|fatura|nota fiscal|"
-    r"kvitto|faktura|kvittering|kvittering|paragon|rachunek)\b", re.IGNORECASE)
+    r"kvitto|faktura|kvittering|paragon|rachunek)\b", re.IGNORECASE)
 _TOTAL_WORDS = re.compile(
     r"\b(?:total|totale|totaal|totalt|gesamt\w*|summe|betrag|montant|importe|summa|razem|suma)\b",
     re.IGNORECASE)
@@ -109,8 +112,8 @@ def _read_part(name: str, part: email.message.Message, budget: int) -> tuple[lis
     if not isinstance(encoded, str):
         return [], [f"PDF {name}: not a file part"]
     # Judge the size on the encoded text, so an oversized file is never decoded.
-    base64 = str(part.get("content-transfer-encoding", "")).strip().lower() == "base64"
-    size = len(encoded) * 3 // 4 if base64 else len(encoded)
+    is_base64 = str(part.get("content-transfer-encoding", "")).strip().lower() == "base64"
+    size = len(encoded) * 3 // 4 if is_base64 else len(encoded)
     if size > MAX_BYTES:
         return [], [f"PDF {name}: not read, {size // 1000} kB is over the {MAX_BYTES // 1000} kB limit"]
     try:
@@ -144,8 +147,8 @@ def _not_a_receipt(text: str) -> str | None:
 
 
 def pdf_lines(data: bytes, budget: int = MAX_CHARS) -> tuple[list[str], list[str]]:
-    """The visible lines of a PDF (first MAX_PAGES pages, about `budget` characters) and
-    warnings; ([], [reason]) for an encrypted, broken or text-less file."""
+    """The visible lines of a PDF (first MAX_PAGES pages, at most `budget` characters) and
+    warnings; ([], [reason]) for an encrypted, broken or text-less file. Never raises."""
     import pypdfium2 as pdfium  # only emails with a PDF attached pay for this import
 
     lines: list[str] = []
@@ -163,16 +166,16 @@ def pdf_lines(data: bytes, budget: int = MAX_CHARS) -> tuple[list[str], list[str
             pages = len(document)
             if pages > MAX_PAGES:
                 warnings.append(f"{pages} pages, read the first {MAX_PAGES}")
+            used = 0
             for number in range(min(pages, MAX_PAGES)):
-                page_lines = _page_lines(document, number)
-                used = sum(len(line) for line in lines)
-                for line in page_lines:
+                for line in _page_lines(document, number, budget - used):
                     used += len(line)
                     if used > budget:
                         warnings.append(f"text cut at {budget} characters")
                         return lines, warnings
                     lines.append(line)
-        except pdfium.PdfiumError:
+        except Exception:  # PDFium or its bindings on a damaged page: keep the pages before it
+            log.debug("PDF page unreadable", exc_info=True)
             warnings.append("broken page, read what came before it")
         finally:
             document.close()
@@ -181,20 +184,19 @@ def pdf_lines(data: bytes, budget: int = MAX_CHARS) -> tuple[list[str], list[str
     return lines, warnings
 
 
-def _page_lines(document: object, number: int) -> list[str]:
-    """One page's text lines, runs far apart on a line joined by COLUMN_GAP."""
-    import pypdfium2.raw as raw
-
+def _page_lines(document: object, number: int, budget: int) -> list[str]:
+    """One page's text lines (about `budget` characters at most), runs far apart on a line
+    joined by COLUMN_GAP."""
     page = document[number]  # type: ignore[index]
     textpage = page.get_textpage()
     try:
-        count = textpage.count_chars()
-        chars = [chr(raw.FPDFText_GetUnicode(textpage.raw, i) or 32) for i in range(count)]
+        # Line breaks and spaces are characters too: read twice the budget, not the whole page.
+        chars = _characters(textpage, min(textpage.count_chars(), 2 * budget + 2))
         boxes = _Boxes(textpage)
         rows: list[_Row] = []
         row: _Row | None = None
         gap = False  # whitespace since the row's last character
-        for i, char in enumerate(chars):
+        for i, char in chars:
             if char in "\r\n":
                 row, gap = None, False
             elif char.isspace():
@@ -211,6 +213,22 @@ def _page_lines(document: object, number: int) -> list[str]:
     finally:
         textpage.close()
         page.close()
+
+
+def _characters(textpage: object, count: int) -> list[tuple[int, str]]:
+    """(index, character) for the page's first `count` characters: UTF-16 surrogate pairs
+    joined, control characters and PDFium's "no character" codes dropped."""
+    import pypdfium2.raw as raw
+
+    codes = [raw.FPDFText_GetUnicode(textpage.raw, i) for i in range(count)]  # type: ignore[attr-defined]
+    chars = []
+    for i, code in enumerate(codes):
+        if 0xD800 <= code < 0xDC00 and i + 1 < count and 0xDC00 <= codes[i + 1] < 0xE000:
+            code = 0x10000 + ((code - 0xD800) << 10) + codes[i + 1] - 0xDC00
+        elif 0xD800 <= code < 0xE000 or code in (0xFFFE, 0xFFFF) or (code < 32 and code not in (9, 10, 13)):
+            continue  # the second half of a pair, or no character
+        chars.append((i, chr(code)))
+    return chars
 
 
 class _Boxes:
