@@ -297,3 +297,41 @@ def test_the_corpus_pdf_only_invoice_reads_its_rows() -> None:
     assert f"Gesamt{COLUMN_GAP}7,00 € (EUR)" in got.lines
     assert f"USt., 7%{COLUMN_GAP}0,46 € (EUR)" in got.lines
     assert any(line.endswith(f"{COLUMN_GAP}2{COLUMN_GAP}3,27 € (EUR){COLUMN_GAP}6,54 € (EUR)") for line in got.lines)
+
+
+def test_a_price_list_is_not_read_as_a_receipt() -> None:
+    data = make_pdf([rows("Price list 2024", ("Widget", "€12.00"), ("Gadget", "€19.50"))])
+    got = attachment_text(one_pdf(data, "prices.pdf"))
+    assert got.lines == []
+    assert got.warnings == ["PDF prices.pdf: not read as the receipt, it names no invoice, receipt or total"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_damaged_pdf_never_raises(seed: int) -> None:
+    rng = random.Random(seed)
+    table, _, _ = invoice(rng, rng.choice(sorted(LANGUAGES)))
+    data = bytearray(make_pdf([rows(*table), rows(*table)]))
+    for _ in range(rng.randint(1, 30)):  # overwrite, delete or duplicate a few bytes anywhere
+        at = rng.randrange(len(data))
+        action = rng.choice(("set", "cut", "copy"))
+        if action == "set":
+            data[at] = rng.randrange(256)
+        elif action == "cut":
+            del data[at:at + rng.randint(1, 40)]
+        else:
+            data[at:at] = data[at:at + rng.randint(1, 40)]
+    got = attachment_text(one_pdf(bytes(data)))
+    assert all(w.startswith("PDF invoice.pdf: ") for w in got.warnings)
+    assert got.files == (["invoice.pdf"] if got.lines else [])
+
+
+def test_threads_read_pdfs_at_the_same_time() -> None:
+    # PDFium is not thread-safe and the workers run threads: the module serialises its use.
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(3)
+    tables = [invoice(rng, language) for language in sorted(LANGUAGES) * 4]
+    datas = [make_pdf([rows(*table)] * 3) for table, _, _ in tables]
+    expected = [pdf_lines(data) for data in datas]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(pdf_lines, datas)) == expected
