@@ -224,7 +224,8 @@ def test_an_invoice_for_tickets_is_a_receipt() -> None:
 
 
 def test_a_pdf_without_amounts_is_not_read() -> None:
-    data = make_pdf([rows("Terms and conditions", "1. Scope", "These terms apply to every order.")])
+    data = make_pdf([rows("Terms and conditions of sale", "Invoice terms, valid from 24.07.23", "1. Scope",
+                          "These terms apply to every order, total or partial.")])
     got = attachment_text(one_pdf(data, "terms.pdf"))
     assert got.lines == [] and got.warnings == ["PDF terms.pdf: not read as the receipt, it holds no amount"]
 
@@ -335,3 +336,22 @@ def test_threads_read_pdfs_at_the_same_time() -> None:
     expected = [pdf_lines(data) for data in datas]
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(pdf_lines, datas)) == expected
+
+
+def test_characters_outside_the_bmp_keep_the_text_aligned_with_pdfium_indexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # PDFium counts "€5 🎁 gift" as 10 UTF-16 units; its decoded text is one shorter, so each
+    # index is read alone and the pair joined, one string character per PDFium index.
+    import pypdfium2.raw as raw
+
+    units = "€5 \ud83c\udf81 gift"
+
+    class TextPage:
+        raw = None
+
+        def get_text_range(self, index: int, count: int) -> str:
+            return units.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+
+    monkeypatch.setattr(raw, "FPDFText_GetUnicode", lambda _, i: ord(units[i]))
+    text = pdf._page_text(TextPage(), len(units))
+    assert len(text) == len(units)
+    assert text == "€5 🎁\x00 gift" and text.translate(pdf._NO_CHARACTER) == "€5 🎁 gift"
