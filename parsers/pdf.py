@@ -44,12 +44,13 @@ _PDFIUM_LOCK = threading.Lock()
 # Vocabularies, per language (en, de, fr, es, it, nl, pt, sv/da/no, pl).
 _RECEIPT_WORDS = re.compile(
     r"\b(?:invoice|receipt|rechnung\w*|\w*quittung|\w*beleg|kassenbon|facture|re[çc]u|ticket de caisse|"
-    r"factura|recibo|fattura|ricevuta|scontrino|factuur|kassabon|kwitantie|fatura|nota fiscal|"
+    r"ticket de (?:compra|venta)|factura|recibo|fattura|ricevuta|scontrino|factuur|kassabon|kwitantie|fatura|nota fiscal|"
     r"kvitto|faktura|kvittering|paragon|rachunek)\b", re.IGNORECASE)
 _TOTAL_WORDS = re.compile(
     r"\b(?:total|totale|totaal|totalt|gesamt\w*|summe|betrag|montant|importe|summa|razem|suma)\b",
     re.IGNORECASE)
-# A boarding pass is never a receipt, whatever else it says.
+# A boarding pass is never a receipt, whatever else it says: found in its first lines.
+_TITLE_LINES = 3
 _BOARDING_WORDS = re.compile(
     r"\b(?:boarding[ -]?(?:pass|card)|bordkarte|carte d.embarquement|tarjeta de embarque|"
     r"carta d.imbarco|instapkaart|boardingkort|karta pokładowa|cart[aã]o de embarque)\b", re.IGNORECASE)
@@ -130,17 +131,19 @@ def _read_part(name: str, part: email.message.Message, budget: int) -> tuple[lis
     warnings = [f"PDF {name}: {w}" for w in warnings]
     if not lines:
         return [], warnings
-    skip = _not_a_receipt("\n".join(lines))
+    skip = _not_a_receipt(lines)
     if skip:
         return [], [*warnings, f"PDF {name}: not read as the receipt, {skip}"]
     return lines, warnings
 
 
-def _not_a_receipt(text: str) -> str | None:
-    """Why this PDF is not an invoice or receipt; None when it reads as one."""
-    if _BOARDING_WORDS.search(text):
-        return "it is a boarding pass"
+def _not_a_receipt(lines: list[str]) -> str | None:
+    """Why this PDF is not an invoice or receipt; None when it reads as one. A boarding pass
+    says so in its title; an e-ticket receipt may only mention one further down."""
+    text = "\n".join(lines)
     receipt = _RECEIPT_WORDS.search(text)
+    if _BOARDING_WORDS.search("\n".join(lines[:_TITLE_LINES])) or (not receipt and _BOARDING_WORDS.search(text)):
+        return "it is a boarding pass"
     if not receipt and _TICKET_WORDS.search(text):
         return "it is a ticket"
     if not _AMOUNT.search(text):

@@ -217,6 +217,18 @@ def test_a_ticket_is_not_taken_for_the_receipt(title: str) -> None:
     assert got.lines == [] and got.warnings == ["PDF ticket.pdf: not read as the receipt, it is a ticket"]
 
 
+def test_a_receipt_that_mentions_a_boarding_pass_is_read() -> None:
+    data = make_pdf([rows("Flight receipt", ("Fare", "$120.00"), ("Taxes", "$14.50"), ("Total", "$134.50"),
+                          "Print your boarding pass at check-in.")])
+    got = attachment_text(one_pdf(data))
+    assert got.files == ["invoice.pdf"] and generic_total(got.lines) == Decimal("134.50")
+
+
+def test_a_spanish_purchase_ticket_is_a_receipt() -> None:
+    data = make_pdf([rows("Ticket de compra", ("Pan", "1,20 €"), ("Total", "1,20 €"))])
+    assert attachment_text(one_pdf(data)).files == ["invoice.pdf"]
+
+
 def test_an_invoice_for_tickets_is_a_receipt() -> None:
     data = make_pdf([rows("Invoice", ("2 x Concert ticket", "€80.00"), ("Total", "€80.00"))])
     got = attachment_text(one_pdf(data))
