@@ -31,6 +31,8 @@ MAX_BYTES = 5_000_000  # real invoices are 20-500 kB; past this a file is a broc
 MAX_PAGES = 5
 MAX_CHARS = 50_000  # text read per email, over every file
 MAX_FILES = 3
+MAX_TEXT_OBJECTS = 5_000  # per file (worst case ~0.45 s); a real invoice page has a few hundred
+_MAX_OBJECTS = 200_000  # of any kind (paths, images) looked at on a page
 COLUMN_GAP = "    "
 # A gap wider than this many line heights between two characters on a line separates columns:
 # word spaces are ~0.25, columns several heights apart.
@@ -173,9 +175,19 @@ def pdf_lines(data: bytes, budget: int = MAX_CHARS) -> tuple[list[str], list[str
             pages = len(document)
             if pages > MAX_PAGES:
                 warnings.append(f"{pages} pages, read the first {MAX_PAGES}")
-            used = 0
+            used = objects = 0
             for number in range(min(pages, MAX_PAGES)):
-                for line in _page_lines(document, number, budget - used):
+                page = document[number]
+                try:
+                    objects += _text_objects(page, MAX_TEXT_OBJECTS - objects)
+                    if objects > MAX_TEXT_OBJECTS:
+                        warnings.append(f"page {number + 1} is too complex (over {MAX_TEXT_OBJECTS} text "
+                                        "objects in the pages read), read the pages before it")
+                        break
+                    page_lines = _page_lines(page, budget - used)
+                finally:
+                    page.close()
+                for line in page_lines:
                     used += len(line)
                     if used > budget:
                         warnings.append(f"text cut at {budget} characters")
@@ -191,11 +203,34 @@ def pdf_lines(data: bytes, budget: int = MAX_CHARS) -> tuple[list[str], list[str
     return lines, warnings
 
 
-def _page_lines(document: object, number: int, budget: int) -> list[str]:
+def _text_objects(page: object, limit: int) -> int:
+    """How many text objects the page draws, counted up to just past `limit`: PDFium's text
+    layer costs the square of the text objects that overlap on a line (5,000 such take
+    0.4 s), so a page past the limit is not read. Text inside forms (XObjects) counts too."""
+    import pypdfium2.raw as raw
+
+    count = seen = 0
+    stack: list[tuple[object, bool]] = [(page.raw, True)]  # type: ignore[attr-defined]
+    while stack:
+        handle, is_page = stack.pop()
+        size = raw.FPDFPage_CountObjects(handle) if is_page else raw.FPDFFormObj_CountObjects(handle)
+        for index in range(size):
+            seen += 1
+            if count > limit or seen > _MAX_OBJECTS:  # a page of a million paths: as costly
+                return limit + 1
+            item = raw.FPDFPage_GetObject(handle, index) if is_page else raw.FPDFFormObj_GetObject(handle, index)
+            kind = raw.FPDFPageObj_GetType(item)
+            if kind == raw.FPDF_PAGEOBJ_TEXT:
+                count += 1
+            elif kind == raw.FPDF_PAGEOBJ_FORM:
+                stack.append((item, False))
+    return count
+
+
+def _page_lines(page: object, budget: int) -> list[str]:
     """One page's text lines (about `budget` characters at most), runs far apart on a line
     joined by COLUMN_GAP."""
-    page = document[number]  # type: ignore[index]
-    textpage = page.get_textpage()
+    textpage = page.get_textpage()  # type: ignore[attr-defined]
     try:
         # Line breaks and spaces are characters too: read twice the budget, not the whole page.
         text = _page_text(textpage, min(textpage.count_chars(), 2 * budget + 2))
@@ -213,7 +248,6 @@ def _page_lines(document: object, number: int, budget: int) -> list[str]:
         return _joined(rows)
     finally:
         textpage.close()
-        page.close()
 
 
 _LINE = re.compile(r"[^\r\n]+")

@@ -73,19 +73,25 @@ def _content(texts: list[Text]) -> bytes:
     return out.getvalue()
 
 
-def make_pdf(pages: list[list[Text]]) -> bytes:
-    """A valid PDF 1.4 file: one page per list of text runs."""
+def make_pdf(pages: list[list[Text]], in_form: bool = False) -> bytes:
+    """A valid PDF 1.4 file: one page per list of text runs; `in_form`: each page draws its
+    text through a form XObject (as templated invoices do) rather than directly."""
     objects: list[bytes] = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"",  # the page tree, once the page numbers are known
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
     ]
+    fonts = b"<< /Font << /F1 3 0 R >> >>"
     page_refs = []
     for texts in pages:
-        stream = _content(texts)
+        stream, resources = _content(texts), fonts
+        if in_form:
+            objects.append(b"<< /Type /XObject /Subtype /Form /BBox [0 0 %d %d] /Resources %s /Length %d >>\n"
+                           b"stream\n%s\nendstream" % (PAGE_WIDTH, PAGE_HEIGHT, fonts, len(stream), stream))
+            stream, resources = b"q /Fm1 Do Q", b"<< /XObject << /Fm1 %d 0 R >> >>" % len(objects)
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Contents %d 0 R "
-                       b"/Resources << /Font << /F1 3 0 R >> >> >>" % (PAGE_WIDTH, PAGE_HEIGHT, len(objects)))
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Contents %d 0 R /Resources %s >>"
+                       % (PAGE_WIDTH, PAGE_HEIGHT, len(objects), resources))
         page_refs.append(b"%d 0 R" % len(objects))
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(page_refs), len(page_refs))
     out = io.BytesIO()

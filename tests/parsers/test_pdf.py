@@ -142,6 +142,23 @@ def test_pages_past_the_limit_are_not_read_and_say_so() -> None:
     assert f"Invoice page {pdf.MAX_PAGES + 1}" not in got.lines
 
 
+@pytest.mark.parametrize("in_form", [False, True])
+def test_a_page_with_too_many_text_objects_is_not_read(monkeypatch: pytest.MonkeyPatch, in_form: bool) -> None:
+    # PDFium's text layer costs the square of the text objects overlapping on a line: bounded.
+    monkeypatch.setattr(pdf, "MAX_TEXT_OBJECTS", 40)
+    first = rows("Invoice", ("Item", "€4.00"), ("Total", "€4.00"))
+    crowded = [Text(56 + (n % 10) * 11, 400, "Invoice 12,00") for n in range(41)]
+    got = attachment_text(one_pdf(make_pdf([first, crowded, first], in_form=in_form)))
+    assert got.lines == ["Invoice", f"Item{COLUMN_GAP}€4.00", f"Total{COLUMN_GAP}€4.00"]
+    assert got.warnings == ["PDF invoice.pdf: page 2 is too complex (over 40 text objects in the pages read), "
+                            "read the pages before it"]
+
+
+def test_text_drawn_through_a_form_is_read() -> None:
+    got = attachment_text(one_pdf(make_pdf([rows("Invoice", ("Total", "€4.00"))], in_form=True)))
+    assert got.lines == ["Invoice", f"Total{COLUMN_GAP}€4.00"] and got.warnings == []
+
+
 def test_text_past_the_character_cap_is_cut_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pdf, "MAX_CHARS", 60)
     got = attachment_text(one_pdf(make_pdf([rows("Invoice", *[("Item", f"{n},00 €") for n in range(1, 30)])])))
