@@ -21,6 +21,7 @@ import itertools
 import logging
 import re
 import threading
+import zlib
 from dataclasses import dataclass, field
 
 from parsers.message import Email, walk_own_parts
@@ -32,7 +33,8 @@ MAX_PAGES = 5
 MAX_CHARS = 50_000  # text read per email, over every file
 MAX_FILES = 3
 MAX_TEXT_OBJECTS = 5_000  # per file (worst case ~0.45 s); a real invoice page has a few hundred
-_MAX_OBJECTS = 200_000  # of any kind (paths, images) looked at on a page
+_MAX_OBJECTS = 50_000  # of any kind (paths, images) looked at on a page (~5 µs each)
+MAX_INFLATED = 10_000_000  # bytes of decompressed streams; an invoice has a few hundred kB
 COLUMN_GAP = "    "
 # A gap wider than this many line heights between two characters on a line separates columns:
 # word spaces are ~0.25, columns several heights apart.
@@ -164,6 +166,8 @@ def pdf_lines(data: bytes, budget: int = MAX_CHARS) -> tuple[list[str], list[str
     warnings: list[str] = []
     if b"%%EOF" not in data[-1024:]:  # PDFium may still rebuild what is there: say it is partial
         warnings.append("the file is cut short (no end marker)")
+    if _inflated_size(data, MAX_INFLATED) > MAX_INFLATED:
+        return [], [*warnings, f"over {MAX_INFLATED // 1_000_000} MB once decompressed, not read"]
     with _PDFIUM_LOCK:
         try:
             document = pdfium.PdfDocument(data)
@@ -201,6 +205,34 @@ def pdf_lines(data: bytes, budget: int = MAX_CHARS) -> tuple[list[str], list[str
     if not lines and not warnings:
         warnings.append("no text layer (a scan or an image), not read")
     return lines, warnings
+
+
+def _inflated_size(data: bytes, limit: int) -> int:
+    """The size of the file's compressed streams once inflated (images aside: reading text
+    never decodes them), counted up to just past `limit`. PDFium parses a page's content in
+    full when it loads it, so a 300 kB file that inflates to 100 MB would hold it seconds."""
+    total = 0
+    for found in _STREAM.finditer(data):
+        head = data[max(0, found.start() - 1000):found.start()]
+        if _IMAGE.search(head, head.rfind(b"obj")):  # in this object's dictionary, not the one before
+            continue
+        inflater = zlib.decompressobj()
+        position = found.end()
+        try:
+            while not inflater.eof and position < len(data) and total <= limit:
+                total += len(inflater.decompress(data[position:position + 65536], limit + 1 - total))
+                position += 65536
+                while inflater.unconsumed_tail and total <= limit:  # output capped: go on with it
+                    total += len(inflater.decompress(inflater.unconsumed_tail, limit + 1 - total))
+        except zlib.error:  # not Flate (or broken): PDFium reads it as it can, no dearer
+            continue
+        if total > limit:
+            break
+    return total
+
+
+_STREAM = re.compile(rb"(?<!end)stream\r?\n")
+_IMAGE = re.compile(rb"/Subtype\s*/Image")
 
 
 def _text_objects(page: object, limit: int) -> int:

@@ -8,6 +8,7 @@ text operator, a cut file).
 from __future__ import annotations
 
 import io
+import zlib
 from dataclasses import dataclass
 
 PAGE_WIDTH, PAGE_HEIGHT = 595, 842  # A4 in points
@@ -73,9 +74,11 @@ def _content(texts: list[Text]) -> bytes:
     return out.getvalue()
 
 
-def make_pdf(pages: list[list[Text]], in_form: bool = False) -> bytes:
+def make_pdf(pages: list[list[Text]], in_form: bool = False, filler: int = 0, image: int = 0) -> bytes:
     """A valid PDF 1.4 file: one page per list of text runs; `in_form`: each page draws its
-    text through a form XObject (as templated invoices do) rather than directly."""
+    text through a form XObject (as templated invoices do) rather than directly. `filler`
+    bytes of comments end each page's content, and an `image` of that many bytes is drawn,
+    both Flate-compressed (a file that inflates far past its size)."""
     objects: list[bytes] = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"",  # the page tree, once the page numbers are known
@@ -85,11 +88,22 @@ def make_pdf(pages: list[list[Text]], in_form: bool = False) -> bytes:
     page_refs = []
     for texts in pages:
         stream, resources = _content(texts), fonts
+        if image:
+            pixels = zlib.compress(bytes(image), 9)
+            objects.append(b"<< /Type /XObject /Subtype /Image /Width %d /Height 1 /ColorSpace /DeviceGray "
+                           b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream"
+                           % (image, len(pixels), pixels))
+            stream += b"q 100 0 0 1 56 56 cm /Im1 Do Q\n"
+            resources = b"<< /Font << /F1 3 0 R >> /XObject << /Im1 %d 0 R >> >>" % len(objects)
         if in_form:
             objects.append(b"<< /Type /XObject /Subtype /Form /BBox [0 0 %d %d] /Resources %s /Length %d >>\n"
                            b"stream\n%s\nendstream" % (PAGE_WIDTH, PAGE_HEIGHT, fonts, len(stream), stream))
             stream, resources = b"q /Fm1 Do Q", b"<< /XObject << /Fm1 %d 0 R >> >>" % len(objects)
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+        if filler:
+            stream = zlib.compress(stream + b"% padding\n" * (filler // 10), 9)
+            objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(stream), stream))
+        else:
+            objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
         objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Contents %d 0 R /Resources %s >>"
                        % (PAGE_WIDTH, PAGE_HEIGHT, len(objects), resources))
         page_refs.append(b"%d 0 R" % len(objects))

@@ -159,6 +159,22 @@ def test_text_drawn_through_a_form_is_read() -> None:
     assert got.lines == ["Invoice", f"Total{COLUMN_GAP}€4.00"] and got.warnings == []
 
 
+def test_a_file_that_inflates_past_the_limit_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf, "MAX_INFLATED", 2_000_000)
+    data = make_pdf([rows("Invoice", ("Total", "€4.00"))], filler=3_000_000)
+    assert len(data) < 30_000
+    got = attachment_text(one_pdf(data))
+    assert got.lines == [] and got.warnings == ["PDF invoice.pdf: over 2 MB once decompressed, not read"]
+
+
+def test_compressed_content_and_images_within_the_limit_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf, "MAX_INFLATED", 2_000_000)
+    # an image inflating past the limit does not count: reading text never decodes it
+    data = make_pdf([rows("Invoice", ("Total", "€4.00"))], filler=1_000_000, image=3_000_000)
+    got = attachment_text(one_pdf(data))
+    assert got.lines == ["Invoice", f"Total{COLUMN_GAP}€4.00"] and got.warnings == []
+
+
 def test_text_past_the_character_cap_is_cut_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pdf, "MAX_CHARS", 60)
     got = attachment_text(one_pdf(make_pdf([rows("Invoice", *[("Item", f"{n},00 €") for n in range(1, 30)])])))
