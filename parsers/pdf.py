@@ -9,9 +9,12 @@ horizontal gap between two runs on one line becomes COLUMN_GAP, so "Total" and "
 stay on one line and still read as two cells (the plain-text reader splits cells on runs of
 spaces).
 
-Bounded: files over MAX_BYTES are skipped before they are decoded, at most MAX_PAGES pages
-and MAX_CHARS characters are read; an encrypted, broken or non-PDF file gives a warning,
-never an exception. A ticket or boarding pass is not taken for a receipt.
+Bounded (each bound a warning, never an exception): a file over MAX_BYTES is skipped before
+it is decoded, one whose streams inflate past MAX_INFLATED before PDFium parses it; at most
+MAX_FILES files, MAX_PAGES pages, MAX_TEXT_OBJECTS text objects per file and MAX_CHARS
+characters per email are read. An encrypted, broken or non-PDF file gives a warning too. A
+ticket or boarding pass is not taken for a receipt, nor a PDF that names no invoice, receipt
+or total. PDFium is not thread-safe: one file is read at a time per process.
 """
 
 from __future__ import annotations
@@ -172,7 +175,7 @@ def pdf_lines(data: bytes, budget: int = MAX_CHARS) -> tuple[list[str], list[str
         try:
             document = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as error:
-            if error.err_code == pdfium.raw.FPDF_ERR_PASSWORD:
+            if error.err_code in (pdfium.raw.FPDF_ERR_PASSWORD, pdfium.raw.FPDF_ERR_SECURITY):
                 return [], [*warnings, "encrypted with a password, not read"]
             return [], [*warnings, "broken or not a PDF, not read"]
         try:
