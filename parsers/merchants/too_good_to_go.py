@@ -3,24 +3,28 @@
 What is bought is a surprise bag ("Überraschungstüte") from one store listing; the email names
 the listing ("Nordsee - Spandauer Straße (Snacks)"), the count and the price of all bags. The
 date it prints is the pickup date, not the order date, so order_date stays the email's date.
-The invoice email carries its amount and items only in the attached PDF, read with pypdf.
+The invoice email carries its amount and items only in the attached PDF (parsers.pdf: one line
+per row, cells COLUMN_GAP apart).
 """
 
-import io
 import re
 from datetime import date
 from decimal import Decimal
 from functools import cached_property
 
 from parsers.base import FieldNotFound, Item, Kind, MerchantParser
+from parsers.pdf import COLUMN_GAP, attachment_text
 
 AMOUNT = r"(?:[$£€]\s?)?\d[\d.,]*(?:\s?(?:€|£|kr|zł|CHF|Kč|Ft))?(?: \([A-Z]{3}\))?"
 # "Bestell-ID: too38e9h7io" (also "Bestell-ID:\n<id>" in 2025, "Bestell-ID rio3sec8wgb" in the PDF)
 ORDER_ID = r"(?:Bestell-ID|Order ID|Order-ID)\s*:?\s*([A-Za-z0-9]{6,})\b"
 # "Gesamtpreis: 4,00 €" / "Gesamtpreis:\n11,40 €" / "Total price: £3.50"
 PRICE = rf"(?:Gesamtpreis|Total price|Total)\s*:\s*({AMOUNT})"
-# PDF: "Gesamt\n7,00 € (EUR)" (the table header also says "Gesamt", followed by a name)
-PDF_TOTAL = re.compile(rf"^(?:Gesamt|Total)\n({AMOUNT})$", re.M)
+# PDF table cells: on one line COLUMN_GAP apart ("Gesamt    7,00 € (EUR)"), or one per line
+# where the PDF draws each cell on a line of its own ("Gesamt\n7,00 € (EUR)").
+CELL = rf"(?:{COLUMN_GAP}|\n)"
+# the table header also says "Gesamt", followed by a column name, not an amount
+PDF_TOTAL = re.compile(rf"^(?:Gesamt|Total){CELL}({AMOUNT})$", re.M)
 # "Du hast deine Bestellung storniert (id)" / "You have cancelled your order (id)"
 CANCELLED = re.compile(r"storniert|cancell?ed|annulée?", re.I)
 # "Deine Rechnung von Too Good To Go" / "Die Rechnung für deine Bestellung <id> ist an diese E-Mail angehängt"
@@ -48,7 +52,7 @@ class TooGoodToGoParser(MerchantParser):
 
     @cached_property
     def _pdf(self) -> str:
-        return "\n".join(pdf_text(data) for data in self.mail.attachments("application/pdf"))
+        return attachment_text(self.mail).text
 
     def order_number(self) -> str:
         for text in (self.text, self._pdf):
@@ -64,8 +68,8 @@ class TooGoodToGoParser(MerchantParser):
                                           flags=re.M, text=self._pdf))
 
     def items(self) -> list[Item]:
-        if self._pdf:  # PDF rows: description, quantity, unit price, line total, one per line
-            rows = re.findall(rf"^(.+)\n(\d+)\n({AMOUNT})\n({AMOUNT})$", self._pdf, re.M)
+        if self._pdf:  # PDF rows: description, quantity, unit price, line total
+            rows = re.findall(rf"^(.+?){CELL}(\d+){CELL}({AMOUNT}){CELL}({AMOUNT})$", self._pdf, re.M)
             if rows:
                 return [Item(name, int(qty), self.money(unit), self.money(line)) for name, qty, unit, line in rows]
         # "Wir bestätigen hiermit deine Bestellung bei <listing>." / "... your order at <listing>!"
@@ -78,8 +82,8 @@ class TooGoodToGoParser(MerchantParser):
         return self.money(found.group(1) if found else self.search_text(PRICE))
 
     def tax(self) -> Decimal:
-        # PDF: "USt., 7%\n0,46 € (EUR)" - one line per VAT rate
-        taxes = re.findall(rf"^(?:USt\.|MwSt\.|VAT|TVA)[^\n]*%\n({AMOUNT})$", self._pdf, re.M)
+        # PDF: "USt., 7%    0,46 € (EUR)" - one line per VAT rate
+        taxes = re.findall(rf"^(?:USt\.|MwSt\.|VAT|TVA)[^\n]*?%{CELL}({AMOUNT})$", self._pdf, re.M)
         if not taxes:
             raise FieldNotFound("tax")
         return sum((self.money(t) for t in taxes), Decimal(0))
@@ -89,13 +93,3 @@ class TooGoodToGoParser(MerchantParser):
         found = re.search(r"\d \S+ \(([A-Z]{3})\)", self._pdf)
         return found.group(1) if found else super().currency()
 
-
-def pdf_text(data: bytes) -> str:
-    """The text layer of a PDF attachment; "" when it is not readable (scanned or broken)."""
-    from pypdf import PdfReader  # only merchants that send PDF invoices pay for this import
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        return "\n".join(page.extract_text() or "" for page in reader.pages[:5])
-    except Exception:  # pypdf raises many kinds of errors on broken files: no text then
-        return ""
