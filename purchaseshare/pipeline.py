@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from parsers.chain import run_chain
+from parsers.currency import currency_of
 from parsers.message import Email
 from parsers.model import Extraction, Item, Kind
 from parsers.normalize import (
@@ -20,7 +21,6 @@ from parsers.normalize import (
     normalize_items,
     reconcile,
     registrable_domain,
-    resolve_currency,
 )
 from parsers.personal import personal_terms
 from parsers.unwrap import unwrap
@@ -186,7 +186,10 @@ def _fill(result: ParseResult, extraction: Extraction, mail: Email, domain: str 
     result.shipping = extraction.shipping
     result.tax = extraction.tax
     result.discount = extraction.discount
-    result.currency = resolve_currency(extraction.currency, domain=domain, language=mail.language)
+    priced = extraction.total is not None or any(item.line_total is not None for item in items)
+    if extraction.currency or priced:  # a currency matters only beside an amount
+        result.currency, currency_warnings = currency_of(extraction.currency, mail, domain)
+        result.warnings += currency_warnings
     result.warnings += extraction.warnings + reconcile(extraction)
 
 
