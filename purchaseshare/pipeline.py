@@ -169,7 +169,7 @@ def _parse(mail: Email, source: str | None, disabled: frozenset[str]) -> ParseRe
             result.reason = "looks like an order or receipt, but no parser could read its items or total"
     else:
         result.parser = extraction.parser if extraction is not None and extracting else None
-        result.reason = f"recognised as {chain.kind.value}, not a purchase"
+        result.reason = chain.reason or f"recognised as {chain.kind.value}, not a purchase"
     if result.order_date is None and result.status == "purchase" and original.date:
         result.order_date = original.date.date()
     return result
