@@ -195,14 +195,18 @@ def _ends_in_space(group: str) -> bool:
 
 
 _NOTICES = _load_notices()
-_LETTERS = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
+_WORDS = re.compile(r"\w{4,}")  # digits in a word do no harm: no stem starts with one
 
 
 def _candidate_phrases(text: str) -> list[tuple[str, re.Pattern[str]]]:
     """The notice phrases whose stem starts one of the text's words, in vocabulary order."""
-    stems = set()
-    for word in set(_LETTERS.findall(text)):
-        stems.update(stem for stem in _NOTICES.by_head.get(word[:4], ()) if word.startswith(stem))
+    by_head, stems = _NOTICES.by_head, set()
+    for word in set(_WORDS.findall(text)):
+        heads = by_head.get(word[:4])
+        if heads:
+            stems.update(stem for stem in heads if word.startswith(stem))
+    if not stems:
+        return []
     return [pair for stem in _NOTICES.phrases if stem in stems for pair in _NOTICES.phrases[stem]]
 
 
