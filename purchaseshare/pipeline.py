@@ -14,6 +14,7 @@ from typing import Any
 
 from parsers.chain import run_chain
 from parsers.currency import currency_of
+from parsers.merchant_evidence import merchant_from_body
 from parsers.message import Email
 from parsers.model import Extraction, Item, Kind
 from parsers.normalize import (
@@ -152,11 +153,12 @@ def _parse(mail: Email, source: str | None, disabled: frozenset[str]) -> ParseRe
     extraction = chain.extraction
     claimed = extraction.merchant_domain if extraction else None  # "" = the parser knows there is none
     domain = registrable_domain(mail.sender_domain if claimed is None else claimed)
-    result.merchant = {
-        "name": (extraction.merchant_name if extraction else None) or _sender_name(mail),
-        "domain": domain,
-    }
+    name = (extraction.merchant_name if extraction else None) or _sender_name(mail)
     extracting = chain.kind in (Kind.ORDER, Kind.RECEIPT, Kind.REFUND, Kind.CANCELLATION)
+    if extracting and claimed is None and domain is None and not (original.from_addr or original.from_name):
+        guessed_name, domain = merchant_from_body(mail)  # a bare body, or a forward that lost its From
+        name = name or guessed_name
+    result.merchant = {"name": name, "domain": domain}
     if extraction is not None and extracting:
         _fill(result, extraction, mail, domain)
         result.personal = personal_terms(mail, result.order_number)
