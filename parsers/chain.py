@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from parsers.classify import classify
+from parsers.classify import classify, notice_reason
 from parsers.generic import extract_generic
 from parsers.message import Email
 from parsers.model import Extraction, Kind
@@ -33,10 +33,14 @@ class ChainResult:
     confidence: float
     extraction: Extraction | None
     warnings: list[str] = field(default_factory=list)
+    reason: str | None = None  # why a notice that names a price is not a purchase
 
 
 def run_chain(mail: Email, disabled: frozenset[str] = frozenset()) -> ChainResult:
     kind, confidence = classify(mail)
+    notice = notice_reason(mail) if kind in (Kind.ORDER, Kind.RECEIPT, Kind.OTHER) else None
+    if notice is not None:  # a renewal reminder, a quote, an abandoned cart: nothing was charged
+        kind, confidence = Kind.OTHER, 0.7
     spoken: list[Extraction] = []
     warnings: list[str] = []
 
@@ -61,7 +65,7 @@ def run_chain(mail: Email, disabled: frozenset[str] = frozenset()) -> ChainResul
                 spoken.append(schema)
                 if schema.kind == Kind.SHIPPING and not spoken[0].kind:
                     kind = Kind.SHIPPING
-                elif schema.has_purchase_data and kind in (Kind.OTHER, Kind.NEWSLETTER):
+                elif schema.has_purchase_data and kind in (Kind.OTHER, Kind.NEWSLETTER) and notice is None:
                     kind = Kind.ORDER
         if kind in _EXTRACTABLE and not any(_complete(e) for e in spoken):
             generic = extract_generic(mail)
@@ -76,7 +80,8 @@ def run_chain(mail: Email, disabled: frozenset[str] = frozenset()) -> ChainResul
             if other is not winner:
                 merge(winner, other)
         confidence = winner.confidence if winner.has_purchase_data else confidence
-    return ChainResult(kind=kind, confidence=confidence, extraction=winner, warnings=warnings)
+    reason = notice if kind == Kind.OTHER else None  # a merchant parser may have read a purchase after all
+    return ChainResult(kind=kind, confidence=confidence, extraction=winner, warnings=warnings, reason=reason)
 
 
 def _complete(extraction: Extraction) -> bool:

@@ -7,6 +7,9 @@ bare shipping notice is recognised here so that no parser invents items for it.
 from __future__ import annotations
 
 import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
 
 from parsers.message import Email
 from parsers.model import Kind
@@ -117,3 +120,123 @@ def classify_body(text: str) -> tuple[Kind, float]:
     if _BODY_NEWSLETTER_LOWER.search(head):
         return Kind.NEWSLETTER, 0.4
     return Kind.OTHER, 0.3
+
+
+# --- Notices that name a price but charge nothing (vocabulary: vocab/notices.toml) -------
+NOTICE_HEAD_CHARS = 1500  # a notice says what it is at the top; a receipt's renewal note sits below
+_PURCHASE_BODY_CHARS = 60000
+_NOTICES_FILE = Path(__file__).with_name("vocab") / "notices.toml"
+# A subject naming a receipt or an invoice keeps the email a purchase unless the subject itself is a notice.
+_RECEIPT_SUBJECT = re.compile(
+    r"\breceipt\b|\breçu\b|quittung|\bbeleg\b|recibo|ricevuta|kvitto|paragon|\binvoice\b|facture|rechnung|"
+    r"factura|fattura|factuur|fatura|faktura|payment (?:received|confirmation)|order confirm|"
+    r"bestellbestätigung|confirmation de commande|bevestiging|bekräftelse|potwierdzenie"
+)
+
+
+@dataclass(frozen=True)
+class _Notices:
+    phrases: dict[str, tuple[tuple[str, re.Pattern[str]], ...]]  # stem -> (kind, phrase) with that stem
+    by_head: dict[str, tuple[str, ...]]  # the stems by their first four letters
+    reasons: dict[str, str]  # kind -> the reason shown
+    unvetoed: frozenset[str]  # kinds that purchase phrases do not overrule (a seller's sale notice)
+    purchase: re.Pattern[str]  # money was taken or an order stands
+
+
+def _load_notices() -> _Notices:
+    with open(_NOTICES_FILE, "rb") as handle:
+        vocab = tomllib.load(handle)
+    phrases: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {}
+    reasons, unvetoed = {}, set()
+    for kind, entry in vocab["notice"].items():
+        reasons[kind] = entry.pop("reason")
+        if not entry.pop("vetoed_by_purchase", True):
+            unvetoed.add(kind)
+        for values in entry.values():
+            for phrase in values:
+                stem = phrase_stem(phrase)
+                phrases[stem] = (*phrases.get(stem, ()), (kind, re.compile(phrase)))
+    by_head: dict[str, tuple[str, ...]] = {}
+    for stem in phrases:
+        by_head[stem[:4]] = (*by_head.get(stem[:4], ()), stem)
+    purchase = re.compile("|".join(phrase for values in vocab["purchase"].values() for phrase in values))
+    return _Notices(phrases, by_head, reasons, frozenset(unvetoed), purchase)
+
+
+_STEM_WORD = re.compile(r"(?<![^\s\x01])[^\W\d_]{4,}(?![?*{])", re.UNICODE)
+
+
+def phrase_stem(phrase: str) -> str:
+    """A word every match of `phrase` holds at a word start: its longest run of four or more
+    letters outside any group or class, not made optional by a quantifier, after a space or
+    after an optional group whose every branch ends in a space. Only the phrases whose stem
+    starts a word of the text are tried (250 phrases on every email cost milliseconds)."""
+    flat: list[str] = []
+    depth, opened = 0, 0
+    for index, char in enumerate(phrase):
+        if char in "([":
+            depth, opened = depth + 1, index if depth == 0 else opened
+        flat.append(char if depth == 0 else "\x00")
+        if char in ")]":
+            depth -= 1
+            if depth == 0 and char == ")" and _ends_in_space(phrase[opened + 1:index]):
+                flat[-1] = "\x01"  # a group that always ends in a space: a word starts after it
+    text = re.sub(r"\x01\?", "\x01", "".join(flat))
+    words = _STEM_WORD.findall(text)
+    if not words or "|" in text:
+        raise ValueError(f"notice phrase needs a required word of four letters and no top-level |: {phrase!r}")
+    return max(words, key=len)
+
+
+def _ends_in_space(group: str) -> bool:
+    """Each branch of a group body ('?:te |le ') ends in a space (nested groups: not known)."""
+    body = group[2:] if group.startswith("?:") else group
+    return "(" not in body and all(branch.endswith(" ") for branch in body.split("|"))
+
+
+_NOTICES = _load_notices()
+_WORDS = re.compile(r"\w{4,}")  # digits in a word do no harm: no stem starts with one
+
+
+def _candidate_phrases(text: str) -> list[tuple[str, re.Pattern[str]]]:
+    """The notice phrases whose stem starts one of the text's words, in vocabulary order."""
+    by_head, stems = _NOTICES.by_head, set()
+    for word in set(_WORDS.findall(text)):
+        heads = by_head.get(word[:4])
+        if heads:
+            stems.update(stem for stem in heads if word.startswith(stem))
+    if not stems:
+        return []
+    return [pair for stem in _NOTICES.phrases if stem in stems for pair in _NOTICES.phrases[stem]]
+
+
+def _first_notice(text: str, phrases: list[tuple[str, re.Pattern[str]]]) -> str | None:
+    return next((kind for kind, pattern in phrases if pattern.search(text)), None)
+
+
+def notice_reason(mail: Email) -> str | None:
+    """Why this email is a notice that charged nothing (renewal reminder, quote, abandoned
+    cart...), or None. A notice phrase in the subject or the head of the body counts unless
+    the email also says money was taken or an order stands ("amount charged", "thank you
+    for your order") or, for a phrase in the body only, the subject names a receipt: a
+    receipt that mentions its next renewal stays a receipt. A seller's sale notice is never
+    a purchase, whatever else it says."""
+    subject = (mail.original.subject or "")[:SUBJECT_CHARS].lower()
+    head = mail.body_text[:NOTICE_HEAD_CHARS].lower()
+    phrases = _candidate_phrases(f"{subject}\n{head}")
+    if not phrases:
+        return None
+    kind = _first_notice(subject, phrases)
+    in_subject = kind is not None
+    if kind is None:
+        kind = _first_notice(head, phrases)
+        if kind is None:
+            return None
+    if kind in _NOTICES.unvetoed:
+        return _NOTICES.reasons[kind]
+    if not in_subject and _RECEIPT_SUBJECT.search(subject):
+        return None  # "Your receipt": the body's notice phrase is a side note
+    purchase = _NOTICES.purchase
+    if purchase.search(subject) or purchase.search(mail.body_text[:_PURCHASE_BODY_CHARS].lower()):
+        return None
+    return _NOTICES.reasons[kind]

@@ -13,6 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from parsers.chain import run_chain
+from parsers.currency import currency_of
+from parsers.merchant_evidence import merchant_from_body
 from parsers.message import Email
 from parsers.model import Extraction, Item, Kind
 from parsers.normalize import (
@@ -20,7 +22,6 @@ from parsers.normalize import (
     normalize_items,
     reconcile,
     registrable_domain,
-    resolve_currency,
 )
 from parsers.personal import personal_terms
 from parsers.unwrap import unwrap
@@ -152,11 +153,12 @@ def _parse(mail: Email, source: str | None, disabled: frozenset[str]) -> ParseRe
     extraction = chain.extraction
     claimed = extraction.merchant_domain if extraction else None  # "" = the parser knows there is none
     domain = registrable_domain(mail.sender_domain if claimed is None else claimed)
-    result.merchant = {
-        "name": (extraction.merchant_name if extraction else None) or _sender_name(mail),
-        "domain": domain,
-    }
+    name = (extraction.merchant_name if extraction else None) or _sender_name(mail)
     extracting = chain.kind in (Kind.ORDER, Kind.RECEIPT, Kind.REFUND, Kind.CANCELLATION)
+    if extracting and claimed is None and domain is None and not (original.from_addr or original.from_name):
+        guessed_name, domain = merchant_from_body(mail)  # a bare body, or a forward that lost its From
+        name = name or guessed_name
+    result.merchant = {"name": name, "domain": domain}
     if extraction is not None and extracting:
         _fill(result, extraction, mail, domain)
         result.personal = personal_terms(mail, result.order_number)
@@ -169,7 +171,7 @@ def _parse(mail: Email, source: str | None, disabled: frozenset[str]) -> ParseRe
             result.reason = "looks like an order or receipt, but no parser could read its items or total"
     else:
         result.parser = extraction.parser if extraction is not None and extracting else None
-        result.reason = f"recognised as {chain.kind.value}, not a purchase"
+        result.reason = chain.reason or f"recognised as {chain.kind.value}, not a purchase"
     if result.order_date is None and result.status == "purchase" and original.date:
         result.order_date = original.date.date()
     return result
@@ -186,7 +188,10 @@ def _fill(result: ParseResult, extraction: Extraction, mail: Email, domain: str 
     result.shipping = extraction.shipping
     result.tax = extraction.tax
     result.discount = extraction.discount
-    result.currency = resolve_currency(extraction.currency, domain=domain, language=mail.language)
+    priced = extraction.total is not None or any(item.line_total is not None for item in items)
+    if extraction.currency or priced:  # a currency matters only beside an amount
+        result.currency, currency_warnings = currency_of(extraction.currency, mail, domain)
+        result.warnings += currency_warnings
     result.warnings += extraction.warnings + reconcile(extraction)
 
 
