@@ -32,6 +32,7 @@ from web.images import image_key, image_src
 from web.limits import BodyLimit
 from web.overload import Overload
 from web.page_cache import GenerationReader, PageCache
+from web.reading import total_in_doubt
 from web.security import csrf_protect
 from web.sessions import SESSION_KEY
 
@@ -87,6 +88,7 @@ def public_card(context: Any, view: PublicPurchase) -> Markup:
 
 TEMPLATES.env.globals["public_card"] = public_card
 TEMPLATES.env.globals["image_src"] = image_src
+TEMPLATES.env.globals["total_in_doubt"] = total_in_doubt  # owner lists only
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> FastAPI:

@@ -41,6 +41,7 @@ from web.forms import (
     see_other,
     text_field,
 )
+from web.reading import reading
 
 router = APIRouter(include_in_schema=False)
 
@@ -199,6 +200,7 @@ def _purchase_page(request: Request, user: User, db: Session, purchase: Purchase
         "purchase": purchase, "items": items, "hidden_items": hidden, "emails": source, "values": values,
         "errors": errors or [], "max_items": MAX_ITEMS,
         "public_path": f"/u/{user.handle}/p/{purchase.public_id}" if public else None, "subject": decoded_subject,
+        "read": reading(purchase),
     }, status_code=status_code, user=user, db=db)
 
 
