@@ -14,6 +14,7 @@ from sqlmodel import Session, col, func, select
 from purchaseshare import gmail, limits, ratelimit
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
+from purchaseshare.limits import TEXT_MAX
 from purchaseshare.mailer import queue_mail
 from purchaseshare.models import OutboxMail, RawEmail, SenderAddress, User
 from purchaseshare.users import (
@@ -161,8 +162,8 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
                             "letter or digit.")
     elif not handle_free(db, wanted):  # handles are public: saying so reveals nothing
         errors["handle"] = f"The handle {wanted} is taken. Choose another."
-    if len(form["display_name"]) > 80:
-        errors["display_name"] = "Use at most 80 characters."
+    if len(form["display_name"]) > TEXT_MAX["display_name"]:
+        errors["display_name"] = f"Use at most {TEXT_MAX['display_name']} characters."
     address = form["email"].lower()
     if not EMAIL_ADDRESS.fullmatch(address) or len(address) > 320:
         errors["email"] = "Enter an email address, like you@example.org."
