@@ -216,7 +216,9 @@ def unlike(handle: str, public_id: str, user: CurrentUser, db: DbDep, next: Opti
 
 @router.post("/u/{handle}/p/{public_id}/comments")
 def comment(request: Request, handle: str, public_id: str, user: CurrentUser, db: DbDep, settings: SettingsDep,
-            body: OptionalText = ""):
+            body: Annotated[str, Form(max_length=social.COMMENT_MAX * 2)] = ""):
+    # Twice the limit bounds the raw field (line breaks arrive as CR LF); the limit itself is
+    # checked below, counted as the form counts it.
     purchase, owner = _shared_or_404(db, handle, public_id)
     path = f"/u/{owner.handle}/p/{purchase.public_id}"
     if typed_length(body) > social.COMMENT_MAX:
@@ -275,7 +277,7 @@ def notifications_read(user: CurrentUser, db: DbDep, upto: OptionalText = ""):
 
 @router.post("/items/{item_id}/review")
 def review(request: Request, item_id: str, user: CurrentUser, db: DbDep, rating: OptionalText = "",
-           body: OptionalText = ""):
+           body: Annotated[str, Form(max_length=social.REVIEW_MAX * 2)] = ""):
     found = social.reviewable_item(db, user, object_id(item_id))
     if found is None:  # not yours, not bought, or not shared: the same answer
         raise not_found()
