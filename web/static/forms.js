@@ -9,7 +9,8 @@ document.addEventListener("DOMContentLoaded", () => {
     const counter = document.createElement("span");
     counter.className = "muted counter";
     counter.setAttribute("aria-live", "polite");
-    area.insertAdjacentElement("afterend", counter);
+    // After the label holding the area, if any: the count is not part of the field's name.
+    (area.closest("label") || area).insertAdjacentElement("afterend", counter);
     const update = () => {
       const length = area.value.replace(/\r\n/g, "\n").trim().length;
       const over = length - limit;
