@@ -54,7 +54,7 @@ def test_words_for_layers_levels_and_stored_warnings():
 def test_owner_sees_layer_confidence_and_warnings(settings, client, alice):
     purchase_id = receive(settings, alice, AMAZON).purchase_id
     page = text_of(client.get(f"/purchases/{purchase_id}", headers=HTML).text)
-    assert "How sure the reading is" in page and "read by the Amazon parser" in page
+    assert "How sure the reading is" in page and "Read by the Amazon parser,\n    confidence" in page
     assert ">high</strong>" in page and 'title="confidence score 0.95"' in page
     assert "check this total" not in page and "No warnings" in page
 
@@ -64,7 +64,7 @@ def test_owner_sees_layer_confidence_and_warnings(settings, client, alice):
     other = f"schema.org: unreadable JSON-LD block skipped ({rng.randint(1, 9)})"
     set_reading(settings, purchase_id, parser="generic", confidence=0.42, warnings=json.dumps([other, doubt]))
     page = text_of(client.get(f"/purchases/{purchase_id}", headers=HTML).text)
-    assert "read by the generic reader" in page and ">low</strong>" in page
+    assert "Read by the generic reader" in page and ">low</strong>" in page
     assert 'title="confidence score 0.42"' in page
     assert other in page and page.count(doubt) == 2  # in the list, and in the box beside the total
     # The doubt sits right after the total, with what to check.
@@ -74,7 +74,7 @@ def test_owner_sees_layer_confidence_and_warnings(settings, client, alice):
 
     set_reading(settings, purchase_id, parser="schema_org", confidence=0.6, warnings=json.dumps(["total not read"]))
     page = text_of(client.get(f"/purchases/{purchase_id}", headers=HTML).text)
-    assert "from schema.org data" in page and ">medium</strong>" in page
+    assert "From schema.org data" in page and ">medium</strong>" in page
     assert "The total was not read: enter it" in page
 
 
