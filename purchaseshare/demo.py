@@ -49,6 +49,18 @@ class DemoInfo:
     private: int = 0  # demo's purchases still in the inbox
 
 
+def drop_folder(settings: Settings) -> Path:
+    """Where the demo picks up .eml files (for the demo account)."""
+    return settings.data_dir.resolve() / "drop"
+
+
+def is_demo(settings: Settings) -> bool:
+    """The app runs on a data dir `purchaseshare demo` seeded, and no mail can leave (no SMTP_URL).
+    Only then do pages say what a real site must not: a verification link on the page instead of
+    in a mail, the drop folder instead of a forwarding address nothing can reach."""
+    return not settings.smtp_url and (settings.data_dir / SEEDED_MARKER).is_file()
+
+
 def _read_or_create(path: Path, make) -> str:
     """A small secret kept in the data dir (0600), generated once."""
     if path.exists():
@@ -92,7 +104,7 @@ def seed(settings: Settings, *, fixtures: Path = FIXTURES, timeout_s: float = 18
     migrate(settings)
     data_dir = settings.data_dir.resolve()
     password = _read_or_create(data_dir / PASSWORD_FILE, lambda: secrets.token_urlsafe(12))
-    drop_dir = data_dir / "drop"
+    drop_dir = drop_folder(settings)
     (drop_dir / "done").mkdir(parents=True, exist_ok=True)
 
     with session_scope(settings) as session:

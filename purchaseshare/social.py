@@ -20,6 +20,7 @@ from sqlmodel import Session, col, delete, select, update
 from purchaseshare import public
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
+from purchaseshare.limits import TEXT_MAX
 from purchaseshare.mailer import queue_mail
 from purchaseshare.models import (
     Collection,
@@ -35,9 +36,9 @@ from purchaseshare.models import (
 )
 from purchaseshare.redact import redact
 
-COMMENT_MAX = 2000
-REVIEW_MAX = 4000
-COLLECTION_NAME_MAX = 80
+COMMENT_MAX = TEXT_MAX["comment"]  # the limits live in purchaseshare.limits (forms read them too)
+REVIEW_MAX = TEXT_MAX["review"]
+COLLECTION_NAME_MAX = TEXT_MAX["collection_name"]
 NOTIFICATIONS_PAGE = 50
 # A purchase published (committed) a moment after a later one would be missed by a strict
 # "published_at > cursor": the live feed re-reads this much behind its cursor and skips ids it sent.
@@ -436,13 +437,16 @@ def create_collection(session: Session, user: User, name: str, description: str 
         raise SocialError("give the collection a name")
     if len(name) > COLLECTION_NAME_MAX:
         raise SocialError(f"a name is at most {COLLECTION_NAME_MAX} characters")
+    description = description.strip()
+    if len(description) > TEXT_MAX["collection_description"]:  # refused, never cut silently
+        raise SocialError(f"a description is at most {TEXT_MAX['collection_description']} characters")
     base = slugify(name)
     taken = set(session.exec(select(Collection.slug).where(Collection.user_id == user.id,
                                                            col(Collection.slug).startswith(base))).all())
     slug, n = base, 2
     while slug in taken:
         slug, n = f"{base}-{n}", n + 1
-    collection = Collection(user_id=user.id or 0, name=name, slug=slug, description=description.strip()[:1000])
+    collection = Collection(user_id=user.id or 0, name=name, slug=slug, description=description)
     session.add(collection)
     session.flush()
     return collection

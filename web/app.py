@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from purchaseshare.config import Settings, get_settings
 from purchaseshare.db import get_engine, migrate
+from purchaseshare.limits import TEXT_MAX
 from purchaseshare.public import PublicPurchase
 from web.api_docs import add_api_docs
 from web.deps import TEMPLATES, HandleMoved, LoginRequired, render
@@ -32,6 +33,7 @@ from web.images import image_key, image_src
 from web.limits import BodyLimit
 from web.overload import Overload
 from web.page_cache import GenerationReader, PageCache
+from web.reading import total_in_doubt
 from web.security import csrf_protect
 from web.sessions import SESSION_KEY
 
@@ -87,6 +89,8 @@ def public_card(context: Any, view: PublicPurchase) -> Markup:
 
 TEMPLATES.env.globals["public_card"] = public_card
 TEMPLATES.env.globals["image_src"] = image_src
+TEMPLATES.env.globals["total_in_doubt"] = total_in_doubt  # owner lists only
+TEMPLATES.env.globals["field_max"] = TEXT_MAX  # maxlength = the server's limit
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> FastAPI:

@@ -131,7 +131,9 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         unread = db.exec(select(func.count()).select_from(Notification).where(
             Notification.user_id == user.id, Notification.read_at.is_(None))).one()  # type: ignore[union-attr]
     page = {"request": request, "user": user, "csrf_token": LazyCsrfToken(request), "unread": unread,
-            "flash": request.session.pop("flash", None), **(context or {})}
+            "flash": request.session.pop("flash", None),
+            "demo_link": request.session.pop("demo_link", None),  # set only by the demo (routes/auth.sent_link)
+            **(context or {})}
     return TEMPLATES.TemplateResponse(request, template, page, status_code=status_code, headers=headers)
 
 

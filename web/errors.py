@@ -38,3 +38,14 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
                       for p in found)
     return render(request, "error.html", {"status": 422, "detail": f"The form was not accepted ({lines})."},
                   status_code=422)
+
+
+def too_long(request: Request, label: str, length: int, limit: int, back: str) -> Response:
+    """The HTML answer for a text over its field's limit (purchaseshare.limits.TEXT_MAX): how long it
+    was and the limit, never the text itself; the browser's Back keeps what was typed."""
+    detail = f"Your {label} has {length} characters; a {label} holds at most {limit}."
+    if "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse({"detail": detail}, status_code=400)
+    return render(request, "error.html", {"status": 400, "back": back,
+                                          "detail": f"{detail} Go back, shorten it and send it again."},
+                  status_code=400)

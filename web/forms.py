@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import babel.numbers
+from babel import Locale
 from fastapi import Depends, Query, Request
 from fastapi.responses import RedirectResponse
 from sqlmodel import Session
@@ -21,10 +22,10 @@ from starlette.datastructures import FormData
 from purchaseshare.models import User
 from web.deps import not_found
 from web.limits import read_form
+from web.money import DEFAULT_LOCALE, AmountError, parse_amount
 
 PAGE_SIZE = 20
 CURRENCIES = frozenset(babel.numbers.list_currencies())
-MONEY = re.compile(r"^-?\d{1,12}(?:\.\d{1,4})?$")
 PageDep = Annotated[int, Query(ge=1, le=100_000)]
 
 
@@ -39,6 +40,11 @@ FormDep = Annotated[FormData, Depends(form_data)]
 def text_field(form: FormData, name: str) -> str:
     value = form.get(name)
     return value.strip() if isinstance(value, str) else ""
+
+
+def typed_length(text: str) -> int:
+    """Characters as the form counted them (maxlength): a line break is one, though sent as CR LF."""
+    return len(text.replace("\r\n", "\n").strip())
 
 
 def decoded_subject(text: str | None) -> str:
@@ -104,17 +110,13 @@ class Invalid(ValueError):
     pass
 
 
-def parse_money(text: str, label: str, *, negative: bool = False) -> Decimal | None:
-    text = text.strip().replace(" ", "")
-    if not text:
-        return None
-    if not MONEY.match(text) or (text.startswith("-") and not negative):
-        raise Invalid(f"{label}: enter an amount like 12.34 (digits, a dot, up to 4 decimals"
-                      f"{'' if negative else ', not negative'})")
+def parse_money(text: str, label: str, *, negative: bool = False, locale: Locale = DEFAULT_LOCALE,
+                currency: str | None = None) -> Decimal | None:
+    """An amount in the visitor's notation, kept to the currency's minor units (web.money)."""
     try:
-        return Decimal(text)
-    except InvalidOperation as exc:  # pragma: no cover - the pattern already checked it
-        raise Invalid(f"{label}: not an amount") from exc
+        return parse_amount(text, locale=locale, currency=currency, negative=negative)
+    except AmountError as exc:
+        raise Invalid(f"{label}: {exc}") from exc
 
 
 def parse_currency(text: str) -> str | None:
@@ -170,11 +172,27 @@ def parse_name(text: str, label: str, limit: int = 500, required: bool = True) -
 
 @dataclass
 class Errors:
+    """Every message (listed at the top of the form) and, by field name, the one shown beside it."""
+
     messages: list[str] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def add(self, message: str, at: str | None = None) -> None:
+        self.messages.append(message)
+        if at is not None:
+            self.fields.setdefault(at, message)
 
     def check(self, fn, *args, **kwargs) -> Any:
         try:
             return fn(*args, **kwargs)
         except Invalid as exc:
             self.messages.append(str(exc))
+            return None
+
+    def at(self, name: str, fn, *args, **kwargs) -> Any:
+        """`check`, remembering the message for the form field `name`."""
+        try:
+            return fn(*args, **kwargs)
+        except Invalid as exc:
+            self.add(str(exc), name)
             return None

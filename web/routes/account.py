@@ -14,6 +14,7 @@ from starlette.concurrency import iterate_in_threadpool
 
 from purchaseshare.account import delete_account, export_chunks
 from purchaseshare.config import Settings
+from purchaseshare.limits import TEXT_MAX
 from purchaseshare.models import Purchase, RawEmail, User
 from purchaseshare.users import HANDLE, handle_free, rename
 from web.deps import CurrentUser, DbDep, SettingsDep, flash, render
@@ -24,6 +25,7 @@ from web.forms import (
     parse_url,
     see_other,
     text_field,
+    typed_length,
 )
 from web.limits import ExportSlots
 from web.routes.auth import client_address
@@ -60,10 +62,13 @@ def save_settings(request: Request, user: CurrentUser, db: DbDep, form: FormDep)
             errors.messages.append("handle: 1-40 letters, digits, '-' or '_', starting and ending with a letter or digit")
         elif not handle_free(db, handle, user.id):  # taken, or another's old handle still reserved
             errors.messages.append(f"handle: {handle} is taken")
-    display_name = errors.check(parse_name, values["display_name"], "display name", 80, required=False)
+    display_name = errors.check(parse_name, values["display_name"], "display name", TEXT_MAX["display_name"],
+                                required=False)
     avatar = errors.check(parse_url, values["avatar_url"], "avatar", https_only=True)
-    if len(values["bio"]) > 2000:
-        errors.messages.append("bio: at most 2000 characters")
+    if len(values["avatar_url"]) > TEXT_MAX["avatar_url"]:
+        errors.messages.append(f"avatar: at most {TEXT_MAX['avatar_url']} characters")
+    if typed_length(values["bio"]) > TEXT_MAX["bio"]:
+        errors.messages.append(f"bio: at most {TEXT_MAX['bio']} characters")
     days_text, days = values["raw_retention_days"], None
     if days_text:
         if not days_text.isdigit() or not 1 <= int(days_text) <= 36500:

@@ -14,6 +14,8 @@ from sqlmodel import Session, col, func, select
 from purchaseshare import gmail, limits, ratelimit
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
+from purchaseshare.demo import drop_folder, is_demo
+from purchaseshare.limits import TEXT_MAX
 from purchaseshare.mailer import queue_mail
 from purchaseshare.models import OutboxMail, RawEmail, SenderAddress, User
 from purchaseshare.users import (
@@ -123,6 +125,18 @@ def verify_link(settings: Settings, row: SenderAddress | PendingClaim, user: Use
     return link(settings, f"/verify/{make_link_token(settings.secret_key, 'verify', payload)}")
 
 
+def sent_link(request: Request, settings: Settings, address: str, row: SenderAddress | PendingClaim | None,
+              user: User, sent: str) -> str:
+    """What to say after a verification mail was queued. A real site says `sent`; the demo mails
+    nothing (the outbox only an operator reads), so it says so and puts the link on the page."""
+    if not is_demo(settings):
+        return sent
+    if row is not None:
+        request.session["demo_link"] = {"address": address, "path": urlsplit(verify_link(settings, row, user)).path}
+    return (f"This demo sends no mail, so no link went to {address}"
+            f"{': open the verification link below instead' if row is not None else ''}.")
+
+
 TOO_MANY_LINKS = "We sent several links to {} lately. Check its spam folder, or try again later."
 
 
@@ -161,8 +175,8 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
                             "letter or digit.")
     elif not handle_free(db, wanted):  # handles are public: saying so reveals nothing
         errors["handle"] = f"The handle {wanted} is taken. Choose another."
-    if len(form["display_name"]) > 80:
-        errors["display_name"] = "Use at most 80 characters."
+    if len(form["display_name"]) > TEXT_MAX["display_name"]:
+        errors["display_name"] = f"Use at most {TEXT_MAX['display_name']} characters."
     address = form["email"].lower()
     if not EMAIL_ADDRESS.fullmatch(address) or len(address) > 320:
         errors["email"] = "Enter an email address, like you@example.org."
@@ -192,7 +206,7 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
     if account is None:
         return render(request, "auth/signup.html", {"form": form, "errors": errors}, status_code=400,
                       user=user, db=db)
-    mail = None
+    mail, row = None, None
     if owner is not None:
         if recent_mails(db, "signup-existing", to=address) < MAILS_PER_HOUR:
             mail = queue_mail(db, to=address, template="signup_existing", user_id=owner.id,
@@ -204,14 +218,15 @@ def signup(request: Request, db: DbDep, settings: SettingsDep, user: OptionalUse
             row = add_sender_address(db, account, address)
             mail = queue_verification(db, settings, account, row, template="welcome")
         except UserError:
-            pass  # verified by another account already: this account simply forwards to its plus-address
+            row = None  # verified by another account already: this account simply forwards to its plus-address
     db.commit()
     send_queued(settings, [mail])
     sign_in(request, account, db)
     # The same words whether a mail left or not (an existing account's owner, a mail limit reached):
     # the page must not tell who has an account here.
-    flash(request, f"Welcome, {account.display_name}! We sent a link to {address}: open it to verify "
-                   "the address. Then forward your receipts as shown below.")
+    told = sent_link(request, settings, address, row if mail is not None else None, account,
+                     f"We sent a link to {address}: open it to verify the address.")
+    flash(request, f"Welcome, {account.display_name}! {told} Then forward your receipts as shown below.")
     return see_other("/settings/forwarding")
 
 
@@ -371,7 +386,8 @@ def add_address(request: Request, user: CurrentUser, db: DbDep, settings: Settin
                                                        "address": address.strip()[:320]},
                       status_code=status, user=user, db=db, headers={"Retry-After": "3600"} if status == 429 else None)
     if mail is not None:
-        flash(request, f"We sent a link to {row.address}. Open it to verify the address.")
+        flash(request, sent_link(request, settings, row.address, row, user,
+                                 f"We sent a link to {row.address}. Open it to verify the address."))
     else:
         flash(request, f"{row.address} is already verified.")
     db.commit()
@@ -402,7 +418,7 @@ def resend_verification(request: Request, address_id: str, user: CurrentUser, db
                 status_code=429, user=user, db=db, headers={"Retry-After": "3600"})
         db.commit()
         send_queued(settings, [mail])
-        flash(request, f"We sent a new link to {row.address}.")
+        flash(request, sent_link(request, settings, row.address, row, user, f"We sent a new link to {row.address}."))
     return see_other("/settings/addresses")
 
 
@@ -472,6 +488,7 @@ def gmail_confirmation(db: Session, user: User) -> dict[str, str | None] | None:
 def forwarding(request: Request, user: CurrentUser, db: DbDep, settings: SettingsDep):
     verified = [row for row in own_addresses(db, user) if row.verified_at is not None]
     return render(request, "auth/forwarding.html", {
+        "demo_drop": drop_folder(settings) if is_demo(settings) else None,
         "forwarding_address": settings.forwarding_address(user.forwarding_token),
         "inbox_address": settings.inbox_address, "verified": verified,
         "gmail": gmail_confirmation(db, user)}, user=user, db=db)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from babel import Locale
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import defer
@@ -20,12 +21,14 @@ from sqlmodel import Session, col, func, select
 from purchaseshare import sharing
 from purchaseshare.account import delete_purchase
 from purchaseshare.clock import utcnow
+from purchaseshare.limits import TEXT_MAX
 from purchaseshare.models import Purchase, PurchaseItem, RawEmail, User
 from purchaseshare.pipeline import MAX_ITEMS
 from web.deps import CurrentUser, DbDep, flash, not_found, render
 from web.forms import (
     Errors,
     FormDep,
+    Invalid,
     PageDep,
     decoded_subject,
     object_id,
@@ -41,6 +44,8 @@ from web.forms import (
     see_other,
     text_field,
 )
+from web.money import request_locale
+from web.reading import reading
 
 router = APIRouter(include_in_schema=False)
 
@@ -113,15 +118,19 @@ def reviewed(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
 
 # --- manual entry (before /purchases/{id} so "new" is not taken for an id) ---------------------
 
-ITEM_LINE = re.compile(r"^(?:(?P<qty>\d{1,7})\s*[x×*]\s+)?(?P<name>.+?)(?:\s+@\s*(?P<price>-?[\d.,]+))?$")
+# "2 x Coffee beans @ 12.50": the price may be typed with a decimal comma and grouped ("1 234,50").
+ITEM_LINE = re.compile(r"^(?:(?P<qty>\d{1,7})\s*[x×*]\s+)?(?P<name>.+?)"
+                       r"(?:\s+@\s*(?P<price>[-\u2212]?\d[\d.,\s'’\u00a0\u202f]*))?$")
+NEW_FIELDS = ("merchant_name", "order_date", "currency", "total", "discount", "items")
 
 
-def parse_item_lines(text: str, errors: Errors) -> list[tuple[str, int, Decimal | None]]:
+def parse_item_lines(text: str, errors: Errors, locale: Locale,
+                     currency: str | None) -> list[tuple[str, int, Decimal | None]]:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
-        errors.messages.append("items: enter at least one item, one per line")
+        errors.add("items: enter at least one item, one per line", "items")
     if len(lines) > MAX_ITEMS:
-        errors.messages.append(f"items: at most {MAX_ITEMS} lines")
+        errors.add(f"items: at most {MAX_ITEMS} lines", "items")
         return []
     parsed = []
     for number, line in enumerate(lines, 1):
@@ -130,36 +139,51 @@ def parse_item_lines(text: str, errors: Errors) -> list[tuple[str, int, Decimal 
             errors.messages.append(f"item line {number}: write it as '2 x Coffee beans @ 12.50'")
             continue
         label = f"item line {number}"
-        name = errors.check(parse_name, match["name"], f"{label} name")
-        quantity = errors.check(parse_quantity, match["qty"] or "1", f"{label} quantity")
-        price = errors.check(parse_money, match["price"] or "", f"{label} price") if match["price"] else None
+        name = errors.at("items", parse_name, match["name"], f"{label} name", TEXT_MAX["item_name"])
+        quantity = errors.at("items", parse_quantity, match["qty"] or "1", f"{label} quantity")
+        price = errors.at("items", parse_item_price, match["price"] or "", f"{label} price", locale, currency)
         if name is not None and quantity is not None:
             parsed.append((name, quantity, price))
     return parsed
 
 
+def parse_item_price(text: str, label: str, locale: Locale, currency: str | None) -> Decimal | None:
+    """An item's unit price: never negative - a discount is its own line (the purchase's discount)."""
+    try:
+        return parse_money(text, label, locale=locale, currency=currency)
+    except Invalid as exc:
+        if str(exc).endswith("not negative"):
+            raise Invalid(f"{label}: not negative (enter a discount as the purchase's discount, not as an item)") \
+                from exc
+        raise
+
+
 @router.get("/purchases/new")
 def new_purchase_form(request: Request, user: CurrentUser, db: DbDep):
-    return render(request, "owner/new_purchase.html", {"values": {}, "errors": []}, user=user, db=db)
+    return render(request, "owner/new_purchase.html", {"values": dict.fromkeys(NEW_FIELDS, ""), "errors": [],
+                                                       "field_errors": {}}, user=user, db=db)
 
 
 @router.post("/purchases/new")
 def new_purchase(request: Request, user: CurrentUser, db: DbDep, form: FormDep):
-    values = {name: text_field(form, name) for name in ("merchant_name", "order_date", "currency", "total", "items")}
+    values = {name: text_field(form, name) for name in NEW_FIELDS}
+    locale = request_locale(request)
     errors = Errors()
-    merchant = errors.check(parse_name, values["merchant_name"], "merchant", 200)
-    order_date = errors.check(parse_date, values["order_date"], "date")
-    currency = errors.check(parse_currency, values["currency"])
-    total = errors.check(parse_money, values["total"], "total")
-    lines = parse_item_lines(values["items"], errors)
+    merchant = errors.at("merchant_name", parse_name, values["merchant_name"], "merchant", TEXT_MAX["merchant"])
+    order_date = errors.at("order_date", parse_date, values["order_date"], "date")
+    currency = errors.at("currency", parse_currency, values["currency"])
+    total = errors.at("total", parse_money, values["total"], "total", locale=locale, currency=currency)
+    discount = errors.at("discount", parse_money, values["discount"], "discount", locale=locale, currency=currency)
+    lines = parse_item_lines(values["items"], errors, locale, currency)
     if errors.messages:
-        return render(request, "owner/new_purchase.html", {"values": values, "errors": errors.messages},
+        return render(request, "owner/new_purchase.html", {"values": values, "errors": errors.messages,
+                                                           "field_errors": errors.fields},
                       status_code=400, user=user, db=db)
     line_totals = [price * qty for _, qty, price in lines if price is not None]
     if total is None and lines and len(line_totals) == len(lines):
-        total = sum(line_totals, Decimal(0))
+        total = max(sum(line_totals, Decimal(0)) - (discount or 0), Decimal(0))
     purchase = Purchase(user_id=user.id, merchant_name=merchant, order_date=order_date, currency=currency,
-                        total=total, entered_by_hand=True)
+                        total=total, discount=discount, entered_by_hand=True)
     db.add(purchase)
     db.flush()
     items = [sharing.add_item(db, purchase, name, quantity, price, position=position)
@@ -180,7 +204,7 @@ def _form_values(purchase: Purchase, items: list[PurchaseItem]) -> dict[str, str
 
     values = {"merchant_name": text(purchase.merchant_name), "currency": text(purchase.currency),
               "order_date": purchase.order_date.isoformat() if purchase.order_date else "",
-              "total": text(purchase.total)}
+              "total": text(purchase.total), "discount": text(purchase.discount)}
     for item in items:
         for name in ITEM_FIELDS:
             values[f"item-{item.id}-{name}"] = text(getattr(item, name))
@@ -188,7 +212,7 @@ def _form_values(purchase: Purchase, items: list[PurchaseItem]) -> dict[str, str
 
 
 def _purchase_page(request: Request, user: User, db: Session, purchase: Purchase,
-                   errors: list[str] | None = None, submitted: dict[str, str] | None = None, status_code: int = 200):
+                   errors: Errors | None = None, submitted: dict[str, str] | None = None, status_code: int = 200):
     items = _items(db, [purchase.id])[purchase.id]
     hidden = _item_count(db, purchase) - len(items) if len(items) >= MAX_ITEMS else 0
     source = db.exec(select(RawEmail).options(defer(RawEmail.raw)).where(RawEmail.purchase_id == purchase.id, RawEmail.user_id == user.id)
@@ -197,8 +221,10 @@ def _purchase_page(request: Request, user: User, db: Session, purchase: Purchase
     public = sharing.is_public(purchase, items)
     return render(request, "owner/purchase.html", {
         "purchase": purchase, "items": items, "hidden_items": hidden, "emails": source, "values": values,
-        "errors": errors or [], "max_items": MAX_ITEMS,
+        "errors": errors.messages if errors else [], "field_errors": errors.fields if errors else {},
+        "max_items": MAX_ITEMS,
         "public_path": f"/u/{user.handle}/p/{purchase.public_id}" if public else None, "subject": decoded_subject,
+        "read": reading(purchase),
     }, status_code=status_code, user=user, db=db)
 
 
@@ -237,9 +263,11 @@ def hide_prices(request: Request, purchase_id: str, user: CurrentUser, db: DbDep
 @router.post("/purchases/{purchase_id}/caption")
 def caption(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, form: FormDep):
     purchase = owned_or_404(db, Purchase, purchase_id, user)
-    text = text_field(form, "caption")
-    if len(text) > 1000:
-        return _purchase_page(request, user, db, purchase, ["caption: at most 1000 characters"], status_code=400)
+    text = text_field(form, "caption").replace("\r\n", "\n")
+    if len(text) > TEXT_MAX["caption"]:
+        errors = Errors()
+        errors.add(f"caption: at most {TEXT_MAX['caption']} characters (yours has {len(text)})", "caption")
+        return _purchase_page(request, user, db, purchase, errors, {"caption": text}, status_code=400)
     purchase.caption = text or None
     purchase.updated_at = utcnow()
     return _saved(request, db, purchase, "Caption saved." if text else "Caption removed.")
@@ -250,11 +278,19 @@ def caption(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, fo
 ITEM_FIELDS = ("name", "quantity", "unit_price", "url", "image")
 
 
-def _item_parsers(label: str) -> dict[str, Callable[[str], Any]]:
-    """One parser per item field (ITEM_FIELDS), its messages naming the item ("item 2 price: ...")."""
-    return {"name": lambda v: parse_name(v, f"{label} name"),
+def _item_parsers(label: str, locale: Locale, currency: str | None,
+                  stored_price: Decimal | None = None) -> dict[str, Callable[[str], Any]]:
+    """One parser per item field (ITEM_FIELDS), its messages naming the item ("item 2 price: ...").
+    A negative price is refused, except one read from the email and left as it was (a discount line
+    some shops list among the items: the owner may still correct the rest of the purchase)."""
+    def price(text: str) -> Decimal | None:
+        if stored_price is not None and stored_price < 0 and text.strip() == str(stored_price):
+            return stored_price
+        return parse_item_price(text, f"{label} price", locale, currency)
+
+    return {"name": lambda v: parse_name(v, f"{label} name", TEXT_MAX["item_name"]),
             "quantity": lambda v: parse_quantity(v, f"{label} quantity"),
-            "unit_price": lambda v: parse_money(v, f"{label} price", negative=True),  # discount lines
+            "unit_price": price,
             "url": lambda v: parse_url(v, f"{label} link"),
             "image": lambda v: parse_url(v, f"{label} image", https_only=True)}
 
@@ -264,11 +300,12 @@ def add_item(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, f
     purchase = owned_or_404(db, Purchase, purchase_id, user)
     submitted = {f"new-{name}": text_field(form, name) for name in ITEM_FIELDS}
     errors = Errors()
-    found = {name: errors.check(parse, submitted[f"new-{name}"]) for name, parse in _item_parsers("new item").items()}
+    parsers = _item_parsers("new item", request_locale(request), purchase.currency)
+    found = {name: errors.at(f"new-{name}", parse, submitted[f"new-{name}"]) for name, parse in parsers.items()}
     if _item_count(db, purchase) >= MAX_ITEMS:
-        errors.messages.append(f"new item: a purchase holds at most {MAX_ITEMS} items; remove one first")
+        errors.add(f"new item: a purchase holds at most {MAX_ITEMS} items; remove one first")
     if errors.messages:
-        return _purchase_page(request, user, db, purchase, errors.messages, submitted, status_code=400)
+        return _purchase_page(request, user, db, purchase, errors, submitted, status_code=400)
     item = sharing.add_item(db, purchase, **found)
     return _saved(request, db, purchase, f"Added “{item.name}”. It is private until you tick it under "
                                          "“What to share”.")
@@ -290,22 +327,28 @@ def correct(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, fo
     items = _items(db, [purchase.id])[purchase.id]
     submitted = {key: text_field(form, key) for key in _form_values(purchase, items) if key in form}
     errors = Errors()
+    locale = request_locale(request)
     changes: dict[str, Any] = {}
     if "merchant_name" in form:
-        changes["merchant_name"] = errors.check(parse_name, submitted["merchant_name"], "merchant", 200, required=False)
+        changes["merchant_name"] = errors.at("merchant_name", parse_name, submitted["merchant_name"], "merchant",
+                                             TEXT_MAX["merchant"], required=False)
     if "order_date" in form:
-        changes["order_date"] = errors.check(parse_date, submitted["order_date"], "order date")
+        changes["order_date"] = errors.at("order_date", parse_date, submitted["order_date"], "order date")
     if "currency" in form:
-        changes["currency"] = errors.check(parse_currency, submitted["currency"])
-    if "total" in form:
-        changes["total"] = errors.check(parse_money, submitted["total"], "total")
+        changes["currency"] = errors.at("currency", parse_currency, submitted["currency"])
+    # Amounts are kept to the minor units of the currency they will have.
+    currency = changes.get("currency") if "currency" in form else purchase.currency
+    for name in ("total", "discount"):
+        if name in form:
+            changes[name] = errors.at(name, parse_money, submitted[name], name, locale=locale, currency=currency)
     item_changes: dict[int, dict[str, Any]] = {}
     for number, item in enumerate(items, 1):
         key = f"item-{item.id}-"
-        item_changes[item.id] = {name: errors.check(parse, submitted[key + name])
-                                 for name, parse in _item_parsers(f"item {number}").items() if key + name in form}
+        parsers = _item_parsers(f"item {number}", locale, currency, item.unit_price)
+        item_changes[item.id] = {name: errors.at(key + name, parse, submitted[key + name])
+                                 for name, parse in parsers.items() if key + name in form}
     if errors.messages:
-        return _purchase_page(request, user, db, purchase, errors.messages, submitted, status_code=400)
+        return _purchase_page(request, user, db, purchase, errors, submitted, status_code=400)
     now = utcnow()
     for name, value in changes.items():
         setattr(purchase, name, value)

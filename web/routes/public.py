@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from purchaseshare import public
+from purchaseshare.demo import DEMO_HANDLE, is_demo
 from purchaseshare.image_proxy import image_path
 from web.deps import DbDep, OptionalUser, SettingsDep, not_found, render, user_or_404
 from web.forms import PageDep
@@ -30,8 +31,10 @@ XHTML = "http://www.w3.org/1999/xhtml"
 
 
 @router.get("/", include_in_schema=False)
-def home(request: Request, user: OptionalUser, db: DbDep):
-    return render(request, "home.html", user=user, db=db)
+def home(request: Request, user: OptionalUser, db: DbDep, settings: SettingsDep):
+    # The demo's seeded account is the example; a real site has no account known to be public.
+    example = f"/u/{DEMO_HANDLE}" if is_demo(settings) else None
+    return render(request, "home.html", {"example_profile": example}, user=user, db=db)
 
 
 def _robots(profile: public.PublicProfile) -> dict[str, str]:

@@ -19,10 +19,12 @@ from purchaseshare import limits, ratelimit, social
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
+from purchaseshare.limits import TEXT_MAX
 from purchaseshare.models import Collection, Purchase, User
 from purchaseshare.public import PublicPurchase
 from web.deps import TEMPLATES, CurrentUser, DbDep, SettingsDep, flash, not_found, render, user_or_404
-from web.forms import PageDep, object_id, owned_or_404, parse_id, see_other
+from web.errors import too_long
+from web.forms import PageDep, object_id, owned_or_404, parse_id, see_other, typed_length
 from web.routes.auth import safe_next
 from web.security import csrf_token
 from web.threads import reserved_threads
@@ -215,8 +217,12 @@ def unlike(handle: str, public_id: str, user: CurrentUser, db: DbDep, next: Opti
 @router.post("/u/{handle}/p/{public_id}/comments")
 def comment(request: Request, handle: str, public_id: str, user: CurrentUser, db: DbDep, settings: SettingsDep,
             body: Annotated[str, Form(max_length=social.COMMENT_MAX * 2)] = ""):
+    # Twice the limit bounds the raw field (line breaks arrive as CR LF); the limit itself is
+    # checked below, counted as the form counts it.
     purchase, owner = _shared_or_404(db, handle, public_id)
     path = f"/u/{owner.handle}/p/{purchase.public_id}"
+    if typed_length(body) > social.COMMENT_MAX:
+        return too_long(request, "comment", typed_length(body), social.COMMENT_MAX, path + "#comments")
     # Each comment notifies (and may mail) the owner: a burst must not become a flood.
     if not ratelimit.take(db, {f"comment:user:{user.id}": limits.COMMENT_RULES}):
         db.rollback()
@@ -277,6 +283,8 @@ def review(request: Request, item_id: str, user: CurrentUser, db: DbDep, rating:
         raise not_found()
     item, purchase = found
     path = f"/u/{user.handle}/p/{purchase.public_id}"
+    if typed_length(body) > social.REVIEW_MAX:
+        return too_long(request, "review", typed_length(body), social.REVIEW_MAX, path + "#reviews")
     try:
         social.save_review(db, user, item, rating, body)
     except social.SocialError as exc:
@@ -300,6 +308,9 @@ def collections(request: Request, user: CurrentUser, db: DbDep):
 @router.post("/collections")
 def create_collection(request: Request, user: CurrentUser, db: DbDep, name: OptionalText = "",
                       description: OptionalText = ""):
+    if typed_length(description) > TEXT_MAX["collection_description"]:
+        return too_long(request, "description", typed_length(description), TEXT_MAX["collection_description"],
+                        "/collections")
     try:
         created = social.create_collection(db, user, name, description)
     except social.SocialError as exc:

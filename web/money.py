@@ -1,0 +1,103 @@
+"""Amounts as people type them: "12.50", "12,50", "1 234,50", "1.234,50" or "1,234.50", read with
+the visitor's locale (babel) where a lone mark is ambiguous ("1,234": a thousand in English,
+one and a bit in German), and kept to the currency's minor units (2 for EUR, 0 for JPY).
+Decimal throughout; nothing is rounded: an amount with more decimals than its currency is refused."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import babel.numbers
+from babel import Locale, UnknownLocaleError
+from fastapi import Request
+
+DEFAULT_LOCALE = Locale.parse("en")
+MAX_INTEGER_DIGITS = 12
+# Group separators people type: spaces (also no-break and narrow no-break) and apostrophes (de-CH).
+_GROUPING_SPACES = re.compile(r"[\s\u00a0\u202f'’]")
+_AMOUNT = re.compile(r"(-)?(\d[\d.,]*)")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
+
+
+class AmountError(ValueError):
+    """Why the text is not an amount (a sentence fragment, the field's label is added by the caller)."""
+
+
+def request_locale(request: Request) -> Locale:
+    """The visitor's first Accept-Language that babel knows (English when none)."""
+    header = request.headers.get("accept-language", "")[:200]
+    tags = []
+    for index, part in enumerate(header.split(",")[:8]):
+        tag, _, params = part.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if _LANGUAGE_TAG.fullmatch(tag) and weight > 0:
+            tags.append((-weight, index, tag))
+    for _, _, tag in sorted(tags):
+        try:
+            return Locale.parse(tag, sep="-")
+        except (UnknownLocaleError, ValueError):
+            continue
+    return DEFAULT_LOCALE
+
+
+def minor_digits(currency: str | None) -> int:
+    """Decimals of the currency's minor unit (babel's CLDR data); 2 while the currency is unknown."""
+    return babel.numbers.get_currency_precision(currency) if currency else 2
+
+
+def _grouped(text: str, mark: str) -> str | None:
+    """Digits of `text` read as thousands groups split by `mark` ("1,234,567"), else None."""
+    groups = text.split(mark)
+    if not 1 <= len(groups[0]) <= 3 or groups[0].startswith("0") or any(len(g) != 3 for g in groups[1:]):
+        return None
+    return "".join(groups)
+
+
+def _plain(digits: str, decimal_symbol: str) -> str | None:
+    """A plain "1234.5" string for a typed number, or None when its marks cannot be read."""
+    last = max(digits.rfind("."), digits.rfind(","))
+    if last < 0:
+        return digits
+    mark, whole, fraction = digits[last], digits[:last], digits[last + 1:]
+    other = "," if mark == "." else "."
+    if mark in whole:  # the same mark twice: it groups thousands, there is no fraction
+        return _grouped(digits, mark) if other not in digits else None
+    if not fraction:
+        return None
+    if len(fraction) == 3 and other not in whole and mark != decimal_symbol:
+        grouped = _grouped(digits, mark)  # "1,234" where the comma is not the decimal mark
+        if grouped is not None:
+            return grouped
+    if other in whole:
+        whole = _grouped(whole, other) or ""
+        if not whole:
+            return None
+    return f"{whole}.{fraction}"
+
+
+def parse_amount(text: str, *, locale: Locale = DEFAULT_LOCALE, currency: str | None = None,
+                 negative: bool = False) -> Decimal | None:
+    """The amount typed, quantized to the currency's minor units; None for an empty field.
+    Raises AmountError for anything else (negative ones too, unless `negative`)."""
+    text = _GROUPING_SPACES.sub("", text.strip()).replace("\u2212", "-")  # U+2212 MINUS SIGN
+    if not text:
+        return None
+    found = _AMOUNT.fullmatch(text)
+    plain = _plain(found.group(2), babel.numbers.get_decimal_symbol(locale)) if found else None
+    if found is None or plain is None or len(plain.split(".")[0].lstrip("0")) > MAX_INTEGER_DIGITS:
+        raise AmountError("enter an amount like 12.34 or 12,34")
+    if found.group(1) and not negative:
+        raise AmountError("not negative")
+    value = Decimal(("-" if found.group(1) else "") + plain)
+    digits = minor_digits(currency)
+    exact = value.quantize(Decimal(1).scaleb(-digits))
+    if exact != value:
+        unit = f"{currency} amounts" if currency else "amounts"
+        raise AmountError(f"{unit} have {'no decimals' if digits == 0 else f'at most {digits} decimals'}")
+    return exact
