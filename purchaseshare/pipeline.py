@@ -91,6 +91,7 @@ class ParseResult:
                     "url": item.url,
                     "image": item.image,
                     "sku": item.sku,
+                    "variant": item.variant,
                 }
                 for item in self.items
             ],
