@@ -32,12 +32,14 @@ from parsers.model import Item
 MAX_ITEMS = 200
 _MAX_BLOCK_LINES = 30  # an "item" spanning more lines than this is a whole section, not an item
 _MAX_NAME = 200
+_MAX_LINE = 1000  # a longer line is prose, not an item or a price cell
 
 # Copied from parsers.generic (this module must stand alone).
 _CURRENCY = r"(?:[£€$¥₹]|[A-Z]{2}\$|US\$|kr\.?|CHF|zł|R\$|(?:USD|EUR|GBP|CAD|AUD|CHF|SEK|NOK|DKK|PLN|JPY)\b)"
 _NUMBER = r"\d{1,3}(?:[.,\u202f ]\d{3})*[.,]\d{2}|\d+[.,]\d{2}"
 MONEY = re.compile(rf"(-|−)?\s*(?:{_CURRENCY}\s?(?:{_NUMBER})|(?:{_NUMBER})\s?{_CURRENCY}|(?:{_NUMBER}))")
 _NUMBER_RE = re.compile(_NUMBER)
+_HAS_NUMBER = re.compile(r"\d[.,]\d\d")  # every MONEY match holds one: a cheap test first
 _SPLIT_CENTS = re.compile(rf"^({_CURRENCY}) ?(\d{{1,6}}) (\d{{2}})$")
 
 # Words that start a summary line (not an item), per language: en fr de es it nl pt sv pl.
@@ -164,11 +166,15 @@ def _amount(text: str) -> Decimal:
 def _prices(text: str) -> list[re.Match[str]]:
     """Positive amounts standing at an edge of the line, not inside a sentence ("You paid £5 to X"),
     and not negative (a "-5,00 €" is a discount)."""
-    found = []
+    found: list[re.Match[str]] = []
+    if len(text) > _MAX_LINE or not _HAS_NUMBER.search(text):
+        return found
     for match in MONEY.finditer(text):
         if match.group(1):
             continue
-        before, after = _filler(text[:match.start()]), _filler(text[match.end():])
+        # a window each side: the words next to the price decide, and long lines stay linear
+        before = _filler(text[max(0, match.start() - 40):match.start()])
+        after = _filler(text[match.end():match.end() + 40])
         if before and after:
             continue
         found.append(match)
@@ -189,13 +195,13 @@ def _is_summary(text: str) -> bool:
 
 
 def _strip_prices(text: str) -> str:
-    return MONEY.sub(" ", text).strip(" :|-–—•·,")
+    return (MONEY.sub(" ", text) if _HAS_NUMBER.search(text) else text).strip(" :|-–—•·,")
 
 
 def _name_like(text: str) -> bool:
     """A line that could be a product name: words, not a price, quantity, label or heading."""
-    if len(text) > 300 or _HEADING.match(text) or _is_summary(text) or _RECOMMEND.search(text) \
-            or _NOT_A_NAME.match(text):
+    if len(text) > 300 or not _WORD.search(text) or _HEADING.match(text) or _is_summary(text) \
+            or _RECOMMEND.search(text) or _NOT_A_NAME.match(text):
         return False
     rest = _CODES.sub(" ", _strip_prices(text)).strip()
     if rest.endswith(":") or not _WORD.search(rest):
@@ -213,7 +219,7 @@ class _Line:
     href: str | None = None
     prices: list[Decimal] = field(default_factory=list)
     summary: bool = False
-    unit_hint: bool = False
+    name: bool = False  # could be a product name (_name_like), decided once
 
 
 @dataclass
@@ -338,14 +344,14 @@ def _html_items(tree: etree._Element) -> list[Item]:
     for line in lines:
         if line.summary:
             summaries[line.owner] += 1
-        elif _name_like(line.text):
+        elif line.name:
             named[line.owner] += 1
     for index in range(count - 1, 0, -1):
         if page.parent[index] >= 0:
             named[page.parent[index]] += named[index]
             summaries[page.parent[index]] += summaries[index]
 
-    blocks: list[int] = []
+    items: list[Item] = []
     seen: set[int] = set()
     for line in lines:
         if not line.prices or line.summary:
@@ -353,8 +359,10 @@ def _html_items(tree: etree._Element) -> list[Item]:
         block = _block_of(page, line.owner, priced, named, summaries)
         if block is not None and block not in seen:
             seen.add(block)
-            blocks.append(block)
-    items = [item for block in blocks if (item := _block_item(page, block)) is not None]
+            if (item := _block_item(page, block)) is not None:
+                items.append(item)
+                if len(items) == MAX_ITEMS:
+                    break
     _decide_unit_prices(items, [p for line in lines if line.summary for p in line.prices[-1:]])
     return items[:MAX_ITEMS]
 
@@ -375,30 +383,36 @@ def _mark_summaries(page: _Page) -> None:
     """Summary lines ("Subtotal: 10,00 €"), and amounts in the same row as a summary label."""
     rows: set[int] = set()
     for line in page.lines:
-        if _is_summary(line.text) and not line.href:  # product names are links, labels are not
+        if not line.href and _is_summary(line.text):  # product names are links, labels are not
             line.summary = True
             rows.add(_row_of(page, line.owner))
+        else:
+            line.name = _name_like(line.text)
     if rows:
         for line in page.lines:
-            if line.prices and not line.summary and not _name_like(line.text) and _row_of(page, line.owner) in rows:
+            if line.prices and not line.summary and not line.name and _row_of(page, line.owner) in rows:
                 line.summary = True
 
 
 def _drop_recommendations(page: _Page) -> None:
     """From a suggestions heading to the end of the smallest section holding priced lines."""
     lines = page.lines
+    before = [0]  # before[i]: priced lines among lines[:i], so "any price in a range" is O(1)
+    for line in lines:
+        before.append(before[-1] + bool(line.prices))
+    done = 0  # lines up to here are already dropped (sections nest or follow each other)
     for start, line in enumerate(lines):
         if len(line.text) > 80 or not _RECOMMEND.search(line.text):
             continue
         node, end = line.owner, page.end_line[line.owner]
-        while page.parent[node] >= 0 and not any(x.prices for x in lines[start + 1:end]):
+        while page.parent[node] >= 0 and before[end] == before[start + 1]:
             node = page.parent[node]
             end = page.end_line[node]
-            if end - start > 5000:  # bound the scan; a suggestions block is never this long
-                break
-        for other in lines[start:end]:
+        for other in lines[max(start, done):end]:
             other.prices = []
             other.summary = True
+            other.name = False
+        done = max(done, end)
 
 
 def _block_of(page: _Page, owner: int, priced: list[int], named: list[int], summaries: list[int]) -> int | None:
@@ -419,7 +433,7 @@ def _block_of(page: _Page, owner: int, priced: list[int], named: list[int], summ
 
 def _block_item(page: _Page, block: int) -> Item | None:
     lines = [ln for ln in page.lines[page.first_line[block]:page.end_line[block]] if not ln.summary]
-    candidates = [ln for ln in lines if _name_like(ln.text)]
+    candidates = [ln for ln in lines if ln.name]
     if not candidates:
         return None
     # The most prominent name-like line; a line without a price beats one with it, then length.

@@ -91,7 +91,8 @@ class ParseResult:
                     "url": item.url,
                     "image": item.image,
                     "sku": item.sku,
-                    "variant": item.variant,
+                    # only when read: goldens written before the field stay valid
+                    **({"variant": item.variant} if item.variant else {}),
                 }
                 for item in self.items
             ],
