@@ -87,7 +87,8 @@ _HEADING = re.compile(
     r"(?:item |unit |total |your )?prices?|preis|precio|prezzo|prijs|pre[çc]o|pris|cena|unit price|each|amount|total|"
     r"order summary|your order|order details|details|summary|r[ée]capitulatif|votre commande|"
     r"ihre bestellung|deine bestellung|tu pedido|su pedido|il tuo ordine|je bestelling|uw bestelling|"
-    r"seu pedido|din beställning|twoje zamówienie|bestellübersicht|zusammenfassung)\W*$",
+    r"seu pedido|din beställning|twoje zamówienie|bestellübersicht|zusammenfassung|"
+    r"free|gratuit|kostenlos|gratis|gratuito|darmowa|darmowy)\W*$",
     re.IGNORECASE,
 )
 # Headings of product suggestions, not bought: the block under them is skipped.
@@ -124,7 +125,12 @@ _VARIANT = re.compile(
     r"tamanho|cor)\s*:?\s*\S",
     re.IGNORECASE,
 )
-_LABELLED = re.compile(r"^[^:]{1,25}:\s")  # "Invoice ID: 1510", "Sold by: X": a label and its value
+# "Item number : 3223", "Invoice ID: 1510", "Seller: x": a label and its value, not a name
+_LABELLED = re.compile(
+    r"^(?:[^:]{1,30}\s:\s|(?:[\w.#-]+ ){0,3}(?:number|no\.?|nr\.?|n°|id|sku|ean|isbn|seller|date|datum|fecha|data|"
+    r"delivery|lieferung|livraison|ref\w*|code|status|order|invoice|tracking|nummer|num[ée]ro|n[úu]mero|#)\s*:)",
+    re.IGNORECASE,
+)
 _WORD = re.compile(r"[^\W\d_]{3,}")
 _CODES = re.compile(rf"\b(?:(?-i:[A-Z]{{3}})|incl\.?|inkl\.?|vat|tax|ttc|ht|mwst|iva|btw|moms|x\s*\d{{1,3}}|(?:{_QTY_WORDS})\.?\s*:?\s*\d{{0,3}})\b", re.IGNORECASE)
 _BLOCK_TAGS = frozenset((
@@ -150,7 +156,17 @@ def read_items(mail: Email) -> list[Item]:
             items = _text_items(mail.html_text.split("\n"))
     elif mail.text:
         items = _text_items(unquote_text(mail.text).split("\n"))
-    return items[:MAX_ITEMS]
+    return _one_copy(items)[:MAX_ITEMS]
+
+
+def _one_copy(items: list[Item]) -> list[Item]:
+    """The list once when the email repeats it whole (a desktop and a mobile copy of the order)."""
+    keys = [(i.name, i.quantity, i.line_total) for i in items]
+    for copies in (2, 3):
+        size = len(keys) // copies
+        if size and len(keys) == size * copies and all(keys[n] == keys[n % size] for n in range(len(keys))):
+            return items[:size]
+    return items
 
 
 # --- Money --------------------------------------------------------------------------------
@@ -203,9 +219,11 @@ def _name_like(text: str) -> bool:
     if len(text) > 300 or not _WORD.search(text) or _HEADING.match(text) or _is_summary(text) \
             or _RECOMMEND.search(text) or _NOT_A_NAME.match(text):
         return False
-    rest = _CODES.sub(" ", _strip_prices(text)).strip()
-    if rest.endswith(":") or not _WORD.search(rest):
+    rest = _CODES.sub(" ", MONEY.sub(" ", text) if _HAS_NUMBER.search(text) else text).strip(" |-–—•·,")
+    if rest.endswith(":") or not _WORD.search(rest) or _HEADING.match(rest):
         return False  # "Airfare:", "GBP": a label or a currency code beside a price
+    if _LABELLED.match(text):
+        return False  # "Item number : 3223", "Seller : x": a label and its value
     return not _QTY_LABEL.fullmatch(rest) and not _VARIANT.match(text)
 
 
