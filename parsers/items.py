@@ -47,7 +47,7 @@ _SUMMARY = re.compile(
     r"^\W{0,3}(?:"
     r"(?:order |grand |sub-?|sub |estimated |net |gross )?totals?|items? ?(?:sub-?total|total)|"
     r"shipping|postage|delivery|handling|freight|tax(?:es)?|sales tax|vat|gst|hst|pst|qst|fees?|service fee|"
-    r"tip|surcharge|insurance|discount|promo(?:tion)?s?|coupon|voucher|savings?|you saved?|gift ?card|store credit|credit|"
+    r"tip|surcharge|insurance|adjustments?|discount|promo(?:tion)?s?|coupon|voucher|savings?|you saved?|gift ?card|store credit|credit|"
     r"payment|paid|charged|amount|balance|refund|points|rewards?|visa|mastercard|amex|american express|"
     r"paypal|apple pay|google pay|card|deposit|"
     r"sous-total|montant|livraison|frais|port|exp[ée]dition|tva|taxes?|remise|r[ée]duction|code promo|"
@@ -66,7 +66,7 @@ _SUMMARY = re.compile(
 )
 # A short line with one of these words anywhere is a summary line too ("Trip total", "City tax").
 _SUMMARY_ANY = re.compile(
-    r"\b(?:totals?|sub-?total|tax(?:es)?|fees?|surcharges?|shipping|discount|vat|billed|charged|"
+    r"\b(?:totals?|sub-?total|tax(?:es)?|fees?|adjustments?|surcharges?|shipping|discount|vat|billed|charged|"
     r"payment method|points|pts|totale|totaal|totalt|summe|steuern?|geb[üu]hr\w*|versand\w*|mwst|frais|livraison|tva|"
     r"impuestos?|env[íi]o|iva|costi|spedizione|pagamento|pago|verzendkosten|btw|frete|moms|frakt|"
     r"podatek|dostawa|razem|metodo di pagamento|m[ée]todo de pago|mode de paiement|zahlungs(?:art|methode))\b",
@@ -96,7 +96,9 @@ _RECOMMEND = re.compile(
     r"(?:you (?:might|may|could|will) (?:also )?(?:like|love|enjoy)|customers (?:who bought[\w ]* )?also|"
     r"recommended (?:for you|products)|recommendations|related products|inspired by your|"
     r"more (?:to explore|like this|items to consider)|keep shopping|continue shopping|shop (?:more|similar)|"
-    r"based on your|top picks|trending|frequently bought together|you may be interested|"
+    r"based on your|top picks|trending|complement your|recently (?:viewed|browsed)|zuletzt angesehen|"
+    r"r[ée]cemment consult[ée]s|vistos recientemente|visti di recente|recent bekeken|senast visade|"
+    r"frequently bought together|you may be interested|"
     r"(?:vous|tu) (?:aimerez|pourriez|pourrais|aimeriez) (?:aussi|[ée]galement)|recommand[ée]s? pour (?:vous|toi)|"
     r"nos recommandations|les clients (?:ayant|qui ont) achet|produits similaires|"
     r"k[öo]nnte (?:dir|ihnen|sie|dich) auch gefallen|empfehlungen f[üu]r|kunden, die|[äa]hnliche (?:produkte|artikel)|"
@@ -249,6 +251,7 @@ class _Page:
     first_line: list[int] = field(default_factory=list)  # lines [first_line, end_line) are inside
     end_line: list[int] = field(default_factory=list)
     end_element: list[int] = field(default_factory=list)  # the subtree is [index, end_element)
+    previous: list[int] = field(default_factory=list)  # the previous sibling element, or -1
     lines: list[_Line] = field(default_factory=list)
     images: list[tuple[int, str]] = field(default_factory=list)  # (element, src) in order
 
@@ -286,6 +289,7 @@ def _walk(tree: etree._Element) -> _Page:
                 state["all_struck"] = False
 
     skip_depth = 0
+    last_child: list[int] = []  # per open element: its last child so far
     for event, el in etree.iterwalk(tree, events=("start", "end")):
         tag = el.tag if isinstance(el.tag, str) else ""
         if event == "start":
@@ -305,6 +309,10 @@ def _walk(tree: etree._Element) -> _Page:
             page.first_line.append(len(page.lines))
             page.end_line.append(len(page.lines))
             page.end_element.append(index + 1)
+            page.previous.append(last_child[-1] if last_child else -1)
+            if last_child:
+                last_child[-1] = index
+            last_child.append(-1)
             above = stack[-1] if stack else (0, True, False, 0, None)
             struck = above[2] or tag in _STRUCK_TAGS or "line-through" in style
             score = above[3]
@@ -330,6 +338,7 @@ def _walk(tree: etree._Element) -> _Page:
                     add(el.tail)
                 continue
             index, block, *_ = stack.pop()
+            last_child.pop()
             if block:
                 flush()
             page.end_line[index] = len(page.lines)
@@ -400,12 +409,14 @@ def _row_of(page: _Page, owner: int) -> int:
 def _mark_summaries(page: _Page) -> None:
     """Summary lines ("Subtotal: 10,00 €"), and amounts in the same row as a summary label."""
     rows: set[int] = set()
+    label = False  # the line before was a "Label:" (its value is not a product name)
     for line in page.lines:
         if not line.href and _is_summary(line.text):  # product names are links, labels are not
             line.summary = True
             rows.add(_row_of(page, line.owner))
         else:
-            line.name = _name_like(line.text)
+            line.name = not label and _name_like(line.text)
+        label = len(line.text) <= 40 and line.text.endswith(":") and not _HEADING.match(line.text)
     if rows:
         for line in page.lines:
             if line.prices and not line.summary and not line.name and _row_of(page, line.owner) in rows:
@@ -433,24 +444,40 @@ def _drop_recommendations(page: _Page) -> None:
         done = max(done, end)
 
 
-def _block_of(page: _Page, owner: int, priced: list[int], named: list[int], summaries: list[int]) -> int | None:
+_Block = tuple[int, int]  # its first element and the element past its last (pre-order range)
+
+
+def _block_of(page: _Page, owner: int, priced: list[int], named: list[int], summaries: list[int]) -> _Block | None:
     """The lowest element above a price that holds a name, widened while that adds no price,
-    name or summary line (to take in the picture cell of the same item)."""
-    node = owner
+    name or summary line (to take in the picture cell of the same item). When that element is
+    a whole section, the price's own part and the named sibling just before it ("name row,
+    then a row of quantity and price")."""
+    node, part = owner, owner
     while not named[node]:
-        node = page.parent[node]
+        part, node = node, page.parent[node]
         if node < 0:
             return None
-    if priced[node] > 2 or page.end_line[node] - page.first_line[node] > _MAX_BLOCK_LINES:
-        return None
+    if priced[node] > 2 or page.end_line[node] - page.first_line[node] > _MAX_BLOCK_LINES \
+            or page.tag[node] in ("body", "html"):
+        return _name_before(page, part, priced, named)
     while (up := page.parent[node]) >= 0 and page.tag[up] not in ("body", "html") and priced[up] == priced[node] \
             and named[up] == named[node] and summaries[up] == summaries[node]:
         node = up
-    return node
+    return node, page.end_element[node]
 
 
-def _block_item(page: _Page, block: int) -> Item | None:
-    lines = [ln for ln in page.lines[page.first_line[block]:page.end_line[block]] if not ln.summary]
+def _name_before(page: _Page, part: int, priced: list[int], named: list[int]) -> _Block | None:
+    """The price's part with the previous sibling when that one holds a name and no price."""
+    before = page.previous[part]
+    if part == 0 or before < 0 or priced[before] or not named[before] or priced[part] > 2 \
+            or page.end_line[part] - page.first_line[before] > _MAX_BLOCK_LINES:
+        return None
+    return before, page.end_element[part]
+
+
+def _block_item(page: _Page, block: _Block) -> Item | None:
+    start, end = block
+    lines = [ln for ln in page.lines[page.first_line[start]:_end_line(page, block)] if not ln.summary]
     candidates = [ln for ln in lines if ln.name]
     if not candidates:
         return None
@@ -468,10 +495,21 @@ def _block_item(page: _Page, block: int) -> Item | None:
     if not name or len(name) > _MAX_NAME or (total is None and unit is None):
         return None
     variants = [ln.text for ln in lines if _VARIANT.match(ln.text) and ln is not best]
-    i = bisect_left(page.images, (block, ""))
-    image = page.images[i][1] if i < len(page.images) and page.images[i][0] < page.end_element[block] else None
+    i = bisect_left(page.images, (start, ""))
+    image = page.images[i][1] if i < len(page.images) and page.images[i][0] < end else None
     return Item(name=name, quantity=quantity, unit_price=unit, line_total=total,
                 url=best.href, image=image, variant=", ".join(variants) or None)
+
+
+def _end_line(page: _Page, block: _Block) -> int:
+    """The line past the block's last: its last top element's (the range ends with a whole subtree)."""
+    start, end = block
+    if page.end_element[start] == end:
+        return page.end_line[start]
+    node = end - 1  # the last element of the block: climb to the top element whose subtree ends there
+    while page.parent[node] >= 0 and page.end_element[page.parent[node]] == end and page.parent[node] > start:
+        node = page.parent[node]
+    return page.end_line[node]
 
 
 def _quantity_and_prices(lines: list[_Line]) -> tuple[int, Decimal | None, Decimal | None]:
