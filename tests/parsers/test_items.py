@@ -147,6 +147,31 @@ def test_div_cards_with_variants_truncated_names_and_recommendations(seed: int) 
     assert [i.url for i in read] == [f"https://shop.example/p/{n}" for n in range(len(wanted))]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_name_row_then_a_row_of_quantity_and_price(seed: int) -> None:
+    """Alternating rows in one table: the name row and the price row below it make one item."""
+    rng = random.Random(300 + seed)
+    lang = LANGS[rng.choice(sorted(LANGS))]
+    wanted = random_items(rng, rng.randint(2, 5), lang)
+    rows = "".join(
+        f'<tr><td colspan="2"><a href="https://shop.example/p/{n}">{w.name}</a></td></tr>'
+        f"<tr><td>{lang.qty.format(n=w.quantity)}</td><td>{money(w.total, lang)}</td></tr>"
+        f"<tr><td>Seller:</td><td>{rng.choice(WORDS)}{rng.randint(10, 99)}</td></tr>"
+        for n, w in enumerate(wanted)
+    )
+    read = read_items(html_mail(f"<table>{rows}{summary_rows(wanted, lang)}</table>"))
+    check(read, wanted)
+    assert [i.url for i in read] == [f"https://shop.example/p/{n}" for n in range(len(wanted))]
+
+
+@pytest.mark.parametrize("label", ["Vendor:", "Verkäufer:", "Vendeur :"])
+def test_the_value_after_a_label_is_not_the_name(label: str) -> None:
+    cards = "".join(f'<div class="card"><div>{label}</div><div>Northwind Trading Company Limited</div>'
+                    f"<div>{name}</div><div>$5.00</div></div>" for name in ("Enamel mug", "Linen towel"))
+    read = read_items(html_mail(cards + "<p>Total: $10.00</p>"))
+    assert [(i.name, i.line_total) for i in read] == [("Enamel mug", Decimal("5.00")), ("Linen towel", Decimal("5.00"))]
+
+
 @pytest.mark.parametrize("layout", ["columns", "times"])
 def test_unit_price_and_line_total(layout: str) -> None:
     lang = LANGS["de"]
@@ -228,3 +253,17 @@ def test_time_grows_linearly_with_the_table() -> None:
     """10x the rows must cost about 10x the time (a quadratic reader would take ~100x)."""
     small, large = _seconds(500), _seconds(5000)
     assert large / small < 25, (small, large)
+
+
+def test_an_order_shown_twice_desktop_and_mobile_is_read_once() -> None:
+    rows = "".join(f"<tr><td><b>{name}</b></td><td>{price}</td></tr>"
+                   for name, price in (("Cedar candle", "$12.00"), ("Walnut tray", "$30.50")))
+    body = f'<div class="desktop"><table>{rows}</table></div><div class="mobile"><table>{rows}</table></div>'
+    read = read_items(html_mail(body + "<p>Total: $42.50</p>"))
+    assert [(i.name, i.line_total) for i in read] == [("Cedar candle", Decimal("12.00")), ("Walnut tray", Decimal("30.50"))]
+
+
+def test_cents_set_apart_in_superscript() -> None:
+    body = '<table><tr><td><a href="https://s.example/1">Copper kettle</a></td><td>$<b>24</b><sup>29</sup></td></tr>' \
+           "<tr><td>Total</td><td>$24.29</td></tr></table>"
+    assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == [("Copper kettle", Decimal("24.29"))]
