@@ -134,7 +134,9 @@ _LABELLED = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[^\W\d_]{3,}")
-_CODES = re.compile(rf"\b(?:(?-i:[A-Z]{{3}})|incl\.?|inkl\.?|vat|tax|ttc|ht|mwst|iva|btw|moms|x\s*\d{{1,3}}|(?:{_QTY_WORDS})\.?\s*:?\s*\d{{0,3}})\b", re.IGNORECASE)
+_ISO = (r"(?-i:USD|EUR|GBP|CAD|AUD|NZD|CHF|SEK|NOK|DKK|PLN|CZK|HUF|RON|JPY|CNY|HKD|SGD|INR|BRL|MXN|ZAR|TRY)")
+# Words beside a price that do not make it part of a sentence: currency codes, tax notes, quantities.
+_CODES = re.compile(rf"\b(?:{_ISO}|incl\.?|inkl\.?|vat|tax|ttc|ht|mwst|iva|btw|moms|x\s*\d{{1,3}}|(?:{_QTY_WORDS})\.?\s*:?\s*\d{{0,3}})\b", re.IGNORECASE)
 _BLOCK_TAGS = frozenset((
     "p", "div", "tr", "td", "th", "li", "ul", "ol", "dl", "dt", "dd", "table", "tbody", "thead", "tfoot",
     "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "header", "footer", "blockquote", "pre",
@@ -367,15 +369,18 @@ def _html_items(tree: etree._Element) -> list[Item]:
             priced[page.parent[index]] += priced[index]
     # Name-like and summary lines per subtree, the same way.
     named = [0] * count
+    strong = [0] * count  # name-like lines set off as names are (link, bold, heading, large)
     summaries = [0] * count
     for line in lines:
         if line.summary:
             summaries[line.owner] += 1
         elif line.name:
             named[line.owner] += 1
+            strong[line.owner] += line.score >= 2
     for index in range(count - 1, 0, -1):
         if page.parent[index] >= 0:
             named[page.parent[index]] += named[index]
+            strong[page.parent[index]] += strong[index]
             summaries[page.parent[index]] += summaries[index]
 
     items: list[Item] = []
@@ -383,7 +388,7 @@ def _html_items(tree: etree._Element) -> list[Item]:
     for line in lines:
         if not line.prices or line.summary:
             continue
-        block = _block_of(page, line.owner, priced, named, summaries)
+        block = _block_of(page, line.owner, priced, named, strong, summaries)
         if block is not None and block not in seen:
             seen.add(block)
             if (item := _block_item(page, block)) is not None:
@@ -447,7 +452,8 @@ def _drop_recommendations(page: _Page) -> None:
 _Block = tuple[int, int]  # its first element and the element past its last (pre-order range)
 
 
-def _block_of(page: _Page, owner: int, priced: list[int], named: list[int], summaries: list[int]) -> _Block | None:
+def _block_of(page: _Page, owner: int, priced: list[int], named: list[int], strong: list[int],
+              summaries: list[int]) -> _Block | None:
     """The lowest element above a price that holds a name, widened while that adds no price,
     name or summary line (to take in the picture cell of the same item). When that element is
     a whole section, the price's own part and the named sibling just before it ("name row,
@@ -459,17 +465,18 @@ def _block_of(page: _Page, owner: int, priced: list[int], named: list[int], summ
             return None
     if priced[node] > 2 or page.end_line[node] - page.first_line[node] > _MAX_BLOCK_LINES \
             or page.tag[node] in ("body", "html"):
-        return _name_before(page, part, priced, named)
+        return _name_before(page, part, priced, strong)
     while (up := page.parent[node]) >= 0 and page.tag[up] not in ("body", "html") and priced[up] == priced[node] \
             and named[up] == named[node] and summaries[up] == summaries[node]:
         node = up
     return node, page.end_element[node]
 
 
-def _name_before(page: _Page, part: int, priced: list[int], named: list[int]) -> _Block | None:
-    """The price's part with the previous sibling when that one holds a name and no price."""
+def _name_before(page: _Page, part: int, priced: list[int], strong: list[int]) -> _Block | None:
+    """The price's part with the previous sibling when that one holds a name set off as one
+    (a link, bold: an address or a note above is not a product) and no price."""
     before = page.previous[part]
-    if part == 0 or before < 0 or priced[before] or not named[before] or priced[part] > 2 \
+    if part == 0 or before < 0 or priced[before] or not strong[before] or priced[part] > 2 \
             or page.end_line[part] - page.first_line[before] > _MAX_BLOCK_LINES:
         return None
     return before, page.end_element[part]
@@ -488,7 +495,7 @@ def _block_item(page: _Page, block: _Block) -> Item | None:
     quantity, unit, total = _quantity_and_prices(lines)
     if best.prices:
         name = _strip_prices(name)
-    name = re.sub(r"(?:\s+(?-i:[A-Z]{3}))+$", "", name) if best.prices else name  # "Widget GBP" from "Widget 5.00 GBP"
+    name = re.sub(rf"(?:\s+{_ISO})+$", "", name) if best.prices else name  # "Widget GBP" from "Widget 5.00 GBP"
     name, in_name = _split_quantity(name)
     if in_name:
         quantity = in_name

@@ -267,3 +267,12 @@ def test_cents_set_apart_in_superscript() -> None:
     body = '<table><tr><td><a href="https://s.example/1">Copper kettle</a></td><td>$<b>24</b><sup>29</sup></td></tr>' \
            "<tr><td>Total</td><td>$24.29</td></tr></table>"
     assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == [("Copper kettle", Decimal("24.29"))]
+
+
+def test_short_upper_case_names_of_a_till_receipt() -> None:
+    """Abbreviated names ("PF ULT SOY BEV") are names, not currency codes."""
+    rows = "".join(f"<tr><td>1</td><td>{name}</td><td>{price}</td></tr>"
+                   for name, price in (("OG KAL BEV", "3.29"), ("MOMS GRHM CEREAL", "3.00"), ("ABC XYZ", "1.25")))
+    read = read_items(html_mail(f"<table>{rows}<tr><td>Total</td><td>7.54</td></tr></table>"))
+    assert [(i.name, i.line_total) for i in read] == [
+        ("OG KAL BEV", Decimal("3.29")), ("MOMS GRHM CEREAL", Decimal("3.00")), ("ABC XYZ", Decimal("1.25"))]
