@@ -58,7 +58,7 @@ _SUMMARY = re.compile(
     r"subtotale|totale|spedizione|consegna|imposte|tasse|sconto|buono|pagamento|pagato|importo|"
     r"subtotaal|totaal|verzend\w*|bezorg\w*|btw|korting\w*|betaling|betaald|bedrag|"
     r"frete|entrega|impostos?|desconto|cupom|cup[ãa]o|pago|valor|"
-    r"delsumma|summa|totalt|frakt|leverans|moms|betalning|betalt|belopp|"
+    r"delsumma|summa|totalt|frakt|leverans|moms(?=\s*(?:[\d:(%]|$|ingår|inkl))|betalning|betalt|belopp|"
     r"suma|razem|[łl][aą]cznie|dostawa|wysy[łl]ka|przesy[łl]ka|podatek|rabat|zni[żz]ka|kupon|"
     r"p[łl]atno[śs][ćc]|zap[łl]acono|kwota|do zap[łl]aty"
     r")\b",
@@ -68,7 +68,7 @@ _SUMMARY = re.compile(
 _SUMMARY_ANY = re.compile(
     r"\b(?:totals?|sub-?total|tax(?:es)?|fees?|adjustments?|surcharges?|shipping|discount|vat|billed|charged|"
     r"payment method|points|pts|totale|totaal|totalt|summe|steuern?|geb[üu]hr\w*|versand\w*|mwst|frais|livraison|tva|"
-    r"impuestos?|env[íi]o|iva|costi|spedizione|pagamento|pago|verzendkosten|btw|frete|moms|frakt|"
+    r"impuestos?|env[íi]o|iva|costi|spedizione|pagamento|pago|verzendkosten|btw|frete|moms(?=\s*(?:[\d:(%]|$))|frakt|"
     r"podatek|dostawa|razem|metodo di pagamento|m[ée]todo de pago|mode de paiement|zahlungs(?:art|methode))\b",
     re.IGNORECASE,
 )
