@@ -608,11 +608,15 @@ def _text_items(raw_lines: list[str]) -> list[Item]:
                 index += 1
             continue
         cells = [c.strip() for c in line.split(" | ") if c.strip()]
+        if any(_is_summary(c) for c in cells[:-1]):
+            continue  # a summary label in one of its columns ("Payment | Visa | Total | 99.99")
         if len(cells) >= 2 and _price_only(cells[-1]):
             item = _text_item(cells[:-1], cells[-1])
         elif len(cells) == 1 and _prices(line) and _price_at_end(line):
             head = line[:_prices(line)[-1].start()]
             item = _text_item([head], line[len(head):]) if _WORD.search(head) else None
+        elif len(cells) >= 2 and _price_only(cells[0]) and not _prices(" ".join(cells[1:])):
+            item = _text_item(cells[1:], cells[0])  # the price first: "$7.00 -- 500 Bits"
         elif not _prices(line) and index < len(lines) and _price_only(lines[index]) and _name_like(line):
             item = _text_item([line], lines[index])
             if item is not None:

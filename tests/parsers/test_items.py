@@ -204,9 +204,11 @@ def test_plain_text_columns_and_price_on_the_next_line(seed: int) -> None:
     wanted = random_items(rng, rng.randint(2, 6), lang)
     lines = ["Thank you for your order", ""]
     for w in wanted:
-        style = rng.choice(["dots", "tabs", "spaces", "next"])
+        style = rng.choice(["dots", "tabs", "spaces", "next", "first"])
         if style == "next":  # "3 x Salmon Maki 8 pcs." and its price on the line below
             lines += [f"{w.quantity} x {w.name}", money(w.total, lang)]
+        elif style == "first":  # "$7.00 --  500 Bits"
+            lines.append(f"{money(w.total, lang)} --  {w.quantity} x {w.name}")
         else:
             sep = {"dots": " ........ ", "tabs": "\t", "spaces": "    "}[style]
             lines.append(f"{w.quantity} x {w.name}{sep}{money(w.total, lang)}")
