@@ -266,6 +266,8 @@ def _walk(tree: etree._Element) -> _Page:
     state = {"score": 0, "href": None, "struck": False, "has_struck": False, "all_struck": True}
 
     def flush() -> None:
+        if not parts:  # most block boundaries close no text (add() only keeps non-blank text)
+            return
         text = " ".join(" ".join(parts).split())
         parts.clear()
         if len(text) < 16 and (cents := _SPLIT_CENTS.match(text)):  # "$<b>24</b><sup>29</sup>"
