@@ -88,7 +88,11 @@ _HEADING = re.compile(
     r"order summary|your order|order details|details|summary|r[ée]capitulatif|votre commande|"
     r"ihre bestellung|deine bestellung|tu pedido|su pedido|il tuo ordine|je bestelling|uw bestelling|"
     r"seu pedido|din beställning|twoje zamówienie|bestellübersicht|zusammenfassung|"
-    r"free|gratuit|kostenlos|gratis|gratuito|darmowa|darmowy)\W*$",
+    r"free|gratuit|kostenlos|gratis|gratuito|darmowa|darmowy|"
+    # "Booking details", "Order summary": a section's title
+    r"(?:[\w-]+ ){0,2}(?:details|summary|overview|information|d[ée]tails|r[ée]capitulatif|[üu]bersicht|"
+    r"einzelheiten|detalles|resumen|dettagli|riepilogo|gegevens|overzicht|detalhes|resumo|detaljer|"
+    r"sammanfattning|szczeg[óo][łl]y|podsumowanie))\W*$",
     re.IGNORECASE,
 )
 # Headings of product suggestions, not bought: the block under them is skipped.
