@@ -658,12 +658,12 @@ def _text_item(cells: list[str], price_cell: str) -> Item | None:
     name, quantity = _split_quantity(_strip_prices(names[0]).strip(" -–:"))
     if not name or len(name) > _MAX_NAME or not _WORD.search(name):
         return None
-    fake = [_Line(c, 0, prices=[_amount(m.group(0)) for m in _prices(c)]) for c in [*cells[1:], price_cell]]
-    found_qty, unit, total = _quantity_and_prices([ln for ln in fake if ln.text not in names[:1]])
+    # The other columns as lines of a block: the same quantity and price reading as in HTML.
+    others = [_Line(c, 0, prices=[_amount(m.group(0)) for m in _prices(c)])
+              for c in [*cells, price_cell] if c != names[0]]
+    found_qty, unit, total = _quantity_and_prices(others)
     if quantity is None:
         quantity = found_qty
-    elif unit is None and total is not None and found_qty == 1:
-        pass
     if total is None:
         return None
     if unit is not None and unit * quantity != total and unit != total:
