@@ -11,6 +11,7 @@ import re
 from decimal import Decimal
 
 from parsers.classify import body_kind
+from parsers.items import read_items
 from parsers.message import Email, normalize_lines, unquote_text
 from parsers.model import Extraction, Item, Kind
 from parsers.normalize import parse_date_text, parse_money
@@ -72,7 +73,7 @@ def extract_generic(mail: Email) -> Extraction | None:
     result.discount = _labelled_amount(lines, DISCOUNT_LABELS, currency)
     if result.total is not None or result.subtotal is not None:
         # Rows priced like items only count in an email that states what was paid.
-        result.items = _with_links(_item_rows(lines, currency), mail)
+        result.items = read_items(mail)  # TEMPORARY (items branch): the new reader, resolved at merge
     if not result.has_purchase_data:
         return None
     result.currency = currency[0] if currency else None

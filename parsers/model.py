@@ -36,6 +36,7 @@ class Item:
     url: str | None = None
     image: str | None = None
     sku: str | None = None
+    variant: str | None = None  # a size/colour sub-line ("Size: M, Colour: Blue")
 
 
 @dataclass

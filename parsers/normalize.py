@@ -227,7 +227,7 @@ def normalize_items(items: list[Item]) -> list[Item]:
                 unit = unit.quantize(Decimal("0.01")) if unit.as_tuple().exponent < -2 else unit
         cleaned.append(Item(name=name, quantity=quantity, unit_price=unit, line_total=line,
                             url=clean_url(item.url), image=clean_url(item.image),
-                            sku=(item.sku or None)))
+                            sku=(item.sku or None), variant=(item.variant or None)))
     return cleaned
 
 

@@ -92,6 +92,8 @@ class ParseResult:
                     "url": item.url,
                     "image": item.image,
                     "sku": item.sku,
+                    # only when read: goldens written before the field stay valid
+                    **({"variant": item.variant} if item.variant else {}),
                 }
                 for item in self.items
             ],

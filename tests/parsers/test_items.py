@@ -1,0 +1,280 @@
+"""parsers.items.read_items on emails built here: table rows, div cards, plain text (with a
+price on the next line), variant lines, truncated names, several languages and a block of
+recommendations that must be ignored; and a 5 000-row table read in linear time."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from parsers.items import MAX_ITEMS, read_items
+from parsers.message import Email, Headers
+
+WORDS = ("amber", "linen", "walnut", "cobalt", "meadow", "harbor", "velvet", "cedar", "orbit", "maple",
+         "copper", "willow", "granite", "saffron", "juniper", "canvas", "summit", "lagoon")
+THINGS = ("teapot", "scarf", "lamp", "backpack", "notebook", "candle", "mug", "blanket", "wallet", "jacket")
+
+
+@dataclass
+class Lang:
+    """Labels an email in one language uses (what read_items must understand)."""
+
+    qty: str  # "Qty {n}"
+    size: str
+    colour: str
+    subtotal: str
+    shipping: str
+    total: str
+    recommend: str
+    decimal: str  # decimal separator
+    symbol: str
+    symbol_after: bool
+
+
+LANGS = {
+    "en": Lang("Qty: {n}", "Size", "Colour", "Subtotal", "Shipping", "Order total", "You might also like",
+               ".", "$", False),
+    "fr": Lang("Quantité : {n}", "Taille", "Couleur", "Sous-total", "Livraison", "Total TTC",
+               "Vous aimerez aussi", ",", "€", True),
+    "de": Lang("Menge: {n}", "Größe", "Farbe", "Zwischensumme", "Versandkosten", "Gesamtbetrag",
+               "Das könnte dir auch gefallen", ",", "€", True),
+    "es": Lang("Cantidad: {n}", "Talla", "Color", "Subtotal", "Envío", "Total", "También te puede gustar",
+               ",", "€", True),
+    "it": Lang("Quantità: {n}", "Taglia", "Colore", "Subtotale", "Spedizione", "Totale",
+               "Potrebbe interessarti anche", ",", "€", True),
+    "nl": Lang("Aantal: {n}", "Maat", "Kleur", "Subtotaal", "Verzendkosten", "Totaal",
+               "Dit vind je misschien ook leuk", ",", "€", False),
+    "pt": Lang("Quantidade: {n}", "Tamanho", "Cor", "Subtotal", "Frete", "Total", "Você também pode gostar",
+               ",", "R$", False),
+    "sv": Lang("Antal: {n}", "Storlek", "Färg", "Delsumma", "Frakt", "Totalt", "Du kanske också gillar",
+               ",", "kr", True),
+    "pl": Lang("Ilość: {n}", "Rozmiar", "Kolor", "Suma częściowa", "Dostawa", "Razem",
+               "Może Ci się spodobać", ",", "zł", True),
+}
+
+
+@dataclass
+class Want:
+    name: str
+    quantity: int
+    unit: Decimal
+    variant: str | None = None
+
+    @property
+    def total(self) -> Decimal:
+        return self.unit * self.quantity
+
+
+def money(amount: Decimal, lang: Lang) -> str:
+    number = f"{amount:.2f}".replace(".", lang.decimal)
+    return f"{number} {lang.symbol}" if lang.symbol_after else f"{lang.symbol}{number}"
+
+
+def random_items(rng: random.Random, count: int, lang: Lang) -> list[Want]:
+    items = []
+    for n in range(count):
+        name = f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} {rng.choice(THINGS)} {n + 1}"
+        unit = Decimal(rng.randint(100, 25000)) / 100
+        variant = rng.choice([None, f"{lang.size}: {rng.choice('SML')}", f"{lang.colour}: {rng.choice(WORDS)}"])
+        items.append(Want(name, rng.randint(1, 4), unit, variant))
+    return items
+
+
+def html_mail(body: str) -> Email:
+    return Email(original=Headers(), html=f"<html><body>{body}</body></html>")
+
+
+def summary_rows(items: list[Want], lang: Lang, cell: str = "td") -> str:
+    subtotal = sum((i.total for i in items), Decimal(0))
+    return "".join(f"<tr><{cell}>{label}</{cell}><{cell}>{money(amount, lang)}</{cell}></tr>" for label, amount in
+                   ((lang.subtotal, subtotal), (lang.shipping, Decimal("4.95")), (lang.total, subtotal + Decimal("4.95"))))
+
+
+def check(read: list, wanted: list[Want], *, variants: bool = False) -> None:
+    assert [i.name for i in read] == [w.name for w in wanted]
+    assert [i.quantity for i in read] == [w.quantity for w in wanted]
+    assert [i.line_total for i in read] == [w.total for w in wanted]
+    if variants:
+        assert [i.variant for i in read] == [w.variant for w in wanted]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_table_rows_with_headings_and_summary(seed: int) -> None:
+    rng = random.Random(seed)
+    lang = LANGS[rng.choice(sorted(LANGS))]
+    wanted = random_items(rng, rng.randint(1, 6), lang)
+    rows = "".join(
+        f'<tr class="item"><td><a href="https://shop.example/p/{n}"><b>{w.name}</b></a></td>'
+        f"<td>{w.quantity}</td><td>{money(w.total, lang)}</td></tr>"
+        for n, w in enumerate(wanted)
+    )
+    body = (f"<p>Thanks for your order!</p><table><tr><th>Item</th><th>Qty</th><th>Price</th></tr>{rows}"
+            f"{summary_rows(wanted, lang)}</table>")
+    read = read_items(html_mail(body))
+    check(read, wanted)
+    assert [i.url for i in read] == [f"https://shop.example/p/{n}" for n in range(len(wanted))]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_div_cards_with_variants_truncated_names_and_recommendations(seed: int) -> None:
+    rng = random.Random(100 + seed)
+    lang = LANGS[rng.choice(sorted(LANGS))]
+    wanted = random_items(rng, rng.randint(1, 5), lang)
+    wanted[0].name = wanted[0].name[:14] + "…"  # names cut by the shop are kept as they are
+    cards = "".join(
+        f'<div class="card"><div class="pic"><img src="https://img.example/{n}.jpg"></div>'
+        f'<div class="info"><div style="font-size:16px;font-weight:bold">'
+        f'<a href="https://shop.example/p/{n}">{w.name}</a></div>'
+        + (f'<div class="sub">{w.variant}</div>' if w.variant else "")
+        + f'<div class="sub">{lang.qty.format(n=w.quantity)}</div></div>'
+        f'<div class="price">{money(w.total, lang)}</div></div>'
+        for n, w in enumerate(wanted)
+    )
+    others = "".join(
+        f'<div class="card"><a href="https://shop.example/r/{n}"><b>{rng.choice(WORDS)} {rng.choice(THINGS)}</b>'
+        f'</a><div class="price">{money(Decimal(rng.randint(500, 9000)) / 100, lang)}</div></div>'
+        for n in range(3)
+    )
+    body = (f'<div class="order">{cards}</div><table>{summary_rows(wanted, lang)}</table>'
+            f'<div class="more"><h2>{lang.recommend}</h2><div class="grid">{others}</div></div>')
+    read = read_items(html_mail(body))
+    check(read, wanted, variants=True)
+    assert [i.image for i in read] == [f"https://img.example/{n}.jpg" for n in range(len(wanted))]
+    assert [i.url for i in read] == [f"https://shop.example/p/{n}" for n in range(len(wanted))]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_name_row_then_a_row_of_quantity_and_price(seed: int) -> None:
+    """Alternating rows in one table: the name row and the price row below it make one item."""
+    rng = random.Random(300 + seed)
+    lang = LANGS[rng.choice(sorted(LANGS))]
+    wanted = random_items(rng, rng.randint(2, 5), lang)
+    rows = "".join(
+        f'<tr><td colspan="2"><a href="https://shop.example/p/{n}">{w.name}</a></td></tr>'
+        f"<tr><td>{lang.qty.format(n=w.quantity)}</td><td>{money(w.total, lang)}</td></tr>"
+        f"<tr><td>Seller:</td><td>{rng.choice(WORDS)}{rng.randint(10, 99)}</td></tr>"
+        for n, w in enumerate(wanted)
+    )
+    read = read_items(html_mail(f"<table>{rows}{summary_rows(wanted, lang)}</table>"))
+    check(read, wanted)
+    assert [i.url for i in read] == [f"https://shop.example/p/{n}" for n in range(len(wanted))]
+
+
+@pytest.mark.parametrize("label", ["Vendor:", "Verkäufer:", "Vendeur :"])
+def test_the_value_after_a_label_is_not_the_name(label: str) -> None:
+    cards = "".join(f'<div class="card"><div>{label}</div><div>Northwind Trading Company Limited</div>'
+                    f"<div>{name}</div><div>$5.00</div></div>" for name in ("Enamel mug", "Linen towel"))
+    read = read_items(html_mail(cards + "<p>Total: $10.00</p>"))
+    assert [(i.name, i.line_total) for i in read] == [("Enamel mug", Decimal("5.00")), ("Linen towel", Decimal("5.00"))]
+
+
+@pytest.mark.parametrize("layout", ["columns", "times"])
+def test_unit_price_and_line_total(layout: str) -> None:
+    lang = LANGS["de"]
+    wanted = [Want("Kaffeebohnen Espresso", 2, Decimal("14.90")), Want("Milchkännchen", 3, Decimal("7.25"))]
+    if layout == "columns":  # a unit price column and a line total column
+        rows = "".join(f"<tr><td>{w.name}</td><td>{w.quantity}</td><td>{money(w.unit, lang)}</td>"
+                       f"<td>{money(w.total, lang)}</td></tr>" for w in wanted)
+    else:  # "2 x 14,90 €" and nothing else
+        rows = "".join(f"<tr><td>{w.name}</td><td>{w.quantity} x {money(w.unit, lang)}</td></tr>" for w in wanted)
+    read = read_items(html_mail(f"<table>{rows}{summary_rows(wanted, lang)}</table>"))
+    check(read, wanted)
+    assert [i.unit_price for i in read] == [w.unit for w in wanted]
+
+
+@pytest.mark.parametrize(("sums_units", "expected_totals"), [(True, ["29.80", "21.75"]), (False, ["14.90", "7.25"])])
+def test_one_price_and_a_quantity_reads_the_way_the_sum_closes(sums_units: bool, expected_totals: list[str]) -> None:
+    """One price per row and quantities > 1: unit prices when price x quantity is what the subtotal sums."""
+    rows = "<tr><td>Espresso beans</td><td>Qty: 2</td><td>$14.90</td></tr>" \
+           "<tr><td>Milk jug</td><td>Qty: 3</td><td>$7.25</td></tr>"
+    subtotal = "$51.55" if sums_units else "$22.15"
+    read = read_items(html_mail(f"<table>{rows}<tr><td>Subtotal</td><td>{subtotal}</td></tr></table>"))
+    assert [i.quantity for i in read] == [2, 3]
+    assert [str(i.line_total) for i in read] == expected_totals
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_plain_text_columns_and_price_on_the_next_line(seed: int) -> None:
+    rng = random.Random(200 + seed)
+    lang = LANGS[rng.choice(sorted(LANGS))]
+    wanted = random_items(rng, rng.randint(2, 6), lang)
+    lines = ["Thank you for your order", ""]
+    for w in wanted:
+        style = rng.choice(["dots", "tabs", "spaces", "next", "first"])
+        if style == "next":  # "3 x Salmon Maki 8 pcs." and its price on the line below
+            lines += [f"{w.quantity} x {w.name}", money(w.total, lang)]
+        elif style == "first":  # "$7.00 --  500 Bits"
+            lines.append(f"{money(w.total, lang)} --  {w.quantity} x {w.name}")
+        else:
+            sep = {"dots": " ........ ", "tabs": "\t", "spaces": "    "}[style]
+            lines.append(f"{w.quantity} x {w.name}{sep}{money(w.total, lang)}")
+    subtotal = sum((w.total for w in wanted), Decimal(0))
+    lines += ["", f"{lang.subtotal}    {money(subtotal, lang)}", f"{lang.total}    {money(subtotal, lang)}", "",
+              lang.recommend, f"{rng.choice(WORDS)} {rng.choice(THINGS)}    {money(Decimal('9.99'), lang)}"]
+    read = read_items(Email(original=Headers(), text="\n".join(lines)))
+    check(read, wanted)
+
+
+def test_no_items_without_prices_or_from_summary_lines_only() -> None:
+    assert read_items(html_mail("<h1>Spring is here</h1><p>New arrivals in store</p><a href='https://x.example'>Shop</a>")) == []
+    lang = LANGS["en"]
+    summary = summary_rows([Want("x", 1, Decimal("10.00"))], lang)
+    assert read_items(html_mail(f"<table>{summary}</table><p>Paid with Visa</p>")) == []
+
+
+def test_at_most_max_items() -> None:
+    rows = "".join(f"<tr><td><a href='https://s.example/{n}'>Widget {n}</a></td><td>$1.{n % 100:02d}</td></tr>"
+                   for n in range(MAX_ITEMS + 50))
+    read = read_items(html_mail(f"<table>{rows}</table>"))
+    assert len(read) == MAX_ITEMS
+    assert read[0].name == "Widget 0" and read[-1].name == f"Widget {MAX_ITEMS - 1}"
+
+
+def _table_email(rows: int) -> Email:
+    body = "".join(f"<tr><td><a href='https://s.example/{n}'><b>Part number {n}</b></a><div>Size: M</div></td>"
+                   f"<td>Qty 1</td><td>${n % 90 + 1}.50</td></tr>" for n in range(rows))
+    return html_mail(f"<table>{body}<tr><td>Total</td><td>$10.00</td></tr></table>")
+
+
+def _seconds(rows: int) -> float:
+    best = float("inf")
+    for _ in range(3):
+        mail = _table_email(rows)
+        _ = mail.tree  # parsing is not ours to time
+        start = time.perf_counter()
+        read_items(mail)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_time_grows_linearly_with_the_table() -> None:
+    """10x the rows must cost about 10x the time (a quadratic reader would take ~100x)."""
+    small, large = _seconds(500), _seconds(5000)
+    assert large / small < 25, (small, large)
+
+
+def test_an_order_shown_twice_desktop_and_mobile_is_read_once() -> None:
+    rows = "".join(f"<tr><td><b>{name}</b></td><td>{price}</td></tr>"
+                   for name, price in (("Cedar candle", "$12.00"), ("Walnut tray", "$30.50")))
+    body = f'<div class="desktop"><table>{rows}</table></div><div class="mobile"><table>{rows}</table></div>'
+    read = read_items(html_mail(body + "<p>Total: $42.50</p>"))
+    assert [(i.name, i.line_total) for i in read] == [("Cedar candle", Decimal("12.00")), ("Walnut tray", Decimal("30.50"))]
+
+
+def test_cents_set_apart_in_superscript() -> None:
+    body = '<table><tr><td><a href="https://s.example/1">Copper kettle</a></td><td>$<b>24</b><sup>29</sup></td></tr>' \
+           "<tr><td>Total</td><td>$24.29</td></tr></table>"
+    assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == [("Copper kettle", Decimal("24.29"))]
+
+
+def test_short_upper_case_names_of_a_till_receipt() -> None:
+    """Abbreviated names ("PF ULT SOY BEV") are names, not currency codes."""
+    rows = "".join(f"<tr><td>1</td><td>{name}</td><td>{price}</td></tr>"
+                   for name, price in (("OG KAL BEV", "3.29"), ("MOMS GRHM CEREAL", "3.00"), ("ABC XYZ", "1.25")))
+    read = read_items(html_mail(f"<table>{rows}<tr><td>Total</td><td>7.54</td></tr></table>"))
+    assert [(i.name, i.line_total) for i in read] == [
+        ("OG KAL BEV", Decimal("3.29")), ("MOMS GRHM CEREAL", Decimal("3.00")), ("ABC XYZ", Decimal("1.25"))]
