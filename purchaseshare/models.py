@@ -181,6 +181,7 @@ class PurchaseItem(SQLModel, table=True):
     url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     image: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     sku: str | None = Field(default=None, max_length=100)
+    variant: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # "Size: M" (owner only)
     approved: bool = False  # private until the owner approves this item
     approved_at: datetime | None = None
 

@@ -177,7 +177,7 @@ def add_items(session: Session, purchase_id: int, items: list[Item], approved: b
         session.add(PurchaseItem(
             purchase_id=purchase_id, position=position, name=item.name, quantity=item.quantity,
             unit_price=item.unit_price, line_total=item.line_total, url=item.url, image=item.image,
-            sku=item.sku, approved=approved, approved_at=approved_at,
+            sku=item.sku, variant=item.variant, approved=approved, approved_at=approved_at,
         ))
 
 

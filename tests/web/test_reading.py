@@ -118,3 +118,24 @@ def test_public_side_never_shows_the_reading(settings, client, other_client, ali
     for private in ("add up", "not read", "ValueError", "check the total", "check this total", "confidence",
                     "generic reader", "Amazon parser", "0.31", "How sure"):
         assert private not in shown, private  # ... and nothing of how it was read
+
+
+def test_an_items_variant_line_is_stored_and_shown_to_its_owner_only(settings, client, other_client, alice):
+    purchase_id = receive(settings, alice, AMAZON).purchase_id
+    with session_scope(settings) as session:
+        from sqlmodel import select
+
+        from purchaseshare.models import PurchaseItem
+
+        item = session.exec(select(PurchaseItem).where(PurchaseItem.purchase_id == purchase_id)).first()
+        item.variant = "Colour: Saffron, Size: XL"
+        session.commit()
+    page = f"/purchases/{purchase_id}"
+    assert "Colour: Saffron, Size: XL" in text_of(client.get(page, headers=HTML).text)
+    assert post(client, f"{page}/approve", page=page).status_code == 303
+    with session_scope(settings) as session:
+        public_id = session.get(Purchase, purchase_id).public_id
+    public = [other_client.get(f"/u/alice/p/{public_id}", headers=HTML), other_client.get("/u/alice", headers=HTML),
+              other_client.get(f"/api/v1/users/alice/purchases/{public_id}")]
+    assert all(r.status_code == 200 for r in public)
+    assert not any("Saffron" in r.text for r in public)
