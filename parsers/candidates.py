@@ -67,24 +67,32 @@ class Candidate:
 
 
 @cache
-def vocabulary() -> tuple[re.Pattern[str], dict[str, str]]:
-    """All languages' label phrases as one pattern (longest first) and phrase -> role."""
+def vocabulary() -> tuple[re.Pattern[str], dict[str, str], dict[str, str]]:
+    """All languages' label phrases as one pattern (longest first), phrase -> role, and the
+    phrases that count only as a whole label ("=paid": "Paid:", never "Paid seat")."""
     phrase_role: dict[str, str] = {}
+    whole: dict[str, str] = {}
     for path in sorted(VOCAB_DIR.glob("*.toml"), key=lambda p: (p.stem != "en", p.stem)):
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         for role in ROLES:
             for phrase in data.get(role, ()):
-                phrase_role.setdefault(phrase.casefold(), role)
+                if phrase.startswith("="):
+                    whole.setdefault(phrase[1:].casefold(), role)
+                else:
+                    phrase_role.setdefault(phrase.casefold(), role)
     alternatives = "|".join(re.escape(p) for p in sorted(phrase_role, key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)"), phrase_role
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)"), phrase_role, whole
 
 
 def label_role(label: str) -> tuple[str | None, str]:
     """The role the label's longest vocabulary phrase names, and that phrase."""
     if not label:
         return None, ""
-    pattern, phrase_role = vocabulary()
-    found = [m.group(0) for m in pattern.finditer(label.casefold())]
+    pattern, phrase_role, whole = vocabulary()
+    key = label.casefold()
+    if key in whole:
+        return whole[key], key
+    found = [m.group(0) for m in pattern.finditer(key)]
     if not found:
         return None, ""
     phrase = max(found, key=len)
@@ -122,15 +130,17 @@ def candidates_of(layout: Layout) -> list[Candidate]:
         previous_end = 0
         matches = list(MONEY.finditer(block.text))
         for number, match in enumerate(matches):
-            candidate = _candidate(layout, block, match, previous_end,
-                                   matches[number + 1].start() if number + 1 < len(matches) else len(block.text))
+            # Text after an amount labels it only when no other amount follows (it is that one's label).
+            stop = matches[number + 1].start() if number + 1 < len(matches) else len(block.text)
+            candidate = _candidate(layout, block, match, previous_end, stop, last=number + 1 == len(matches))
             previous_end = match.end()
             if candidate is not None:
                 found.append(candidate)
     return found
 
 
-def _candidate(layout: Layout, block: Block, match: re.Match[str], start: int, stop: int) -> Candidate | None:
+def _candidate(layout: Layout, block: Block, match: re.Match[str], start: int, stop: int,
+               last: bool) -> Candidate | None:
     number = match.group("n1") or match.group("n2") or match.group("n3")
     amount = parse_amount(number)
     if amount is None:
@@ -147,7 +157,7 @@ def _candidate(layout: Layout, block: Block, match: re.Match[str], start: int, s
         return None
     if match.group("sign") or match.group("sign2") or (before_char == "(" and after_char == ")"):
         amount = -amount
-    label, label_from = _label(layout, block, text[start:match.start()], text[match.end():stop])
+    label, label_from = _label(layout, block, text[start:match.start()], text[match.end():stop] if last else "")
     below = layout.below(block)
     candidate = Candidate(amount=amount, currency=symbol, block=block, text=match.group(0).strip(),
                           label=label, label_from=label_from,

@@ -71,12 +71,15 @@ class Layout:
     def above(self, block: Block) -> Block | None:
         """The block that heads it: the same column of the line above when both lines are
         table rows of the same width, else the last block of the line above."""
-        if block.row == 0:
-            return None
-        row, previous = self.rows[block.row], self.rows[block.row - 1]
-        if len(row) > 1 and len(previous) == len(row):
-            return previous[row.index(block)]
-        return previous[-1]
+        row = self.rows[block.row]
+        for number in range(block.row - 1, max(block.row - 3, -1), -1):
+            previous = self.rows[number]
+            if not any(ch.isalnum() for b in previous for ch in b.text):
+                continue  # a rule of dashes or stars between a label and its amount
+            if len(row) > 1 and len(previous) == len(row):
+                return previous[row.index(block)]
+            return previous[-1]
+        return None
 
     def below(self, block: Block) -> Block | None:
         """The first block of the next line."""
@@ -130,11 +133,17 @@ def layout_from_tree(tree: etree._Element) -> Layout:
 
     def flush(end_row: bool) -> None:
         nonlocal row_open, emphasised_text
-        text = " ".join("".join(parts).split()) if parts else ""
+        # A line break inside text starts a new line, as in html_text (plain text in <pre> or none).
+        for number, piece in enumerate("".join(parts).split("\n") if parts else ()):
+            text = " ".join(piece.split())
+            if text:
+                layout.add(text, row_open and number == 0, "/".join(stack[-_PATH_DEPTH:]), emphasised_text)
+                row_open = True
+            elif number == 0:
+                continue
+            else:
+                row_open = False
         parts.clear()
-        if text:
-            layout.add(text, row_open, "/".join(stack[-_PATH_DEPTH:]), emphasised_text)
-            row_open = True
         emphasised_text = False
         if end_row:
             row_open = False

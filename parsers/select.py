@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import combinations
 
-from parsers.candidates import BREAKDOWN, Candidate
+from parsers.candidates import BREAKDOWN, MONEY, Candidate, label_role
+
+# Words of a payment made with something other than money.
+REDEMPTION = frozenset(("points", "points redeemed", "rewards", "credit applied", "gift card", "punkte", "points fidélité"))
 
 TOLERANCE = Decimal("0.02")  # rounding of per-line taxes
 MAX_COMPONENTS = 12  # the breakdown lines a run looks back on (2**12 subsets at most)
@@ -116,7 +119,8 @@ def _settle(run: Run, items_sum: Decimal | None) -> None:
         # The amount charged after a total, smaller than it (points, credit, a gift card paid the rest).
         paid = [c for c in run.totals if c.role == "paid_with"]
         stated = [c for c in run.totals if c.role == "total" and c.score >= STRONG]
-        if paid and stated and paid[-1].amount < stated[0].amount and paid[-1].position > stated[0].position:
+        if paid and stated and paid[-1].amount < stated[0].amount and paid[-1].position > stated[0].position \
+                and _reduced(run, stated[0], paid[-1]):
             run.total = paid[-1].amount
             run.charged_discount = stated[0].amount - paid[-1].amount
             run.used = closing.get(stated[0].amount) or []
@@ -130,6 +134,36 @@ def _settle(run: Run, items_sum: Decimal | None) -> None:
         run.total = closes[0]
     run.used = closing.get(run.total) or []
     run.closed = closing.get(run.total) is not None
+    if run.total and not any(c.role == "paid_with" for c in run.totals) and _redeemed_after(run.totals[-1]):
+        # "Trip total $550 / Points redeemed 41,838 pts" and no amount charged: what was paid is unknown.
+        run.note = f"part of {run.total} was paid with points or credit and the amount charged is not stated"
+        run.total, run.closed, run.used = None, False, []
+
+
+def _reduced(run: Run, stated: Candidate, paid: Candidate) -> bool:
+    """A credit, points or a gift card stands between a total and the smaller amount charged."""
+    if any(c.role == "discount" and c.position > stated.position for c in run.components):
+        return True
+    layout = stated.block.layout
+    blocks = layout.blocks[stated.position + 1:paid.position] if layout else []
+    return any(label_role(b.text)[0] == "discount" for b in blocks)
+
+
+def _redeemed_after(total: Candidate, rows: int = 3) -> bool:
+    """A points/credit line (with no money of its own) within a few lines after the total."""
+    layout = total.block.layout
+    if layout is None:
+        return False
+    last_row = total.block.row + rows
+    for block in layout.blocks[total.position + 1:]:
+        if block.row > last_row:
+            break
+        role, phrase = label_role(block.text)
+        if role == "paid_with" or (MONEY.search(block.text) and role != "discount"):
+            return False
+        if role == "discount" and phrase in REDEMPTION:
+            return True
+    return False
 
 
 def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
@@ -143,19 +177,17 @@ def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
     for run in runs:
         _settle(run, items_sum)
     conflicted = [r for r in runs if r.total is None]
-    settled = [r for r in runs if r.total is not None]
+    settled = _merged([r for r in runs if r.total is not None])
     closed = [r for r in settled if r.closed]
-    parts = {signed(c) for r in closed for c in r.used}
-    closed_sum = sum((r.total for r in _distinct(closed)), Decimal(0))
+    closed_sum = sum((r.total for r in closed), Decimal(0))
     kept = []
     for run in settled:
-        if not run.closed and (any(run.total == r.total for r in closed) or run.total in parts
-                               or (len(closed) > 1 and run.total == closed_sum)):
-            continue  # a repeat of a closed total, a sub-breakdown's total, or the grand total of several
-        if run.closed and run.total in parts:
-            continue  # a breakdown of one line of a larger breakdown ("taxes and fees: ...")
+        parts = {signed(c) for r in closed if r is not run for c in r.used}
+        if run.total in parts:
+            continue  # the total of one line of a larger breakdown ("Seat selection ... Total $105")
+        if not run.closed and len(closed) > 1 and run.total == closed_sum:
+            continue  # the grand total of several orders, each read on its own
         kept.append(run)
-    kept = _distinct(kept)
     if conflicted and not kept:
         selection.warnings.append(f"total not read: {conflicted[0].note} and nothing adds up")
         return selection
@@ -184,16 +216,20 @@ def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
     return selection
 
 
-def _distinct(runs: list[Run]) -> list[Run]:
-    """One of each run shown twice (an email's mobile and desktop copies)."""
-    seen: set[tuple[Decimal | None, tuple[Decimal, ...]]] = set()
-    out = []
+def _merged(runs: list[Run]) -> list[Run]:
+    """Runs that end in the same amount are one total said twice (a header and a summary, an
+    email's mobile and desktop copies): keep one, closed if either closed, the strongest label."""
+    by_total: dict[Decimal | None, Run] = {}
     for run in runs:
-        key = (run.total, tuple(sorted(signed(c) for c in run.used)))
-        if key not in seen:
-            seen.add(key)
-            out.append(run)
-    return out
+        first = by_total.setdefault(run.total, run)
+        if first is run:
+            continue
+        if (run.closed, run.strength) > (first.closed, first.strength):
+            run.totals = [*first.totals, *run.totals]
+            by_total[run.total] = run
+        else:
+            first.totals.extend(run.totals)
+    return list(by_total.values())
 
 
 def _fill(selection: Selection, runs: list[Run]) -> None:
