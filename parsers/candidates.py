@@ -20,6 +20,7 @@ from parsers.layout import Block, Layout
 
 VOCAB_DIR = Path(__file__).parent / "vocab"
 ROLES = ("total", "subtotal", "shipping", "tax", "fees", "discount", "paid_with", "distractor", "partial")
+NOTICE = "notice"  # not a label: phrases of an email that charges nothing
 BREAKDOWN = ("subtotal", "shipping", "tax", "fees", "discount")
 # Words that name an amount but say nothing about which one: a weak total.
 WEAK_TOTAL = frozenset(("amount", "montant", "betrag", "importe", "importo", "bedrag", "valor", "belopp",
@@ -74,7 +75,7 @@ def vocabulary() -> tuple[re.Pattern[str], dict[str, str], dict[str, str]]:
     whole: dict[str, str] = {}
     for path in sorted(VOCAB_DIR.glob("*.toml"), key=lambda p: (p.stem != "en", p.stem)):
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        for role in ROLES:
+        for role in (*ROLES, NOTICE):
             for phrase in data.get(role, ()):
                 if phrase.startswith("="):
                     whole.setdefault(phrase[1:].casefold(), role)
@@ -82,6 +83,19 @@ def vocabulary() -> tuple[re.Pattern[str], dict[str, str], dict[str, str]]:
                     phrase_role.setdefault(phrase.casefold(), role)
     alternatives = "|".join(re.escape(p) for p in sorted(phrase_role, key=len, reverse=True))
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)"), phrase_role, whole
+
+
+@cache
+def _notice_pattern() -> re.Pattern[str]:
+    _, phrase_role, _ = vocabulary()
+    phrases = sorted((p for p, role in phrase_role.items() if role == NOTICE), key=len, reverse=True)
+    return re.compile("|".join(re.escape(p) for p in phrases))
+
+
+def notice_phrase(text: str) -> str | None:
+    """The phrase that says this email charges nothing ("you received a payment"), if any."""
+    found = _notice_pattern().search(text.casefold())
+    return found.group(0) if found else None
 
 
 def label_role(label: str) -> tuple[str | None, str]:
@@ -96,7 +110,8 @@ def label_role(label: str) -> tuple[str | None, str]:
     if not found:
         return None, ""
     phrase = max(found, key=len)
-    return phrase_role[phrase], phrase
+    role = phrase_role[phrase]
+    return (None, "") if role == NOTICE else (role, phrase)
 
 
 def parse_amount(number: str) -> Decimal | None:

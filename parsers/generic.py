@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
-from parsers.candidates import Candidate, candidates_of
+from parsers.candidates import Candidate, candidates_of, notice_phrase
 from parsers.classify import body_kind
 from parsers.items import read_items
 from parsers.layout import Layout, layout_of
@@ -73,6 +73,8 @@ def extract_generic(mail: Email) -> Extraction | None:
     if body_kind(mail)[0] in (Kind.SHIPPING, Kind.NEWSLETTER):
         return None
     reading = read(mail)
+    if notice_phrase("\n".join(reading.layout.lines)):
+        return None  # money received, a renewal reminder, a quote: nothing was charged
     chosen = reading.selection
     result = Extraction(parser="generic", confidence=chosen.confidence or 0.4)
     result.total, result.subtotal = chosen.total, chosen.subtotal

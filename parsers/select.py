@@ -145,8 +145,16 @@ def _reduced(run: Run, stated: Candidate, paid: Candidate) -> bool:
     if any(c.role == "discount" and c.position > stated.position for c in run.components):
         return True
     layout = stated.block.layout
-    blocks = layout.blocks[stated.position + 1:paid.position] if layout else []
-    return any(label_role(b.text)[0] == "discount" for b in blocks)
+    if layout is None:
+        return False
+    # between the two, or in the few lines after the payment ("Travel credit applied -$300")
+    last_row = paid.block.row + 3
+    for block in layout.blocks[stated.position + 1:]:
+        if block.row > last_row:
+            break
+        if label_role(block.text)[0] == "discount":
+            return True
+    return False
 
 
 def _redeemed_after(total: Candidate, rows: int = 3) -> bool:
