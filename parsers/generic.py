@@ -18,7 +18,7 @@ from decimal import Decimal
 from parsers.candidates import Candidate, candidates_of, notice_phrase
 from parsers.classify import body_kind
 from parsers.items import read_items
-from parsers.layout import Layout, layout_of
+from parsers.layout import Layout, layout_from_lines, layout_of
 from parsers.message import Email
 from parsers.model import Extraction, Item, Kind
 from parsers.normalize import parse_date_text, resolve_currency
@@ -123,6 +123,23 @@ def currency_hint(reading: Reading, mail: Email) -> tuple[str | None, str | None
     if _CANADIAN_TAX.search("\n".join(reading.layout.lines)):
         return "CAD", None
     return "USD", "currency USD assumed: the email prints a bare '$' and names no country"
+
+
+def labelled_amount(lines: list[str], role: str) -> Decimal | None:
+    """The first amount the vocabulary labels as `role` ("shipping", "tax", "discount") in
+    text lines; a discount is positive. For layers that only need one breakdown line."""
+    for candidate in candidates_of(layout_from_lines(lines)):
+        if candidate.role == role:
+            return abs(candidate.amount) if role == "discount" else candidate.amount
+    return None
+
+
+# parsers.schemaorg reads its missing breakdown lines through these names.
+SHIPPING_LABELS, TAX_LABELS, DISCOUNT_LABELS = "shipping", "tax", "discount"
+
+
+def _labelled_amount(lines: list[str], role: str, currency: list[str]) -> Decimal | None:
+    return labelled_amount(lines, role)
 
 
 def candidate_amounts(mail: Email) -> list[Decimal]:

@@ -252,10 +252,8 @@ def _fill(selection: Selection, runs: list[Run]) -> None:
                 # Unclosed: a breakdown line counts only when it is the one line of its kind.
                 distinct = {c.amount for c in run.components if c.role == role}
                 used = [c for c in run.components if c.role == role][:1] if len(distinct) == 1 else []
-            elif not used and role == "tax":
-                # VAT inside the total: the tax line is not in the sum but is still the tax.
-                distinct = {c.amount for c in run.components if c.role == role}
-                used = [c for c in run.components if c.role == role][:1] if len(distinct) == 1 else []
+            # A closed run's tax line outside the sum is VAT inside the total ("dont TVA"): not
+            # reported, since subtotal + shipping + tax - discount = total is what a reader checks.
             values.extend(abs(c.amount) if role == "discount" else c.amount for c in used)
         if role == "discount":
             values.extend(r.charged_discount for r in runs
