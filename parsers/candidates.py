@@ -168,7 +168,9 @@ def _candidate(layout: Layout, block: Block, match: re.Match[str], start: int, s
     # "12.50" inside a longer number or a date ("2021.05.11", "1.234.567") is not money.
     before_char = text[match.start() - 1] if match.start() else ""
     after_char = text[match.end()] if match.end() < len(text) else ""
-    if (before_char and (before_char.isdigit() or before_char in "./")) or (after_char and after_char in "/0123456789"):
+    after_next = text[match.end() + 1:match.end() + 2]
+    if (before_char and (before_char.isdigit() or before_char in "./")) or (after_char and after_char in "/0123456789") \
+            or (after_char in (".", ",") and after_next.isdigit()):
         return None
     if match.group("sign") or match.group("sign2") or (before_char == "(" and after_char == ")"):
         amount = -amount

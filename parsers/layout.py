@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from parsers.message import Email, normalize_lines, unquote_text
+from parsers.message import Email, unquote_text
 
 # The same tag sets as parsers.message.visible_text, so rows are html_text's lines.
 _BLOCK_TAGS = frozenset((
@@ -106,7 +106,9 @@ def layout_of(mail: Email) -> Layout:
         return cached
     layout = layout_from_tree(mail.tree) if mail.tree is not None else None
     if layout is None or not layout.blocks:
-        layout = layout_from_lines(normalize_lines(unquote_text(mail.text)).split("\n"))
+        # Not normalize_lines: its collapsed spaces are the columns of a plain-text receipt.
+        text = unquote_text(mail.text).replace("\r", "").replace("\xa0", " ")
+        layout = layout_from_lines([line for line in text.split("\n") if line.strip()])
     mail.cache["layout"] = layout
     return layout
 
