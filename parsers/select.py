@@ -20,7 +20,7 @@ from parsers.candidates import BREAKDOWN, MONEY, Candidate, label_role
 # Words of a payment made with something other than money.
 REDEMPTION = frozenset(("points", "points redeemed", "rewards", "credit applied", "gift card", "punkte", "points fidélité"))
 
-TOLERANCE = Decimal("0.02")  # rounding of per-line taxes
+TOLERANCE = Decimal("0.02")  # rounding of per-line taxes (only where a tax line is in the sum)
 MAX_COMPONENTS = 12  # the breakdown lines a run looks back on (2**12 subsets at most)
 STRONG = 0.6  # a total label of its own ("Total", "Amount paid"), not a bare "Amount"
 _TOTALS = ("total", "paid_with")
@@ -75,16 +75,22 @@ def closing_subset(components: Sequence[Candidate], total: Decimal,
         for chosen in combinations(range(len(pool)), size):
             if size == 1 and pool[chosen[0]].role != "subtotal":
                 continue
-            if abs(sum((values[i] for i in chosen), Decimal(0)) - total) <= TOLERANCE:
+            if _equal(sum((values[i] for i in chosen), Decimal(0)), total, [pool[i] for i in chosen]):
                 return [pool[i] for i in chosen]
     if items_sum is not None and items_sum > 0:
         # The items stand in for a subtotal the email does not print.
         rest = [c for c in pool if c.role != "subtotal"]
         for size in range(min(len(rest), 6), -1, -1):
             for chosen in combinations(rest, size):
-                if abs(items_sum + sum((signed(c) for c in chosen), Decimal(0)) - total) <= TOLERANCE:
+                if _equal(items_sum + sum((signed(c) for c in chosen), Decimal(0)), total, chosen):
                     return list(chosen)
     return None
+
+
+def _equal(value: Decimal, total: Decimal, lines: Sequence[Candidate]) -> bool:
+    """Equal to the cent, or within TOLERANCE where a tax line may have been rounded."""
+    slack = TOLERANCE if any(c.role == "tax" for c in lines) else Decimal(0)
+    return abs(value - total) <= slack
 
 
 def runs_of(candidates: Sequence[Candidate]) -> list[Run]:
