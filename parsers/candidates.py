@@ -38,6 +38,9 @@ MONEY = re.compile(
 )
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
 _LABEL_MAX = 80  # a longer "label" is prose, not a label
+# Far beyond any receipt; they keep a pathological email's reading linear and short.
+MAX_PER_BLOCK = 40
+MAX_CANDIDATES = 2000
 
 
 @dataclass
@@ -137,13 +140,17 @@ def _labelled(text: str) -> bool:
 
 
 def candidates_of(layout: Layout) -> list[Candidate]:
-    """Every money span in reading order, labelled and scored."""
+    """Every money span in reading order, labelled and scored (bounded: see the limits)."""
     found: list[Candidate] = []
     for block in layout.blocks:
         if not any(ch.isdigit() for ch in block.text):
             continue
         previous_end = 0
         matches = list(MONEY.finditer(block.text))
+        if len(matches) > MAX_PER_BLOCK:
+            continue  # a wall of prices in one block is a price list or garbage, not a label and its value
+        if len(found) + len(matches) > MAX_CANDIDATES:
+            break
         for number, match in enumerate(matches):
             # Text after an amount labels it only when no other amount follows (it is that one's label).
             stop = matches[number + 1].start() if number + 1 < len(matches) else len(block.text)
