@@ -37,8 +37,10 @@ ORDER_DATE = re.compile(
     r"([^|\n]{6,40})",
     re.IGNORECASE,
 )
-# Tax words that only one dollar country prints.
+# Tax labels that only one dollar country prints (on a tax line: "PST" elsewhere is a time zone).
 _CANADIAN_TAX = re.compile(r"\b(?:HST|QST|PST|GST/HST|TPS|TVQ)\b")
+# Country codes sold as generic names (.tv, .io): they say nothing about the shop's currency.
+_VANITY_TLDS = frozenset(("tv", "io", "me", "fm", "gg", "ai", "ly", "to", "cc", "ws", "co", "app"))
 _DOLLAR_CODES = {"us$": "USD", "ca$": "CAD", "c$": "CAD", "a$": "AUD", "au$": "AUD", "nz$": "NZD",
                  "hk$": "HKD", "s$": "SGD", "mx$": "MXN"}
 
@@ -118,9 +120,10 @@ def currency_hint(reading: Reading, mail: Email) -> tuple[str | None, str | None
             return _DOLLAR_CODES[key], None
         if len(other) == 3 and other.isupper() and other.endswith("D"):
             return other, None
-    if resolve_currency("$", domain=mail.sender_domain, language=mail.language):
+    domain = mail.sender_domain or ""
+    if domain.rsplit(".", 1)[-1] not in _VANITY_TLDS and resolve_currency("$", domain=domain, language=mail.language):
         return "$", None  # the sender's country decides in normalize
-    if _CANADIAN_TAX.search("\n".join(reading.layout.lines)):
+    if any(c.role == "tax" and _CANADIAN_TAX.search(c.label) for c in reading.candidates):
         return "CAD", None
     return "USD", "currency USD assumed: the email prints a bare '$' and names no country"
 
