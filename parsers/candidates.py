@@ -179,6 +179,10 @@ def _candidate(layout: Layout, block: Block, match: re.Match[str], start: int, s
     if (before_char and (before_char.isdigit() or before_char in "./")) or (after_char and after_char in "/0123456789") \
             or (after_char in (".", ",") and after_next.isdigit()):
         return None
+    # A bare number glued to letters or colons is part of an id ("PPC000928:1.12:bff4e3").
+    if symbol is None and ((before_char and (before_char.isalpha() or before_char in ":_#=")) or
+                           (after_char and (after_char.isalpha() or after_char in ":_#="))):
+        return None
     if match.group("sign") or match.group("sign2") or (before_char == "(" and after_char == ")"):
         amount = -amount
     label, label_from = _label(layout, block, text[start:match.start()], text[match.end():stop] if last else "")

@@ -107,6 +107,9 @@ def runs_of(candidates: Sequence[Candidate]) -> list[Run]:
                 pending = []
         elif role in _COMPONENTS:
             pending.append(candidate)
+        elif role == "item" and any(c.role != "item" for c in pending):
+            # An unnamed charge inside a breakdown ("Black car fund $0.75" between fare and total).
+            pending.append(candidate)
     if runs and pending:
         runs[-1].components.extend(c for c in pending if c.role == "discount")  # "-$300 credit" after it
     return runs
@@ -183,7 +186,7 @@ def _redeemed_after(total: Candidate, rows: int = 3) -> bool:
 def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
            item_totals: Sequence[Decimal] = ()) -> Selection:
     """The total and its breakdown, or an abstention with the reason."""
-    summary = [c for c in candidates if c.role in _TOTALS or c.role in _COMPONENTS]
+    summary = [c for c in candidates if c.role in _TOTALS or c.role in _COMPONENTS or c.role == "item"]
     runs = runs_of(summary)
     selection = Selection(runs=runs)
     if not runs:
@@ -212,6 +215,11 @@ def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
             kept = strong
     if not kept:
         return selection
+    grand = _grand_total(kept)
+    if grand is not None:
+        grand.closed = True  # it is the sum of the others: the arithmetic closes across orders
+        grand.note = "the sum of " + ", ".join(str(r.total) for r in kept if r is not grand)
+        kept = [grand]
     if len(kept) > 1 and not all(r.closed for r in kept):
         amounts = ", ".join(str(r.total) for r in kept)
         selection.warnings.append(f"total not read: candidates {amounts} conflict and nothing adds up")
@@ -228,6 +236,16 @@ def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
     if len(kept) > 1:
         selection.warnings.append(f"{len(kept)} orders in one email: the total is the sum of their totals")
     return selection
+
+
+def _grand_total(runs: list[Run]) -> Run | None:
+    """The run whose total is the sum of all the other runs' totals ("You sent a total of
+    £9.23" over three payments of £1.99, £3.75 and £3.49)."""
+    if len(runs) < 3:
+        return None
+    whole = sum((r.total for r in runs if r.total is not None), Decimal(0))
+    found = [r for r in runs if r.total is not None and r.total * 2 == whole]
+    return found[0] if len(found) == 1 and found[0].strength >= STRONG else None
 
 
 def _merged(runs: list[Run]) -> list[Run]:

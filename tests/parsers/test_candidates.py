@@ -96,3 +96,8 @@ def test_every_amount_of_a_random_receipt_is_a_candidate():
             shape = rng.choice(["{l}: ${a}", "{l} | ${a}", "{l}\n${a}", "{l}  {a} USD", "{l}\t€{a}"])
             lines += shape.format(l=label, a=f"{amount:.2f}").split("\n")
         assert [c.amount for c in only(lines)] == amounts
+
+
+@pytest.mark.parametrize("text", ["PayPal PPC000928:1.12:bff4e353", "ref A12.50", "v2.10b"])
+def test_numbers_inside_ids_are_not_money(text: str):
+    assert only([text]) == []

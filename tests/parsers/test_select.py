@@ -135,3 +135,17 @@ def test_a_sub_breakdowns_total_is_not_a_second_order():
     lines = ["Fare: $100.00", "Seat selection: $20.00", "Total: $120.00", "Seat 1A: $10.00", "Seat 1B: $10.00",
              "Total: $20.00"]
     assert choose(lines).total == Decimal("120.00")
+
+
+def test_a_stated_grand_total_of_several_payments():
+    lines = ["You sent a total of £9.23", "Postage: £0.00", "Total: £1.99", "Postage: £0.00", "Total: £3.75",
+             "Postage: £0.00", "Total: £3.49"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("9.23") and chosen.closed
+
+
+def test_an_unnamed_charge_inside_a_breakdown_counts():
+    lines = ["Trip fare: $37.03", "Congestion surcharge: $2.75", "Black car fund", "$0.75", "Promotion: -$8.32",
+             "Total: $32.21"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("32.21") and chosen.closed and chosen.discount == Decimal("8.32")
