@@ -245,7 +245,7 @@ def _grand_total(runs: list[Run]) -> Run | None:
         return None
     whole = sum((r.total for r in runs if r.total is not None), Decimal(0))
     found = [r for r in runs if r.total is not None and r.total * 2 == whole]
-    return found[0] if len(found) == 1 and found[0].strength >= STRONG else None
+    return found[0] if len(found) == 1 else None
 
 
 def _merged(runs: list[Run]) -> list[Run]:
