@@ -80,7 +80,13 @@ def extract_generic(mail: Email) -> Extraction | None:
     chosen = reading.selection
     result = Extraction(parser="generic", confidence=chosen.confidence or 0.4)
     result.total, result.subtotal = chosen.total, chosen.subtotal
-    result.shipping, result.tax, result.discount = chosen.shipping, chosen.tax, chosen.discount
+    result.shipping, result.discount = chosen.shipping, chosen.discount
+    # A purchase has no fees field: taxes and fees are one line of the breakdown, so that
+    # subtotal + shipping + tax - discount = total still holds for whoever checks it.
+    if chosen.fees is not None:
+        result.tax = (chosen.tax or Decimal(0)) + chosen.fees
+    else:
+        result.tax = chosen.tax
     states_payment = any(c.role in ("total", "subtotal", "paid_with") for c in reading.candidates)
     if states_payment:
         # Rows priced like items only count in an email that states what was paid.

@@ -69,17 +69,21 @@ def closing_subset(components: Sequence[Candidate], total: Decimal,
     """The largest set of breakdown lines that adds up to `total`, or None.
 
     A single line closes only when it is a subtotal (the total of a one-line breakdown)."""
-    pool = list(components[-MAX_COMPONENTS:])
-    values = [signed(c) for c in pool]
-    for size in range(len(pool), 0, -1):
-        for chosen in combinations(range(len(pool)), size):
-            if size == 1 and pool[chosen[0]].role != "subtotal":
-                continue
-            if _equal(sum((values[i] for i in chosen), Decimal(0)), total, [pool[i] for i in chosen]):
-                return [pool[i] for i in chosen]
+    recent = list(components[-MAX_COMPONENTS:])
+    # Labelled lines first (the most of them that add up); unnamed charges and per-person
+    # totals only when the labelled lines alone do not close.
+    labelled = [c for c in recent if c.role in BREAKDOWN]
+    for pool in (labelled, recent) if len(labelled) < len(recent) else (labelled,):
+        values = [signed(c) for c in pool]
+        for size in range(len(pool), 0, -1):
+            for chosen in combinations(range(len(pool)), size):
+                if size == 1 and pool[chosen[0]].role != "subtotal":
+                    continue
+                if _equal(sum((values[i] for i in chosen), Decimal(0)), total, [pool[i] for i in chosen]):
+                    return [pool[i] for i in chosen]
     if items_sum is not None and items_sum > 0:
         # The items stand in for a subtotal the email does not print.
-        rest = [c for c in pool if c.role != "subtotal"]
+        rest = [c for c in labelled if c.role != "subtotal"]
         for size in range(min(len(rest), 6), -1, -1):
             for chosen in combinations(rest, size):
                 if _equal(items_sum + sum((signed(c) for c in chosen), Decimal(0)), total, chosen):
@@ -107,8 +111,8 @@ def runs_of(candidates: Sequence[Candidate]) -> list[Run]:
                 pending = []
         elif role in _COMPONENTS:
             pending.append(candidate)
-        elif role == "item" and any(c.role != "item" for c in pending):
-            # An unnamed charge inside a breakdown ("Black car fund $0.75" between fare and total).
+        elif role == "item":
+            # An unnamed charge in a breakdown ("Black car fund $0.75", "Seat 12A $35.99").
             pending.append(candidate)
     if runs and pending:
         runs[-1].components.extend(c for c in pending if c.role == "discount")  # "-$300 credit" after it
