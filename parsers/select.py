@@ -209,7 +209,8 @@ def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
         if not run.closed and len(closed) > 1 and run.total == closed_sum:
             continue  # the grand total of several orders, each read on its own
         kept.append(run)
-    if conflicted and not kept:
+    if conflicted and not any(r.closed for r in kept):
+        # Totals that disagree somewhere, and nothing elsewhere that adds up to outweigh them.
         selection.warnings.append(f"total not read: {conflicted[0].note} and nothing adds up")
         return selection
     if len(kept) > 1:

@@ -277,3 +277,16 @@ def test_random_languages_and_layouts():
         result = extract_generic(mail)
         assert result is not None and result.total == sub + ship, (lang, layout)
         assert result.confidence >= 0.8
+
+
+def test_explain_says_why_it_abstained():
+    text = explain(text_mail("Total: $12.00\nShipping: $4.00\nTotal: $19.00\n"))
+    assert "chosen: total None" in text and "warning: total not read" in text
+
+
+def test_labelled_amount_for_other_layers():
+    from parsers.generic import labelled_amount
+
+    lines = ["Blue teapot | $24.00", "Postage & packing | £3.50", "Promotion | -£2.00", "VAT | £4.10"]
+    assert labelled_amount(lines, "shipping") == Decimal("3.50")
+    assert labelled_amount(lines, "discount") == Decimal("2.00") and labelled_amount(lines, "tax") == Decimal("4.10")

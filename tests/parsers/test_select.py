@@ -149,3 +149,9 @@ def test_an_unnamed_charge_inside_a_breakdown_counts():
              "Total: $32.21"]
     chosen = choose(lines)
     assert chosen.total == Decimal("32.21") and chosen.closed and chosen.discount == Decimal("8.32")
+
+
+def test_a_conflict_elsewhere_blocks_an_unclosed_total():
+    lines = ["Total: $12.00", "Total: $19.00", "Shipping: $4.00", "Order total: $30.00"]
+    chosen = choose(lines)
+    assert chosen.total is None and any("conflict" in w for w in chosen.warnings)
