@@ -21,7 +21,7 @@ from parsers.items import read_items
 from parsers.layout import Layout, layout_from_lines, layout_of
 from parsers.message import Email
 from parsers.model import Extraction, Item, Kind
-from parsers.normalize import parse_date_text, resolve_currency
+from parsers.normalize import parse_date_text, resolve_currency, territory_of_domain
 from parsers.select import Selection, select
 
 ORDER_NUMBER = re.compile(
@@ -41,6 +41,7 @@ ORDER_DATE = re.compile(
 _CANADIAN_TAX = re.compile(r"\b(?:HST|QST|PST|GST/HST|TPS|TVQ)\b")
 # Country codes sold as generic names (.tv, .io): they say nothing about the shop's currency.
 _VANITY_TLDS = frozenset(("tv", "io", "me", "fm", "gg", "ai", "ly", "to", "cc", "ws", "co", "app"))
+_RUPEES = {"IN": "INR", "PK": "PKR", "LK": "LKR", "NP": "NPR", "MU": "MUR", "SC": "SCR"}
 _DOLLAR_CODES = {"us$": "USD", "ca$": "CAD", "c$": "CAD", "a$": "AUD", "au$": "AUD", "nz$": "NZD",
                  "hk$": "HKD", "s$": "SGD", "mx$": "MXN"}
 
@@ -117,6 +118,11 @@ def currency_hint(reading: Reading, mail: Email) -> tuple[str | None, str | None
     if not printed:
         return None, None
     hint = chosen[0].currency if chosen else Counter(printed).most_common(1)[0][0]
+    if hint.lower().rstrip(".") == "rs":
+        # Rupees of India, Pakistan, Sri Lanka, Nepal...: only the sender's country tells which.
+        territory = territory_of_domain(mail.sender_domain)
+        code = _RUPEES.get(territory or "")
+        return (code, None) if code else (None, f"currency not read: {hint!r} is the rupee of several countries")
     if hint != "$":
         return _DOLLAR_CODES.get(hint.lower(), hint), None
     # An ISO code or a prefixed dollar elsewhere in the email says which dollar.

@@ -175,7 +175,7 @@ def test_label_and_amount_on_consecutive_lines(label: str, amount: str, total: D
 @pytest.mark.parametrize("printed, total, currency", [
     ("546.80 USD", Decimal("546.80"), "USD"),
     ("CHF 26,70", Decimal("26.70"), "CHF"),
-    ("Rs. 1,299.00", Decimal("1299.00"), "Rs."),
+    ("Rs. 1,299.00", Decimal("1299.00"), None),  # no country to say which rupee
     ("₹ 499.00", Decimal("499.00"), "₹"),
     ("US$1,180.38", Decimal("1180.38"), "USD"),
     ("CA$12.99", Decimal("12.99"), "CAD"),
@@ -183,6 +183,13 @@ def test_label_and_amount_on_consecutive_lines(label: str, amount: str, total: D
 def test_currency_as_printed(printed: str, total: Decimal, currency: str):
     result = extract_generic(html_mail(f"<table><tr><td>Order total</td><td>{printed}</td></tr></table>"))
     assert result is not None and result.total == total and result.currency == currency
+
+
+def test_rupees_from_the_senders_country():
+    mail = html_mail("<p>Order total: Rs. 1,299.00</p>")
+    mail.original.from_addr = "orders@shop.example.in"
+    result = extract_generic(mail)
+    assert result is not None and result.currency == "INR"
 
 
 def test_bare_dollar_with_no_country_is_usd_with_a_warning():
