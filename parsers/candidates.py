@@ -109,10 +109,14 @@ def label_role(label: str) -> tuple[str | None, str]:
     key = label.casefold()
     if key in whole:
         return whole[key], key
-    found = [m.group(0) for m in pattern.finditer(key)]
-    if not found:
+    matches = list(pattern.finditer(key.lstrip("+*- ")))
+    if not matches:
         return None, ""
-    phrase = max(found, key=len)
+    # A qualifier makes any total a part of one ("Total per passenger"); otherwise the label's
+    # head word decides ("Base fare and surcharges" is a fare), else the longest phrase.
+    partial = [m.group(0) for m in matches if phrase_role[m.group(0)] == "partial"]
+    head = [m.group(0) for m in matches if m.start() == 0]
+    phrase = (partial or head or [max((m.group(0) for m in matches), key=len)])[0]
     role = phrase_role[phrase]
     return (None, "") if role == NOTICE else (role, phrase)
 

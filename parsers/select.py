@@ -141,6 +141,9 @@ def _settle(run: Run, items_sum: Decimal | None) -> None:
             run.note = f"charged {run.total} of a total of {stated[0].amount}"
             return
         closes = [a for a in amounts if closing[a] is not None]
+        best = max(c.score for c in run.totals)
+        if len(closes) == 1 and max(c.score for c in run.totals if c.amount == closes[0]) < best:
+            closes = []  # what adds up is not what the strongest label calls the total
         if len(closes) != 1:
             run.note = "conflicting totals " + ", ".join(str(a) for a in amounts)
             return
