@@ -68,7 +68,8 @@ def test_payment_method_under_an_unlabelled_amount():
     ("Free shipping on orders over", "distractor"), ("Points balance", "distractor"),
     ("Starting at", "distractor"), ("Per-person total", "partial"), ("Paid", "total"),
     ("Paid seat (SFO-DFW)", None), ("Visa ending in 1234", "paid_with"), ("Apple Pay", "paid_with"),
-    ("Total savings", "distractor"),
+    ("Total savings", "distractor"), ("Base fare and surcharges", "subtotal"), ("Total per passenger", "partial"),
+    ("+ Taxes & carrier-imposed fees", "tax"),
 ])
 def test_vocabulary_roles(label: str, role: str | None):
     assert label_role(label)[0] == role

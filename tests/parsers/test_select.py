@@ -155,3 +155,11 @@ def test_a_conflict_elsewhere_blocks_an_unclosed_total():
     lines = ["Total: $12.00", "Total: $19.00", "Shipping: $4.00", "Order total: $30.00"]
     chosen = choose(lines)
     assert chosen.total is None and any("conflict" in w for w in chosen.warnings)
+
+
+def test_a_per_passenger_total_is_a_part_not_the_total():
+    lines = ["Airfare: 266.39", "Transportation tax: 19.98", "Segment tax: 10.40", "Total per passenger: 296.77 USD",
+             "Total: 593.54 USD"]
+    chosen = choose(lines)
+    assert chosen.total in (None, Decimal("593.54"))
+    assert chosen.total != Decimal("296.77")
