@@ -61,14 +61,18 @@ def read(mail: Email) -> Reading:
     cached = mail.cache.get("generic_reading")
     if isinstance(cached, Reading):
         return cached
-    layout = layout_of(mail)
-    candidates = candidates_of(layout)
-    items = read_items(mail)
-    totals = [i.line_total for i in items if i.line_total is not None]
-    items_sum = sum(totals, Decimal(0)) if totals and len(totals) == len(items) else None
-    reading = Reading(layout, candidates, items, select(candidates, items_sum, totals))
+    reading = read_layout(layout_of(mail), read_items(mail))
     mail.cache["generic_reading"] = reading
     return reading
+
+
+def read_layout(layout: Layout, items: list[Item]) -> Reading:
+    """Candidates and the selection for any layout: an email's, or a PDF's text lines
+    (`read_layout(layout_from_lines(lines), [])`)."""
+    candidates = candidates_of(layout)
+    totals = [i.line_total for i in items if i.line_total is not None]
+    items_sum = sum(totals, Decimal(0)) if totals and len(totals) == len(items) else None
+    return Reading(layout, candidates, items, select(candidates, items_sum, totals))
 
 
 def extract_generic(mail: Email) -> Extraction | None:

@@ -297,3 +297,13 @@ def test_labelled_amount_for_other_layers():
     lines = ["Blue teapot | $24.00", "Postage & packing | £3.50", "Promotion | -£2.00", "VAT | £4.10"]
     assert labelled_amount(lines, "shipping") == Decimal("3.50")
     assert labelled_amount(lines, "discount") == Decimal("2.00") and labelled_amount(lines, "tax") == Decimal("4.10")
+
+
+def test_read_layout_reads_text_lines_such_as_a_pdfs():
+    from parsers.generic import read_layout
+    from parsers.layout import layout_from_lines
+
+    lines = ["INVOICE 2025-118", "Consulting, March      1.200,00 €", "MwSt. 19 %      228,00 €",
+             "Rechnungsbetrag      1.428,00 €"]
+    chosen = read_layout(layout_from_lines(lines), []).selection
+    assert chosen.total == Decimal("1428.00") and chosen.closed and chosen.tax == Decimal("228.00")
