@@ -15,7 +15,7 @@ CENTS = st.integers(min_value=1, max_value=50_000).map(lambda c: Decimal(c) / 10
 NAMES = st.sampled_from(["Blue teapot", "Linen scarf", "Oak board", "Tea towel", "Desk lamp", "Wool socks"])
 SHAPES = st.sampled_from(["{l}: {a}", "{l} | {a}", "{l}\n{a}", "{l}  {a}"])
 DISTRACTORS = st.sampled_from(["You saved {a}", "Free shipping on orders over {a}", "Points balance: {a}",
-                               "Starting at {a} per month", "Your savings {a}"])
+                               "Starting at {a} per month", "Your savings {a}", "Gift card balance {a}"])
 
 
 def money(amount: Decimal, style: str) -> str:
