@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import Decimal
 
 from parsers.candidates import Candidate, candidates_of, notice_phrase
@@ -147,10 +148,16 @@ def currency_hint(reading: Reading, mail: Email) -> tuple[str | None, str | None
 def labelled_amount(lines: list[str], role: str) -> Decimal | None:
     """The first amount the vocabulary labels as `role` ("shipping", "tax", "discount") in
     text lines; a discount is positive. For layers that only need one breakdown line."""
-    for candidate in candidates_of(layout_from_lines(lines)):
+    for candidate in _line_candidates(tuple(lines)):
         if candidate.role == role:
             return abs(candidate.amount) if role == "discount" else candidate.amount
     return None
+
+
+@lru_cache(maxsize=4)
+def _line_candidates(lines: tuple[str, ...]) -> list[Candidate]:
+    """One reading per text for the several roles a caller asks about in turn."""
+    return candidates_of(layout_from_lines(list(lines)))
 
 
 # parsers.schemaorg reads its missing breakdown lines through these names.
