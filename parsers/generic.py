@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from decimal import Decimal
+from functools import lru_cache
 
 from parsers.candidates import Candidate, candidates_of, notice_phrase
 from parsers.classify import body_kind
