@@ -79,6 +79,8 @@ def closing_subset(components: Sequence[Candidate], total: Decimal,
             for chosen in combinations(range(len(pool)), size):
                 if size == 1 and pool[chosen[0]].role != "subtotal":
                     continue
+                if pool is recent and not any(pool[i].role in BREAKDOWN for i in chosen):
+                    continue  # unnamed amounts alone adding up is a coincidence, not a breakdown
                 if _equal(sum((values[i] for i in chosen), Decimal(0)), total, [pool[i] for i in chosen]):
                     return [pool[i] for i in chosen]
     if items_sum is not None and items_sum > 0:
