@@ -98,7 +98,8 @@ def merge(winner: Extraction, other: Extraction) -> None:
         winner.items = other.items
         borrowed.append("items")
     if winner.total is None and other.total is not None and (
-            other.sum_checked or _adds_up(winner, other.total) or "items" in borrowed):
+            _adds_up(winner, other.total) or "items" in borrowed
+            or (other.sum_checked and not _priced(winner))):  # a checked total no priced item contradicts
         winner.total = other.total
         borrowed.append("total")
     if "total" in borrowed or (other.sum_checked and other.total == winner.total):
@@ -115,9 +116,13 @@ def _agrees(other: Extraction, total: Decimal | None) -> bool:
     return total is None or other.total == total
 
 
+def _priced(extraction: Extraction) -> bool:
+    return bool(extraction.items) and all(item.line_total is not None for item in extraction.items)
+
+
 def _adds_up(winner: Extraction, total: Decimal) -> bool:
     """The winner's own items (and breakdown) add up to this total."""
-    if not winner.items or any(item.line_total is None for item in winner.items):
+    if not _priced(winner):
         return False
     items = sum((item.line_total for item in winner.items), Decimal(0))  # type: ignore[misc]
     extras = (winner.shipping or 0) + (winner.tax or 0) - (winner.discount or 0)

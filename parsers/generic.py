@@ -1,45 +1,31 @@
-"""The fallback for merchants nobody wrote a parser for.
+"""The fallback for merchants nobody wrote a parser for: layout -> candidates -> select.
 
-Reads the visible text (one line per block, table cells joined by " | "): totals from
-the usual words in several languages, item rows from lines that end in a price, the
-order number and date from their labels. Less sure than a merchant parser, and says so.
+Reads the email's layout (parsers.layout), takes every money span as a candidate labelled by
+the words beside or above it (parsers.candidates), and chooses the total and its breakdown
+jointly so that the arithmetic closes (parsers.select); where totals conflict and nothing
+adds up it abstains with a warning. Items come from parsers.items, the order number and
+date from their labels. Less sure than a merchant parser, and says so; `explain(mail)`
+shows the whole decision.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
+from parsers.candidates import Candidate, candidates_of
 from parsers.classify import body_kind
-from parsers.items import read_items
-from parsers.message import Email, normalize_lines, unquote_text
+from parsers.items import read_items, text_items
+from parsers.layout import Layout, layout_from_lines, layout_of
+from parsers.message import Email
 from parsers.model import Extraction, Item, Kind
-from parsers.normalize import parse_date_text, parse_money
+from parsers.normalize import parse_date_text, territory_of_domain
+from parsers.pdf import attachment_text
+from parsers.select import Selection, select
 
-CONFIDENCE = 0.5
-
-_CURRENCY = r"(?:[£€$¥₹]|[A-Z]{2}\$|US\$|kr\.?|CHF|zł|R\$|(?:USD|EUR|GBP|CAD|AUD|CHF|SEK|NOK|DKK|PLN|JPY)\b)"
-_NUMBER = r"\d{1,3}(?:[.,\u202f ]\d{3})*[.,]\d{2}|\d+[.,]\d{2}"
-MONEY = re.compile(rf"(-|−)?\s*(?:{_CURRENCY}\s?(?:{_NUMBER})|(?:{_NUMBER})\s?{_CURRENCY}|(?:{_NUMBER}))")
-
-# Labels, strongest first: the first one found gives the total.
-TOTAL_LABELS = (
-    r"grand total", r"order total", r"total (?:paid|charged|amount|price)", r"amount (?:paid|charged)",
-    r"total ttc", r"montant total", r"gesamtsumme", r"gesamtbetrag", r"summe", r"importe total",
-    r"total a pagar", r"totale (?:ordine|complessivo)", r"totale", r"totaal", r"total",
-)
-SUBTOTAL_LABELS = (r"sub-?total", r"item\(?s\)? subtotal", r"sous-total", r"zwischensumme",
-                   r"subtotale", r"subtotaal", r"items?:")
-SHIPPING_LABELS = (r"shipping(?: (?:&|and) handling)?", r"postage(?: (?:&|and) packing)?", r"delivery",
-                   r"livraison", r"frais de port", r"versand(?:kosten)?", r"envío", r"spedizione",
-                   r"verzendkosten")
-TAX_LABELS = (r"(?:estimated |sales )?tax", r"vat", r"tva", r"mwst\.?", r"ust\.?", r"iva", r"btw")
-DISCOUNT_LABELS = (r"discount", r"promotion(?: applied)?", r"coupon", r"savings", r"remise", r"rabatt",
-                   r"descuento", r"sconto", r"korting", r"gift card")
-_SUMMARY = re.compile(
-    r"^(?:" + "|".join(TOTAL_LABELS + SUBTOTAL_LABELS + SHIPPING_LABELS + TAX_LABELS + DISCOUNT_LABELS)
-    + r"|payment|paid|balance|amount|visa|mastercard|amex|card|refund|credit)\b", re.IGNORECASE,
-)
 ORDER_NUMBER = re.compile(
     r"(?:order|confirmation|booking|reservation|invoice|receipt)\s*(?:number|no\.?|n°|nr\.?|id|#|code|reference)"
     r"[\s:#|]*([A-Z0-9][A-Z0-9-]{3,})|"  # "Order number: | WB-481207" (label and value in two cells)
@@ -53,30 +39,60 @@ ORDER_DATE = re.compile(
     r"([^|\n]{6,40})",
     re.IGNORECASE,
 )
-_QTY = re.compile(r"^(?:qty|quantity|menge|anzahl|quantité|qté|cantidad|quantità|aantal)?\s*:?\s*[x×]?\s*(\d{1,3})\s*[x×]?$",
-                  re.IGNORECASE)
-_QTY_IN_NAME = re.compile(r"(?:^(\d{1,3})\s*[x×]\s+)|(?:\s+[x×]\s*(\d{1,3})$)|(?:\s*\((?:qty|quantity)\s*:?\s*(\d{1,3})\)$)",
-                          re.IGNORECASE)
+# Tax labels that only one dollar country prints (on a tax line: "PST" elsewhere is a time zone).
+# Country codes sold as generic names (.tv, .io): they say nothing about the shop's currency.
+_RUPEES = {"IN": "INR", "PK": "PKR", "LK": "LKR", "NP": "NPR", "MU": "MUR", "SC": "SCR"}
+_DOLLAR_CODES = {"us$": "USD", "ca$": "CAD", "c$": "CAD", "a$": "AUD", "au$": "AUD", "nz$": "NZD",
+                 "hk$": "HKD", "s$": "SGD", "mx$": "MXN"}
+
+
+@dataclass
+class Reading:
+    """Everything the generic reader looked at for one email (kept for `explain`)."""
+
+    layout: Layout
+    candidates: list[Candidate]
+    items: list[Item]
+    selection: Selection
+
+
+def read(mail: Email) -> Reading:
+    """Layout, candidates, items and the selection, computed once per email."""
+    cached = mail.cache.get("generic_reading")
+    if isinstance(cached, Reading):
+        return cached
+    reading = read_layout(layout_of(mail), read_items(mail))
+    mail.cache["generic_reading"] = reading
+    return reading
+
+
+def read_layout(layout: Layout, items: list[Item]) -> Reading:
+    """Candidates and the selection for any layout: an email's, or a PDF's text lines
+    (`read_layout(layout_from_lines(lines), [])`)."""
+    candidates = candidates_of(layout)
+    totals = [i.line_total for i in items if i.line_total is not None]
+    items_sum = sum(totals, Decimal(0)) if totals and len(totals) == len(items) else None
+    return Reading(layout, candidates, items, select(candidates, items_sum, totals))
 
 
 def extract_generic(mail: Email) -> Extraction | None:
     # A shipping notice or a newsletter lists products and prices too: never read those as a purchase.
     if body_kind(mail)[0] in (Kind.SHIPPING, Kind.NEWSLETTER):
         return None
-    lines = _lines(mail)
-    result = Extraction(parser="generic", confidence=CONFIDENCE)
-    currency: list[str] = []
-    result.total = _labelled_amount(lines, TOTAL_LABELS, currency)
-    result.subtotal = _labelled_amount(lines, SUBTOTAL_LABELS, currency)
-    result.shipping = _labelled_amount(lines, SHIPPING_LABELS, currency)
-    result.tax = _labelled_amount(lines, TAX_LABELS, currency)
-    result.discount = _labelled_amount(lines, DISCOUNT_LABELS, currency)
-    if result.total is not None or result.subtotal is not None:
-        # Rows priced like items only count in an email that states what was paid.
-        result.items = read_items(mail)  # TEMPORARY (items branch): the new reader, resolved at merge
-    if not result.has_purchase_data:
+    reading = read(mail)
+    result = _from_reading(reading)
+    if result is None or result.total is None or not result.items:
+        # The body may only say "your invoice is attached": an attached PDF fills the gaps.
+        result = _with_pdf(mail, result)
+    if result is None:
         return None
-    result.currency = currency[0] if currency else None
+    result.currency, warning = currency_hint(reading, mail)
+    pdf = mail.cache.get("generic_pdf_reading")
+    if result.currency is None and isinstance(pdf, Reading):
+        result.currency, warning = currency_hint(pdf, mail)
+    if warning:
+        result.warnings.append(warning)
+    lines = reading.layout.lines
     text = "\n".join(lines)
     number = ORDER_NUMBER.search(text)
     if number:
@@ -84,119 +100,144 @@ def extract_generic(mail: Email) -> Extraction | None:
     when = ORDER_DATE.search(text)
     if when:
         result.order_date = parse_date_text(when.group(1), language=mail.language)
-    if result.items and result.total is not None:
-        items_sum = sum((i.line_total or Decimal(0) for i in result.items), Decimal(0))
-        if items_sum in (result.total, result.subtotal):
-            result.confidence = CONFIDENCE + 0.1
     return result
 
 
-def _lines(mail: Email) -> list[str]:
-    """Visible text lines; a plain-text body's columns ("Name ....... 12,95 €") become cells."""
-    if mail.html_text:
-        return mail.html_text.split("\n")
-    columns = re.sub(r"(?m)(?<=\S)[ \t]*(?:\.{3,}|\t|[ ]{2,}|…+)[ \t]*(?=\S)", " | ", unquote_text(mail.text))
-    return normalize_lines(columns).split("\n")
-
-
-def _with_links(items: list[Item], mail: Email) -> list[Item]:
-    """Product link and picture from the HTML row that names the item."""
-    if mail.tree is None or not items:
-        return items
-    # Innermost rows and their text, read once for all items.
-    rows = [(row, re.sub(r"\s+", " ", row.text_content())) for row in mail.tree.iter("tr") if not row.xpath(".//tr")]
-    for item in items:
-        for row, text in rows:
-            if item.name not in text:
-                continue
-            links = [a.get("href") for a in row.iter("a") if item.name in re.sub(r"\s+", " ", a.text_content())
-                     and (a.get("href") or "").startswith("http")]
-            images = [i.get("src") for i in row.iter("img") if (i.get("src") or "").startswith("http")]
-            item.url = links[0] if links else None
-            item.image = images[0] if images else None
-            break
-    return items
-
-
-def _amount(text: str, currency: list[str]) -> Decimal | None:
-    found = list(MONEY.finditer(text))
-    if not found:
+def _from_reading(reading: Reading) -> Extraction | None:
+    """The purchase one reading states (an email body or a PDF's lines), or None."""
+    chosen = reading.selection
+    result = Extraction(parser="generic", confidence=chosen.confidence or 0.4)
+    result.total, result.subtotal = chosen.total, chosen.subtotal
+    result.shipping, result.discount = chosen.shipping, chosen.discount
+    # A purchase has no fees field: taxes and fees are one line of the breakdown, so that
+    # subtotal + shipping + tax - discount = total still holds for whoever checks it.
+    if chosen.fees is not None:
+        result.tax = (chosen.tax or Decimal(0)) + chosen.fees
+    else:
+        result.tax = chosen.tax
+    states_payment = any(c.role in ("total", "subtotal", "paid_with") for c in reading.candidates)
+    if states_payment:
+        # Rows priced like items only count in an email that states what was paid.
+        result.items = reading.items
+    if not result.has_purchase_data:
         return None
-    match = found[-1]
-    amount, symbol = parse_money(match.group(0))
-    if amount is None:
-        return None
-    if symbol:
-        currency.append(symbol)
-    return -amount if match.group(1) else amount
+    result.warnings += chosen.warnings
+    result.sum_checked = chosen.closed
+    return result
 
 
-def _labelled_amount(lines: list[str], labels: tuple[str, ...], currency: list[str]) -> Decimal | None:
-    for label in labels:
-        # up to 30 characters between label and amount ("Order total (incl. VAT):"), but not a
-        # newsletter's "Total savings up to £20"
-        pattern = re.compile(rf"^(?:{label})\b(?!{_NOT_A_TOTAL})[^\d\n]{{0,30}}?(?:\(.*?\))?\s*[:|]?\s*(.*)$",
-                             re.IGNORECASE)
-        for index, line in enumerate(lines):
-            found = pattern.match(line)
-            if not found:
-                continue
-            rest = found.group(1) or (lines[index + 1] if index + 1 < len(lines) else "")
-            amount = _amount(rest, currency)
-            if amount is not None:
-                return abs(amount) if labels is DISCOUNT_LABELS else amount
+def read_pdf(mail: Email) -> tuple[Reading | None, list[str]]:
+    """The generic reading of the email's attached invoice PDFs (None: no readable PDF), and
+    what went wrong reading them."""
+    pdf = attachment_text(mail)
+    if not pdf.lines:
+        return None, pdf.warnings
+    reading = read_layout(layout_from_lines(pdf.lines), text_items(pdf.lines))
+    mail.cache["generic_pdf_reading"] = reading
+    return reading, pdf.warnings
+
+
+def _with_pdf(mail: Email, body: Extraction | None) -> Extraction | None:
+    """The body's fields win where both speak; the PDF's reading fills the gaps."""
+    reading, warnings = read_pdf(mail)
+    found = _from_reading(reading) if reading is not None else None
+    if found is None:
+        if body is not None:
+            body.warnings += warnings
+        return body
+    found.warnings += warnings
+    if body is None:
+        found.warnings.append("read from the attached PDF")
+        return found
+    if body.total is None and found.total is not None and (not body.items or found.sum_checked):
+        body.total, body.sum_checked = found.total, found.sum_checked
+        for name in ("subtotal", "shipping", "tax", "discount"):
+            if getattr(body, name) is None:
+                setattr(body, name, getattr(found, name))
+        body.warnings.append("total read from the attached PDF")
+    if not body.items and found.items and found.total == body.total:
+        body.items = found.items
+        body.warnings.append("items read from the attached PDF")
+    body.warnings += warnings
+    return body
+
+
+def currency_hint(reading: Reading, mail: Email) -> tuple[str | None, str | None]:
+    """The currency as printed beside the chosen total, made precise by the rest of the email:
+    an ISO code or a prefixed dollar (US$, CA$) elsewhere says which dollar; a bare "$" is left
+    to the pipeline, which weighs the email's countries (parsers.currency)."""
+    chosen = [c for run in reading.selection.chosen for c in run.totals if c.currency]
+    printed = [c.currency for c in reading.candidates if c.currency]
+    if not printed:
+        return None, None
+    hint = chosen[0].currency if chosen else Counter(printed).most_common(1)[0][0]
+    if hint.lower().rstrip(".") == "rs":
+        # Rupees of India, Pakistan, Sri Lanka, Nepal...: only the sender's country tells which.
+        territory = territory_of_domain(mail.sender_domain)
+        code = _RUPEES.get(territory or "")
+        return (code, None) if code else (None, f"currency not read: {hint!r} is the rupee of several countries")
+    if hint != "$":
+        return _DOLLAR_CODES.get(hint.lower(), hint), None
+    # An ISO code or a prefixed dollar elsewhere in the email says which dollar.
+    for other in printed:
+        key = other.lower()
+        if key in _DOLLAR_CODES:
+            return _DOLLAR_CODES[key], None
+        if len(other) == 3 and other.isupper() and other.endswith("D"):
+            return other, None
+    return "$", None  # the email's countries decide (parsers.currency, in the pipeline)
+
+
+def labelled_amount(lines: list[str], role: str) -> Decimal | None:
+    """The first amount the vocabulary labels as `role` ("shipping", "tax", "discount") in
+    text lines; a discount is positive. For layers that only need one breakdown line."""
+    for candidate in _line_candidates(tuple(lines)):
+        if candidate.role == role:
+            return abs(candidate.amount) if role == "discount" else candidate.amount
     return None
 
 
-_NOT_A_TOTAL = r"[^\d\n]{0,12}\b(?:savings?|save|off|up to|from|starting|bis zu|jusqu|hasta|fino a)\b"
-# A "name" cell that is a column heading or a "Label:" (fees, taxes) rather than a product.
-_NOT_AN_ITEM = re.compile(
-    r"^(?:.*:|price|prix|preis|precio|prezzo|amount|montant|betrag|importe|importo|total.*|qty|quantity|"
-    r"items?|description|article|artikel|art[íi]culo|articolo|unit price|each|subtotal|tax|vat|fees?)$",
-    re.IGNORECASE,
-)
-_QTY_PRICE = re.compile(r"^(\d{1,3})\s*[x×]\s*(.+)$", re.IGNORECASE)  # "2 x 14,90 €"
+@lru_cache(maxsize=4)
+def _line_candidates(lines: tuple[str, ...]) -> list[Candidate]:
+    """One reading per text for the several roles a caller asks about in turn."""
+    return candidates_of(layout_from_lines(list(lines)))
 
 
-def _qty_price(cell: str) -> re.Match[str] | None:
-    found = _QTY_PRICE.match(cell)
-    return found if found and MONEY.fullmatch(found.group(2).strip()) else None
+# parsers.schemaorg reads its missing breakdown lines through these names.
+SHIPPING_LABELS, TAX_LABELS, DISCOUNT_LABELS = "shipping", "tax", "discount"
 
 
-def _item_rows(lines: list[str], currency: list[str]) -> list[Item]:
-    """Lines with a name cell and a price at the end, above the totals block."""
-    items = []
-    for line in lines:
-        if _SUMMARY.match(line):
-            if items:
-                break  # the totals block closes the item list
-            continue
-        cells = [c.strip() for c in line.split(" | ") if c.strip()]
-        if len(cells) < 2 or not MONEY.fullmatch(cells[-1]):
-            continue
-        names = [c for c in cells[:-1] if re.search(r"[^\W\d_]{3,}", c) and not MONEY.fullmatch(c)
-                 and not _qty_price(c)]
-        if not names or _NOT_AN_ITEM.match(names[0]):
-            continue
-        quantity = 1
-        unit = None
-        for cell in cells[:-1]:
-            qty = _QTY.match(cell)
-            qty_price = _qty_price(cell)
-            if qty:
-                quantity = int(qty.group(1))
-            elif qty_price:
-                quantity, unit = int(qty_price.group(1)), _amount(qty_price.group(2), currency)
-        name = names[0]
-        in_name = _QTY_IN_NAME.search(name)
-        if in_name:
-            quantity = int(next(g for g in in_name.groups() if g))
-            name = _QTY_IN_NAME.sub("", name).strip()
-        line_total = _amount(cells[-1], currency)
-        if line_total is None or len(name) > 200:
-            continue
-        prices = [c for c in cells[:-1] if MONEY.fullmatch(c)]
-        if prices and unit is None:
-            unit = _amount(prices[-1], currency)
-        items.append(Item(name=name, quantity=quantity, unit_price=unit, line_total=line_total))
-    return items
+def _labelled_amount(lines: list[str], role: str, currency: list[str]) -> Decimal | None:
+    return labelled_amount(lines, role)
+
+
+def candidate_amounts(mail: Email) -> list[Decimal]:
+    """Every money amount the reader saw (both signs): did the true total have a chance?"""
+    return [abs(c.amount) for c in read(mail).candidates]
+
+
+def explain(mail: Email) -> str:
+    """The candidate table for one email: each amount, its label and neighbours, its score per
+    role, the chosen assignment and whether the sum closed."""
+    reading = read(mail)
+    chosen = reading.selection
+    used = {id(c) for run in chosen.chosen for c in (*run.used, *run.totals)}
+    out = [f"{'':2}{'amount':>12} {'cur':<5}{'role':<11}{'score':>6}  {'from':<6}label / line below"]
+    for c in reading.candidates:
+        roles = " ".join(f"{r}={s:.2f}" for r, s in sorted(c.roles.items(), key=lambda kv: -kv[1]))
+        mark = "*" if id(c) in used else " "
+        below = f"  / {c.below[:30]}" if c.below else ""
+        out.append(f"{mark:2}{c.amount!s:>12} {c.currency or '':<5}{c.role or '-':<11}{c.score:6.2f}  "
+                   f"{c.label_from or '-':<6}{c.label[:50]!r}{below}  [{roles}]")
+    out.append("")
+    for number, run in enumerate(chosen.runs, 1):
+        parts = " + ".join(f"{c.role}:{c.amount}" for c in run.components[-8:])
+        out.append(f"run {number}: {parts or '(no breakdown)'} -> "
+                   f"{', '.join(str(c.amount) for c in run.totals)}; total {run.total}, "
+                   f"closed {run.closed}{'; ' + run.note if run.note else ''}")
+    out.append(f"chosen: total {chosen.total} subtotal {chosen.subtotal} shipping {chosen.shipping} "
+               f"tax {chosen.tax} fees {chosen.fees} discount {chosen.discount}; closed {chosen.closed}; "
+               f"confidence {chosen.confidence}")
+    out.extend(f"warning: {w}" for w in chosen.warnings)
+    out.append(f"items: {len(reading.items)}")
+    return "\n".join(out)

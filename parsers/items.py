@@ -161,9 +161,9 @@ def read_items(mail: Email) -> list[Item]:
     if mail.tree is not None:
         items = _html_items(mail.tree)
         if not items and mail.html_text:
-            items = _text_items(mail.html_text.split("\n"))
+            items = text_items(mail.html_text.split("\n"))
     elif mail.text:
-        items = _text_items(unquote_text(mail.text).split("\n"))
+        items = text_items(unquote_text(mail.text).split("\n"))
     return _one_copy(items)[:MAX_ITEMS]
 
 
@@ -592,7 +592,7 @@ def _decide_unit_prices(items: list[Item], summary_amounts: list[Decimal]) -> No
 
 # --- Text ---------------------------------------------------------------------------------
 
-def _text_items(raw_lines: list[str]) -> list[Item]:
+def text_items(raw_lines: list[str]) -> list[Item]:
     """Priced lines ("Name .... 12,95 €", "2 x Name | 2 x 4,50 € | 9,00 €") and a name line
     whose price stands alone on the next line ("3 x Salmon Maki 8 pcs." / "24,90 €")."""
     lines = [" ".join(_COLUMNS.sub(" | ", line).split()) for line in raw_lines]

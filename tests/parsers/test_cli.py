@@ -88,3 +88,19 @@ def test_no_merchant_parsers_reads_a_known_shop_with_the_other_layers():
     assert json.loads(with_parsers.stdout)["parser"] == "merchant:steam"
     assert json.loads(without.stdout)["parser"] in ("schema_org", "generic", None)
 
+
+
+def test_explain_prints_the_candidates_and_the_choice(tmp_path: Path):
+    path = tmp_path / "order.eml"
+    path.write_bytes(ORDER)
+    result = CliRunner().invoke(app, ["parse", "--explain", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "10.00" in result.stdout and "total" in result.stdout.lower()
+    assert "closed" in result.stdout.lower() or "abstain" in result.stdout.lower()
+
+
+def test_explain_takes_one_file(tmp_path: Path):
+    path = tmp_path / "order.eml"
+    path.write_bytes(ORDER)
+    result = CliRunner().invoke(app, ["parse", "--explain", str(path), str(path)])
+    assert result.exit_code == 2

@@ -1,5 +1,7 @@
-"""The generic fallback on its own: totals by label in five languages, item rows, and
-what it must NOT do - invent a purchase from a shipping notice or a newsletter.
+"""The generic fallback on its own: totals by label in nine languages, label and amount on
+consecutive lines, payment-method lines, two orders in one email, item rows, and what it
+must NOT do - invent a purchase from a shipping notice, a newsletter or a notice that
+charges nothing, take a distractor or one item's price for the total.
 
 Whole emails live in fixtures/emails/_generic/ (checked by test_fixtures.py); these are
 the small cases.
@@ -7,11 +9,12 @@ the small cases.
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 import pytest
 
-from parsers.generic import extract_generic
+from parsers.generic import candidate_amounts, explain, extract_generic
 from parsers.message import Email, Headers
 from purchaseshare.pipeline import run
 from tests.helpers import FIXTURES
@@ -121,3 +124,194 @@ def test_pipeline_keeps_notices_out(name: str):
 def test_layer_fixtures_exist():
     assert len(list((FIXTURES / "_generic").glob("generic_*.eml"))) >= 4
     assert len(list((FIXTURES / "_schemaorg").glob("schemaorg_*.eml"))) >= 3
+
+
+# --- the layout-aware reader: one test per failure shape, on emails built here ---------------
+
+def cents(rng: random.Random, low: int, high: int) -> Decimal:
+    """A random amount printed with its two decimals ("14.40", not "14.4")."""
+    return (Decimal(rng.randint(low, high)) / 100).quantize(Decimal("0.01"))
+
+
+SHOPS = ["Maison Pivert", "Kettle & Co", "Nordlicht", "Casa Brava", "Lumen Works"]
+
+
+def card_receipt(rng: random.Random) -> tuple[str, Decimal]:
+    """A breakdown of fare, fees, taxes and a negative membership discount, no Total label:
+    the amount charged stands beside the payment method."""
+    fare, fees, taxes = (cents(rng, 1000, 40000) for _ in range(3))
+    member = cents(rng, 100, 900)
+    total = fare + fees + taxes - member
+    method = rng.choice(["Visa •••• 1234", "Mastercard ending in 9876", "PayPal", "Apple Pay", "Venmo"])
+    rows = [("Fare", f"${fare}"), ("Booking fees", f"${fees}"), ("Taxes", f"${taxes}"),
+            ("Membership discount", f"-${member}"), (method, f"${total}")]
+    if rng.random() < 0.5:
+        body = "".join(f"<tr><td>{a}</td><td>{b}</td></tr>" for a, b in rows)
+        return f"<p>{rng.choice(SHOPS)}</p><table>{body}</table>", total
+    return f"<p>{rng.choice(SHOPS)}</p>" + "".join(f"<div>{a}</div><div><b>{b}</b></div>" for a, b in rows), total
+
+
+def test_no_total_label_the_payment_method_line_gives_the_total():
+    rng = random.Random(3)
+    for _ in range(20):
+        body, total = card_receipt(rng)
+        result = extract_generic(html_mail(body, subject="Your receipt"))
+        assert result is not None and result.total == total and result.confidence >= 0.8
+
+
+@pytest.mark.parametrize("label, amount, total", [
+    ("Total in CHF", "53,00", Decimal("53.00")),
+    ("Amount paid:", "$25.20", Decimal("25.20")),
+    ("Gesamtbetrag", "44,20 €", Decimal("44.20")),
+    ("Totale ordine", "18,40 €", Decimal("18.40")),
+])
+def test_label_and_amount_on_consecutive_lines(label: str, amount: str, total: Decimal):
+    result = extract_generic(html_mail(f"<p>Thank you for your order</p><p>{label}</p><p>{amount}</p>"))
+    assert result is not None and result.total == total
+    result = extract_generic(text_mail(f"Thank you for your order\n{label}\n{amount}\n"))
+    assert result is not None and result.total == total
+
+
+@pytest.mark.parametrize("printed, total, currency", [
+    ("546.80 USD", Decimal("546.80"), "USD"),
+    ("CHF 26,70", Decimal("26.70"), "CHF"),
+    ("Rs. 1,299.00", Decimal("1299.00"), None),  # no country to say which rupee
+    ("₹ 499.00", Decimal("499.00"), "₹"),
+    ("US$1,180.38", Decimal("1180.38"), "USD"),
+    ("CA$12.99", Decimal("12.99"), "CAD"),
+])
+def test_currency_as_printed(printed: str, total: Decimal, currency: str):
+    result = extract_generic(html_mail(f"<table><tr><td>Order total</td><td>{printed}</td></tr></table>"))
+    assert result is not None and result.total == total and result.currency == currency
+
+
+def test_rupees_from_the_senders_country():
+    mail = html_mail("<p>Order total: Rs. 1,299.00</p>")
+    mail.original.from_addr = "orders@shop.example.in"
+    result = extract_generic(mail)
+    assert result is not None and result.currency == "INR"
+
+
+def _pipeline(body: str) -> dict:
+    raw = ("From: Shop <orders@shop.example>\r\nSubject: Your order\r\nContent-Type: text/html; charset=utf-8"
+           f"\r\n\r\n<html><body>{body}</body></html>").encode()
+    return run(raw).to_json()
+
+
+def test_bare_dollar_is_left_to_the_pipeline_which_assumes_usd_with_a_warning():
+    assert extract_generic(html_mail("<p>Order total: $12.00</p>")).currency == "$"
+    result = _pipeline("<p>Order total: $12.00</p>")
+    assert result["currency"] == "USD" and result["total"] == "12"
+    assert any("currency assumed" in w and "'$'" in w for w in result["warnings"])
+
+
+def test_bare_dollar_and_canadian_tax_is_cad():
+    result = _pipeline("<p>Subtotal: $10.00</p><p>HST: $1.30</p><p>Total: $11.30</p>")
+    assert result["currency"] == "CAD" and result["tax"] == "1.30"
+
+
+def test_two_orders_in_one_email_give_the_sum_charged():
+    rng = random.Random(5)
+    for _ in range(10):
+        orders = []
+        for _ in range(2):
+            sub, ship = cents(rng, 500, 9000), cents(rng, 0, 900)
+            orders.append((sub, ship, sub + ship))
+        body = "".join(f"<h3>Order {n}</h3><table><tr><td>Subtotal</td><td>£{s}</td></tr>"
+                       f"<tr><td>Postage</td><td>£{p}</td></tr><tr><td>Order total</td><td>£{t}</td></tr></table>"
+                       for n, (s, p, t) in enumerate(orders, 1))
+        result = extract_generic(html_mail(body))
+        assert result is not None and result.total == orders[0][2] + orders[1][2]
+        assert any("2 orders" in w for w in result.warnings)
+
+
+def test_one_items_price_is_not_the_total_of_several():
+    body = ("<p>Thank you for your order</p><table><tr><td>Linen scarf</td><td>$24.00</td></tr>"
+            "<tr><td>Oak board</td><td>$31.00</td></tr><tr><td>Wool socks</td><td>$9.00</td></tr></table>"
+            "<p>Amount</p><p>$24.00</p>")
+    result = extract_generic(html_mail(body))
+    assert result is None or result.total is None
+
+
+@pytest.mark.parametrize("distractor", ["You saved $15.00", "Free shipping on orders over $50.00",
+                                        "Points balance: $120.00", "Plans starting at $9.99 per month"])
+def test_distractors_are_never_the_total(distractor: str):
+    body = f"<p>{distractor}</p><p>Subtotal: $20.00</p><p>Shipping: $5.00</p><p>Total: $25.00</p><p>{distractor}</p>"
+    result = extract_generic(html_mail(body))
+    assert result is not None and result.total == Decimal("25.00") and result.shipping == Decimal("5.00")
+
+
+def test_conflicting_totals_abstain_with_a_warning():
+    body = "<p>Total: $12.00</p><p>Shipping: $4.00</p><p>Total: $19.00</p><table><tr><td>Lamp</td><td>$8.00</td></tr></table>"
+    result = extract_generic(html_mail(body))
+    assert result is None or (result.total is None and any("total not read" in w for w in result.warnings))
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("<p>You received a payment of £3.41 from a buyer.</p><p>Total £3.41</p>", "a payment the user received"),
+    ("<p>Trip summary. This is not a payment receipt.</p><p>Total $36.80</p>", "nothing was charged"),
+    ("<p>Your plan will renew for $39.99/year on May 1.</p><p>Total: $39.99</p>", "a renewal reminder"),
+])
+def test_notices_that_charge_nothing(body: str, reason: str):
+    result = _pipeline(body)  # parsers.classify.notice_reason, before any layer reads amounts
+    assert result["status"] == "not_purchase" and reason in result["reason"], result
+
+
+def test_explain_shows_candidates_runs_and_the_choice():
+    mail = html_mail(RECEIPT_TABLE)
+    text = explain(mail)
+    assert "Order total" in text and "run 1:" in text and "closed True" in text
+    assert "chosen: total 41.00" in text
+
+
+def test_candidate_amounts_list_every_amount():
+    assert sorted(candidate_amounts(html_mail(RECEIPT_TABLE))) == [
+        Decimal("5.00"), Decimal("12.00"), Decimal("24.00"), Decimal("36.00"), Decimal("41.00")]
+
+
+def test_random_languages_and_layouts():
+    """Random shop, language, prices and layout: the total is read and the sum closes."""
+    words = {"en": ("Subtotal", "Shipping", "Total"), "fr": ("Sous-total", "Frais de port", "Total TTC"),
+             "de": ("Zwischensumme", "Versandkosten", "Gesamtsumme"), "es": ("Subtotal", "Gastos de envío", "Importe total"),
+             "it": ("Subtotale", "Spedizione", "Totale ordine"), "nl": ("Subtotaal", "Verzendkosten", "Totaal"),
+             "pt": ("Subtotal", "Portes", "Valor total"), "sv": ("Delsumma", "Frakt", "Att betala"),
+             "pl": ("Suma częściowa", "Dostawa", "Do zapłaty")}
+    rng = random.Random(9)
+    for _ in range(40):
+        lang = rng.choice(sorted(words))
+        sub, ship = cents(rng, 100, 99999), cents(rng, 0, 1500)
+        fmt = rng.choice([lambda a: f"{a} €".replace(".", ","), lambda a: f"€{a}", lambda a: f"{a} EUR"])
+        rows = list(zip(words[lang], (sub, ship, sub + ship), strict=True))
+        layout = rng.choice(["cells", "divs", "text"])
+        if layout == "cells":
+            mail = html_mail("<table>" + "".join(f"<tr><td>{w}</td><td>{fmt(a)}</td></tr>" for w, a in rows) + "</table>")
+        elif layout == "divs":
+            mail = html_mail("".join(f"<div>{w}:</div><div>{fmt(a)}</div>" for w, a in rows))
+        else:
+            mail = text_mail("\n".join(f"{w} {'.' * rng.randint(3, 9)} {fmt(a)}" for w, a in rows))
+        result = extract_generic(mail)
+        assert result is not None and result.total == sub + ship, (lang, layout)
+        assert result.confidence >= 0.8
+
+
+def test_explain_says_why_it_abstained():
+    text = explain(text_mail("Total: $12.00\nShipping: $4.00\nTotal: $19.00\n"))
+    assert "chosen: total None" in text and "warning: total not read" in text
+
+
+def test_labelled_amount_for_other_layers():
+    from parsers.generic import labelled_amount
+
+    lines = ["Blue teapot | $24.00", "Postage & packing | £3.50", "Promotion | -£2.00", "VAT | £4.10"]
+    assert labelled_amount(lines, "shipping") == Decimal("3.50")
+    assert labelled_amount(lines, "discount") == Decimal("2.00") and labelled_amount(lines, "tax") == Decimal("4.10")
+
+
+def test_read_layout_reads_text_lines_such_as_a_pdfs():
+    from parsers.generic import read_layout
+    from parsers.layout import layout_from_lines
+
+    lines = ["INVOICE 2025-118", "Consulting, March      1.200,00 €", "MwSt. 19 %      228,00 €",
+             "Rechnungsbetrag      1.428,00 €"]
+    chosen = read_layout(layout_from_lines(lines), []).selection
+    assert chosen.total == Decimal("1428.00") and chosen.closed and chosen.tax == Decimal("228.00")

@@ -408,3 +408,34 @@ def test_characters_outside_the_bmp_keep_the_text_aligned_with_pdfium_indexes(mo
     text = pdf._page_text(TextPage(), len(units))
     assert len(text) == len(units)
     assert text == "€5 🎁\x00 gift" and text.translate(pdf._NO_CHARACTER) == "€5 🎁 gift"
+
+
+# --- The pipeline reads an attached invoice (merchant parsers off: an unknown shop) ---------
+
+@pytest.mark.parametrize("language", sorted(LANGUAGES))
+def test_an_email_that_only_says_the_invoice_is_attached_is_read_from_the_pdf(language: str) -> None:
+    from parsers.registry import ALL_MERCHANTS
+    from purchaseshare.pipeline import run
+
+    rng = random.Random(f"pipeline-{language}")
+    lines, total, names = invoice(rng, language)
+    raw = message([("invoice.pdf", make_pdf([rows(*lines)]), "application/pdf")]).as_bytes()
+    result = run(raw, disabled=ALL_MERCHANTS).to_json()
+    assert result["status"] == "purchase" and result["parser"] == "generic", result
+    assert Decimal(result["total"]) == total and result["currency"] == "EUR"
+    assert any("attached PDF" in w for w in result["warnings"])
+    assert [item["name"] for item in result["items"]] == names
+
+
+def test_the_body_wins_where_both_speak_and_a_boarding_pass_is_never_the_receipt() -> None:
+    from parsers.registry import ALL_MERCHANTS
+    from purchaseshare.pipeline import run
+
+    body = "Thank you for your order.\nBlue teapot    $24.00\nOrder total    $24.00\n"
+    other = make_pdf([rows("Invoice", ("Something else", "1", "$99.00", "$99.00"), ("Total", "", "", "$99.00"))])
+    raw = message([("invoice.pdf", other, "application/pdf")], body=body, subject="Your order").as_bytes()
+    assert run(raw, disabled=ALL_MERCHANTS).to_json()["total"] == "24"
+    boarding = make_pdf([rows("Boarding pass", "Gate B12  Seat 14C", ("Total", "", "", "$310.00"))])
+    raw = message([("pass.pdf", boarding, "application/pdf")], body="Your trip is booked. Have a good flight.",
+                  subject="Your booking").as_bytes()
+    assert run(raw, disabled=ALL_MERCHANTS).to_json()["total"] is None

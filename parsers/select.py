@@ -1,0 +1,302 @@
+"""The joint choice of total and breakdown: the assignment whose arithmetic closes.
+
+Summary candidates (parsers.candidates) are cut into runs, each a breakdown ending in a total
+(or the amount charged): "Subtotal / Shipping / Tax / Total". A run closes when some of its
+breakdown adds up to its total (subtotal + shipping + tax + fees - discount = total, within
+rounding; VAT may already be inside). Several closed runs are several orders in one email:
+their sum is what was charged. Where totals conflict and nothing closes, the selector
+abstains: an emitted total must be right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from itertools import combinations
+
+from parsers.candidates import BREAKDOWN, MONEY, Candidate, label_role
+
+# Words of a payment made with something other than money.
+REDEMPTION = frozenset(("points", "points redeemed", "rewards", "credit applied", "gift card", "punkte", "points fidélité"))
+
+TOLERANCE = Decimal("0.02")  # rounding of per-line taxes (only where a tax line is in the sum)
+MAX_COMPONENTS = 12  # the breakdown lines a run looks back on (2**12 subsets at most)
+STRONG = 0.6  # a total label of its own ("Total", "Amount paid"), not a bare "Amount"
+_TOTALS = ("total", "paid_with")
+_COMPONENTS = (*BREAKDOWN, "partial")
+
+
+@dataclass
+class Run:
+    """A breakdown and the total(s) that close it."""
+
+    components: list[Candidate]
+    totals: list[Candidate]
+    total: Decimal | None = None
+    closed: bool = False
+    used: list[Candidate] = field(default_factory=list)  # the breakdown lines that add up
+    charged_discount: Decimal | None = None  # total minus the smaller amount charged
+    note: str = ""
+
+    @property
+    def strength(self) -> float:
+        return max((c.score for c in self.totals), default=0.0)
+
+
+@dataclass
+class Selection:
+    total: Decimal | None = None
+    subtotal: Decimal | None = None
+    shipping: Decimal | None = None
+    tax: Decimal | None = None
+    fees: Decimal | None = None
+    discount: Decimal | None = None
+    closed: bool = False
+    confidence: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    chosen: list[Run] = field(default_factory=list)
+
+
+def signed(candidate: Candidate) -> Decimal:
+    """A breakdown line's effect on the total: discounts subtract however they are printed."""
+    return -abs(candidate.amount) if candidate.role == "discount" else candidate.amount
+
+
+def closing_subset(components: Sequence[Candidate], total: Decimal,
+                   items_sum: Decimal | None = None) -> list[Candidate] | None:
+    """The largest set of breakdown lines that adds up to `total`, or None.
+
+    A single line closes only when it is a subtotal (the total of a one-line breakdown)."""
+    recent = list(components[-MAX_COMPONENTS:])
+    # Labelled lines first (the most of them that add up); unnamed charges and per-person
+    # totals only when the labelled lines alone do not close.
+    labelled = [c for c in recent if c.role in BREAKDOWN]
+    for pool in (labelled, recent) if len(labelled) < len(recent) else (labelled,):
+        values = [signed(c) for c in pool]
+        for size in range(len(pool), 0, -1):
+            for chosen in combinations(range(len(pool)), size):
+                if size == 1 and pool[chosen[0]].role != "subtotal":
+                    continue
+                if pool is recent and not any(pool[i].role in BREAKDOWN for i in chosen):
+                    continue  # unnamed amounts alone adding up is a coincidence, not a breakdown
+                if _equal(sum((values[i] for i in chosen), Decimal(0)), total, [pool[i] for i in chosen]):
+                    return [pool[i] for i in chosen]
+    if items_sum is not None and items_sum > 0:
+        # The items stand in for a subtotal the email does not print.
+        rest = [c for c in labelled if c.role != "subtotal"]
+        for size in range(min(len(rest), 6), -1, -1):
+            for chosen in combinations(rest, size):
+                if _equal(items_sum + sum((signed(c) for c in chosen), Decimal(0)), total, chosen):
+                    return list(chosen)
+    return None
+
+
+def _equal(value: Decimal, total: Decimal, lines: Sequence[Candidate]) -> bool:
+    """Equal to the cent, or within TOLERANCE where a tax line may have been rounded."""
+    slack = TOLERANCE if any(c.role == "tax" for c in lines) else Decimal(0)
+    return abs(value - total) <= slack
+
+
+def runs_of(candidates: Sequence[Candidate]) -> list[Run]:
+    """Cut the summary candidates into breakdown -> total runs, in reading order."""
+    runs: list[Run] = []
+    pending: list[Candidate] = []
+    for candidate in candidates:
+        role = candidate.role
+        if role in _TOTALS and candidate.amount >= 0:
+            if runs and not pending:
+                runs[-1].totals.append(candidate)  # "Total / Payment" or a repeated total
+            else:
+                runs.append(Run(components=pending, totals=[candidate]))
+                pending = []
+        elif role in _COMPONENTS:
+            pending.append(candidate)
+        elif role == "item":
+            # An unnamed charge in a breakdown ("Black car fund $0.75", "Seat 12A $35.99").
+            pending.append(candidate)
+    if runs and pending:
+        runs[-1].components.extend(c for c in pending if c.role == "discount")  # "-$300 credit" after it
+    return runs
+
+
+def _settle(run: Run, items_sum: Decimal | None) -> None:
+    """Which of the run's totals it stands for, and whether its breakdown adds up."""
+    amounts = list(dict.fromkeys(c.amount for c in run.totals))
+    if len(amounts) > 1:
+        amounts = [a for a in amounts if a != 0] or amounts  # "Total due $0.00" after a payment
+    before = [c for c in run.components if c.position < run.totals[0].position]
+    closing = {a: closing_subset(before, a, items_sum) for a in amounts}
+    if len(amounts) == 1:
+        run.total = amounts[0]
+    else:
+        # The amount charged after a total, smaller than it (points, credit, a gift card paid the rest).
+        paid = [c for c in run.totals if c.role == "paid_with"]
+        stated = [c for c in run.totals if c.role == "total" and c.score >= STRONG]
+        if paid and stated and paid[-1].amount < stated[0].amount and paid[-1].position > stated[0].position \
+                and _reduced(run, stated[0], paid[-1]):
+            run.total = paid[-1].amount
+            run.charged_discount = stated[0].amount - paid[-1].amount
+            run.used = closing.get(stated[0].amount) or []
+            run.closed = closing.get(stated[0].amount) is not None
+            run.note = f"charged {run.total} of a total of {stated[0].amount}"
+            return
+        closes = [a for a in amounts if closing[a] is not None]
+        best = max(c.score for c in run.totals)
+        if len(closes) == 1 and max(c.score for c in run.totals if c.amount == closes[0]) < best:
+            closes = []  # what adds up is not what the strongest label calls the total
+        if len(closes) != 1:
+            run.note = "conflicting totals " + ", ".join(str(a) for a in amounts)
+            return
+        run.total = closes[0]
+    run.used = closing.get(run.total) or []
+    run.closed = closing.get(run.total) is not None
+    if run.total and not any(c.role == "paid_with" for c in run.totals) and _redeemed_after(run.totals[-1]):
+        # "Trip total $550 / Points redeemed 41,838 pts" and no amount charged: what was paid is unknown.
+        run.note = f"part of {run.total} was paid with points or credit and the amount charged is not stated"
+        run.total, run.closed, run.used = None, False, []
+
+
+def _reduced(run: Run, stated: Candidate, paid: Candidate) -> bool:
+    """A credit, points or a gift card stands between a total and the smaller amount charged."""
+    if any(c.role == "discount" and c.position > stated.position for c in run.components):
+        return True
+    layout = stated.block.layout
+    if layout is None:
+        return False
+    # between the two, or in the few lines after the payment ("Travel credit applied -$300")
+    last_row = paid.block.row + 3
+    for block in layout.blocks[stated.position + 1:]:
+        if block.row > last_row:
+            break
+        if label_role(block.text)[0] == "discount":
+            return True
+    return False
+
+
+def _redeemed_after(total: Candidate, rows: int = 3) -> bool:
+    """A points/credit line (with no money of its own) within a few lines after the total."""
+    layout = total.block.layout
+    if layout is None:
+        return False
+    last_row = total.block.row + rows
+    for block in layout.blocks[total.position + 1:]:
+        if block.row > last_row:
+            break
+        role, phrase = label_role(block.text)
+        if role == "paid_with" or (MONEY.search(block.text) and role != "discount"):
+            return False
+        if role == "discount" and phrase in REDEMPTION:
+            return True
+    return False
+
+
+def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
+           item_totals: Sequence[Decimal] = ()) -> Selection:
+    """The total and its breakdown, or an abstention with the reason."""
+    summary = [c for c in candidates if c.role in _TOTALS or c.role in _COMPONENTS or c.role == "item"]
+    runs = runs_of(summary)
+    selection = Selection(runs=runs)
+    if not runs:
+        return selection
+    for run in runs:
+        _settle(run, items_sum)
+    conflicted = [r for r in runs if r.total is None]
+    settled = _merged([r for r in runs if r.total is not None])
+    closed = [r for r in settled if r.closed]
+    closed_sum = sum((r.total for r in closed), Decimal(0))
+    kept = []
+    for run in settled:
+        parts = {signed(c) for r in closed if r is not run for c in r.used}
+        if run.total in parts:
+            continue  # the total of one line of a larger breakdown ("Seat selection ... Total $105")
+        if not run.closed and len(closed) > 1 and run.total == closed_sum:
+            continue  # the grand total of several orders, each read on its own
+        kept.append(run)
+    if conflicted and not any(r.closed for r in kept):
+        # Totals that disagree somewhere, and nothing elsewhere that adds up to outweigh them.
+        selection.warnings.append(f"total not read: {conflicted[0].note} and nothing adds up")
+        return selection
+    if len(kept) > 1:
+        weak = [r for r in kept if not r.closed and r.strength < STRONG]
+        strong = [r for r in kept if r not in weak]
+        if all(r.closed for r in strong) and strong:
+            kept = strong
+    if not kept:
+        return selection
+    grand = _grand_total(kept)
+    if grand is not None:
+        grand.closed = True  # it is the sum of the others: the arithmetic closes across orders
+        grand.note = "the sum of " + ", ".join(str(r.total) for r in kept if r is not grand)
+        kept = [grand]
+    if len(kept) > 1 and not all(r.closed for r in kept):
+        amounts = ", ".join(str(r.total) for r in kept)
+        selection.warnings.append(f"total not read: candidates {amounts} conflict and nothing adds up")
+        return selection
+    if len(kept) == 1 and not kept[0].closed:
+        run = kept[0]
+        if run.strength < STRONG and run.charged_discount is None:
+            selection.warnings.append(f"total not read: only a weak label ({run.totals[0].label!r}) names {run.total}")
+            return selection
+        if len(item_totals) > 1 and run.total in item_totals and sum(item_totals) != run.total:
+            selection.warnings.append(f"total not read: {run.total} is one item's price of several")
+            return selection
+    _fill(selection, kept)
+    if len(kept) > 1:
+        selection.warnings.append(f"{len(kept)} orders in one email: the total is the sum of their totals")
+    return selection
+
+
+def _grand_total(runs: list[Run]) -> Run | None:
+    """The run whose total is the sum of all the other runs' totals ("You sent a total of
+    £9.23" over three payments of £1.99, £3.75 and £3.49)."""
+    if len(runs) < 3:
+        return None
+    whole = sum((r.total for r in runs if r.total is not None), Decimal(0))
+    found = [r for r in runs if r.total is not None and r.total * 2 == whole]
+    return found[0] if len(found) == 1 else None
+
+
+def _merged(runs: list[Run]) -> list[Run]:
+    """Runs that end in the same amount are one total said twice (a header and a summary, an
+    email's mobile and desktop copies): keep one, closed if either closed, the strongest label."""
+    by_total: dict[Decimal | None, Run] = {}
+    for run in runs:
+        first = by_total.setdefault(run.total, run)
+        if first is run:
+            continue
+        if (run.closed, run.strength) > (first.closed, first.strength):
+            run.totals = [*first.totals, *run.totals]
+            by_total[run.total] = run
+        else:
+            first.totals.extend(run.totals)
+    return list(by_total.values())
+
+
+def _fill(selection: Selection, runs: list[Run]) -> None:
+    selection.chosen = runs
+    selection.total = sum((r.total for r in runs if r.total is not None), Decimal(0))
+    selection.closed = all(r.closed for r in runs)
+    for role in BREAKDOWN:
+        values = []
+        for run in runs:
+            used = [c for c in run.used if c.role == role]
+            if not used and not run.closed:
+                # Unclosed: a breakdown line counts only when it is the one line of its kind.
+                distinct = {c.amount for c in run.components if c.role == role}
+                used = [c for c in run.components if c.role == role][:1] if len(distinct) == 1 else []
+            # A closed run's tax line outside the sum is VAT inside the total ("dont TVA"): not
+            # reported, since subtotal + shipping + tax - discount = total is what a reader checks.
+            values.extend(abs(c.amount) if role == "discount" else c.amount for c in used)
+        if role == "discount":
+            values.extend(r.charged_discount for r in runs
+                          if r.charged_discount and not any(c.role == "discount" for c in r.used))
+        if values:
+            setattr(selection, role, sum(values, Decimal(0)))
+    if selection.closed:
+        selection.confidence = 0.8
+    else:
+        selection.confidence = 0.5 if all(r.strength >= STRONG for r in runs) else 0.4
+        parts = ", ".join(f"{c.label or c.role} {c.amount}" for r in runs for c in r.components[-6:])
+        selection.warnings.append(f"did not add up: {parts or 'no breakdown'} -> total {selection.total}")

@@ -1,0 +1,165 @@
+"""The joint selection: the total whose breakdown adds up, or an abstention - never a distractor."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parsers.candidates import candidates_of
+from parsers.layout import layout_from_lines
+from parsers.select import Selection, select
+
+CENTS = st.integers(min_value=1, max_value=50_000).map(lambda c: Decimal(c) / 100)
+NAMES = st.sampled_from(["Blue teapot", "Linen scarf", "Oak board", "Tea towel", "Desk lamp", "Wool socks"])
+SHAPES = st.sampled_from(["{l}: {a}", "{l} | {a}", "{l}\n{a}", "{l}  {a}"])
+DISTRACTORS = st.sampled_from(["You saved {a}", "Free shipping on orders over {a}", "Points balance: {a}",
+                               "Starting at {a} per month", "Your savings {a}", "Gift card balance {a}"])
+
+
+def money(amount: Decimal, style: str) -> str:
+    return {"$": f"${amount:.2f}", "eur": f"{amount:.2f} €".replace(".", ","), "usd": f"{amount:.2f} USD"}[style]
+
+
+def choose(lines: list[str], items_sum: Decimal | None = None, item_totals: list[Decimal] | None = None) -> Selection:
+    return select(candidates_of(layout_from_lines(lines)), items_sum, item_totals or [])
+
+
+@st.composite
+def receipts(draw: st.DrawFn) -> tuple[list[str], Decimal, set[Decimal], Decimal]:
+    style = draw(st.sampled_from(["$", "eur", "usd"]))
+    prices = draw(st.lists(CENTS, min_size=1, max_size=5))
+    extras = {label: draw(st.none() | CENTS) for label in ("Shipping", "Tax", "Service fee", "Discount")}
+    subtotal = sum(prices, Decimal(0))
+    total = subtotal + sum((v for k, v in extras.items() if v is not None and k != "Discount"), Decimal(0))
+    if extras["Discount"] is not None:
+        extras["Discount"] = min(extras["Discount"], total)
+        total -= extras["Discount"]
+    lines = [f"{draw(NAMES)} {n} | {money(p, style)}" for n, p in enumerate(prices)]
+    distractors = set()
+    # Without a subtotal line the items' sum (from the item reader) stands in for it.
+    body = [draw(SHAPES).format(l="Subtotal", a=money(subtotal, style))] if draw(st.booleans()) else []
+    for label, value in extras.items():
+        if value is not None:
+            shown = money(value, style) if label != "Discount" else "-" + money(value, style)
+            body.append(draw(SHAPES).format(l=label, a=shown))
+    paid_label = draw(st.sampled_from(["Total", "Order total", "Grand total", "Amount paid", "Visa •••• 4242"]))
+    body.append(draw(SHAPES).format(l=paid_label, a=money(total, style)))
+    for _ in range(draw(st.integers(0, 3))):
+        amount = draw(CENTS)
+        distractors.add(amount)
+        where = draw(st.integers(0, len(body)))
+        body.insert(where, draw(DISTRACTORS).format(a=money(amount, style)))
+    text = "\n".join(lines + body)
+    return text.split("\n"), total, distractors, subtotal
+
+
+@settings(max_examples=200, deadline=None)
+@given(receipts())
+def test_true_total_or_abstain_never_a_distractor(receipt: tuple[list[str], Decimal, set[Decimal], Decimal]):
+    lines, total, distractors, subtotal = receipt
+    chosen = choose(lines, subtotal)
+    assert chosen.total in (total, None), "\n".join(lines)
+    if chosen.total is not None and chosen.total in distractors and chosen.total != total:
+        raise AssertionError("a distractor was taken for the total")
+
+
+@settings(max_examples=200, deadline=None)
+@given(receipts())
+def test_a_labelled_breakdown_that_adds_up_is_read(receipt: tuple[list[str], Decimal, set[Decimal], Decimal]):
+    lines, total, _, subtotal = receipt
+    chosen = choose(lines, subtotal)
+    assert chosen.total == total and chosen.closed, "\n".join(lines)
+    assert chosen.subtotal in (subtotal, None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(CENTS, min_size=2, max_size=5), st.integers(0, 4))
+def test_one_items_price_is_never_a_multi_item_total(prices: list[Decimal], pick: int):
+    """'Amount: $x' naming one item's price, nothing adding up: abstain."""
+    lines = [f"Item {n} | ${p:.2f}" for n, p in enumerate(prices)] + [f"Amount: ${prices[pick % len(prices)]:.2f}"]
+    chosen = choose(lines, sum(prices, Decimal(0)), prices)
+    assert chosen.total in (None, sum(prices, Decimal(0)))
+
+
+def test_two_orders_in_one_email_sum_their_totals():
+    lines = ["Order 1", "Item subtotal: £58.29", "Postage: £0.00", "VAT: £11.66", "Order total: £69.95",
+             "Order 2", "Item subtotal: £13.32", "Postage: £0.00", "VAT: £2.67", "Order total: £15.99"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("85.94") and chosen.closed
+    assert chosen.tax == Decimal("14.33") and any("2 orders" in w for w in chosen.warnings)
+
+
+def test_conflicting_totals_that_do_not_add_up_abstain():
+    chosen = choose(["Subtotal: $10.00", "Total: $12.00", "Shipping: $4.00", "Total: $19.00"])
+    assert chosen.total is None and any("conflict" in w for w in chosen.warnings)
+
+
+def test_no_total_label_but_a_payment_method_under_a_breakdown():
+    lines = ["Fare | $230.70", "Fees | $12.10", "Taxes | $35.80", "Membership discount | -$20.00",
+             "Visa •••• 1234 | $258.60"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("258.60") and chosen.closed and chosen.discount == Decimal("20.00")
+
+
+def test_amount_charged_after_a_credit_is_the_total():
+    lines = ["Base fare: $300.00", "Taxes: $40.00", "Total: $340.00", "Card payment Visa *1684", "$140.00",
+             "Annual travel credit applied", "-$200.00"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("140.00") and chosen.discount == Decimal("200.00")
+
+
+def test_points_paid_part_and_no_charge_stated_abstains():
+    chosen = choose(["Trip total", "$550.73", "Points redeemed", "41,838 pts"])
+    assert chosen.total is None and chosen.warnings
+
+
+def test_single_strong_total_without_breakdown_is_read_with_lower_confidence():
+    chosen = choose(["Thanks!", "Order total: 99,60 €"])
+    assert chosen.total == Decimal("99.60") and not chosen.closed and chosen.confidence < 0.8
+    assert any(w.startswith("did not add up") for w in chosen.warnings)
+
+
+def test_total_due_zero_after_a_payment():
+    chosen = choose(["Subtotal: $7.00", "Paid: $7.39", "Total Due: $0.00"])
+    assert chosen.total == Decimal("7.39")
+
+
+def test_a_weak_label_alone_is_not_enough():
+    chosen = choose(["Amount", "$12.00"])
+    assert chosen.total is None and chosen.warnings
+
+
+def test_a_sub_breakdowns_total_is_not_a_second_order():
+    lines = ["Fare: $100.00", "Seat selection: $20.00", "Total: $120.00", "Seat 1A: $10.00", "Seat 1B: $10.00",
+             "Total: $20.00"]
+    assert choose(lines).total == Decimal("120.00")
+
+
+def test_a_stated_grand_total_of_several_payments():
+    lines = ["You sent a total of £9.23", "Postage: £0.00", "Total: £1.99", "Postage: £0.00", "Total: £3.75",
+             "Postage: £0.00", "Total: £3.49"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("9.23") and chosen.closed
+
+
+def test_an_unnamed_charge_inside_a_breakdown_counts():
+    lines = ["Trip fare: $37.03", "Congestion surcharge: $2.75", "Black car fund", "$0.75", "Promotion: -$8.32",
+             "Total: $32.21"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("32.21") and chosen.closed and chosen.discount == Decimal("8.32")
+
+
+def test_a_conflict_elsewhere_blocks_an_unclosed_total():
+    lines = ["Total: $12.00", "Total: $19.00", "Shipping: $4.00", "Order total: $30.00"]
+    chosen = choose(lines)
+    assert chosen.total is None and any("conflict" in w for w in chosen.warnings)
+
+
+def test_a_per_passenger_total_is_a_part_not_the_total():
+    lines = ["Airfare: 266.39", "Transportation tax: 19.98", "Segment tax: 10.40", "Total per passenger: 296.77 USD",
+             "Total: 593.54 USD"]
+    chosen = choose(lines)
+    assert chosen.total in (None, Decimal("593.54"))
+    assert chosen.total != Decimal("296.77")
