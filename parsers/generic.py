@@ -203,14 +203,6 @@ def _line_candidates(lines: tuple[str, ...]) -> list[Candidate]:
     return candidates_of(layout_from_lines(list(lines)))
 
 
-# parsers.schemaorg reads its missing breakdown lines through these names.
-SHIPPING_LABELS, TAX_LABELS, DISCOUNT_LABELS = "shipping", "tax", "discount"
-
-
-def _labelled_amount(lines: list[str], role: str, currency: list[str]) -> Decimal | None:
-    return labelled_amount(lines, role)
-
-
 def candidate_amounts(mail: Email) -> list[Decimal]:
     """Every money amount the reader saw (both signs): did the true total have a chance?"""
     return [abs(c.amount) for c in read(mail).candidates]

@@ -248,10 +248,9 @@ def _summary_from_text(result: Extraction, mail: Email) -> None:
         return
     lines = mail.body_text.split("\n")
     read = dict(known)
-    for name, labels in (("shipping", generic.SHIPPING_LABELS), ("tax", generic.TAX_LABELS),
-                         ("discount", generic.DISCOUNT_LABELS)):
+    for name in ("shipping", "tax", "discount"):
         if read[name] is None:
-            read[name] = generic._labelled_amount(lines, labels, [])
+            read[name] = generic.labelled_amount(lines, name)
     if adds_up(read):
         for name, value in read.items():
             setattr(result, name, value)
