@@ -104,7 +104,7 @@ def layout_of(mail: Email) -> Layout:
     cached = mail.cache.get("layout")
     if isinstance(cached, Layout):
         return cached
-    layout = layout_from_tree(mail.tree) if mail.tree is not None else None
+    layout = layout_from_tree(mail.tree) if mail.tree is not None and not mail.prefers_text else None
     if layout is None or not layout.blocks:
         # Not normalize_lines: its collapsed spaces are the columns of a plain-text receipt.
         text = unquote_text(mail.text).replace("\r", "").replace("\xa0", " ")

@@ -626,8 +626,18 @@ class Email:
         return normalize_lines(unquote_text(self.text))
 
     @cached_property
+    def prefers_text(self) -> bool:
+        """The HTML part says far less than the text part (a stub or a shell around a "view
+        online" link, with the receipt in text/plain): the text part is the body to read."""
+        if self.tree is None or not self.text or len(self.html_text) >= 2000:
+            return False
+        return len(self.html_text) * 3 < len(self.plain_text)
+
+    @cached_property
     def body_text(self) -> str:
-        """Visible text: from the HTML when there is some, else the plain text."""
+        """Visible text: from the HTML when there is some (and it is not a stub), else the plain text."""
+        if self.prefers_text:
+            return self.plain_text
         return self.html_text or self.plain_text
 
     @cached_property

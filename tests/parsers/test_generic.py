@@ -315,3 +315,16 @@ def test_read_layout_reads_text_lines_such_as_a_pdfs():
              "Rechnungsbetrag      1.428,00 €"]
     chosen = read_layout(layout_from_lines(lines), []).selection
     assert chosen.total == Decimal("1428.00") and chosen.closed and chosen.tax == Decimal("228.00")
+
+
+def test_a_stub_html_part_leaves_the_receipt_to_the_text_part():
+    text = ("Thank you for your order.\n\nBlue teapot          $24.00\nTea towel            $12.00\n"
+            "Subtotal             $36.00\nShipping              $5.00\nOrder total          $41.00\n")
+    mail = Email(original=Headers(subject="Your order"), text=text,
+                 html="<html><body><p>Your order</p><p>View it online</p></body></html>")
+    assert mail.prefers_text and mail.body_text.startswith("Thank you for your order.")
+    result = extract_generic(mail)
+    assert result is not None and result.total == Decimal("41.00") and result.sum_checked
+    full = Email(original=Headers(subject="Your order"), text="See the HTML version.",
+                 html=f"<html><body>{RECEIPT_TABLE}</body></html>")
+    assert not full.prefers_text  # a real HTML body is read, whatever the text part says
