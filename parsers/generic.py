@@ -210,8 +210,17 @@ def candidate_amounts(mail: Email) -> list[Decimal]:
 
 def explain(mail: Email) -> str:
     """The candidate table for one email: each amount, its label and neighbours, its score per
-    role, the chosen assignment and whether the sum closed."""
-    reading = read(mail)
+    role, the chosen assignment and whether the sum closed; then the same for attached PDFs."""
+    out = _explain_reading(read(mail))
+    pdf, warnings = read_pdf(mail)
+    if pdf is not None or warnings:
+        out += ["", "attached PDF:"] + [f"warning: {w}" for w in warnings]
+    if pdf is not None:
+        out += _explain_reading(pdf)
+    return "\n".join(out)
+
+
+def _explain_reading(reading: Reading) -> list[str]:
     chosen = reading.selection
     used = {id(c) for run in chosen.chosen for c in (*run.used, *run.totals)}
     out = [f"{'':2}{'amount':>12} {'cur':<5}{'role':<11}{'score':>6}  {'from':<6}label / line below"]
@@ -232,4 +241,4 @@ def explain(mail: Email) -> str:
                f"confidence {chosen.confidence}")
     out.extend(f"warning: {w}" for w in chosen.warnings)
     out.append(f"items: {len(reading.items)}")
-    return "\n".join(out)
+    return out
