@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 from functools import lru_cache
 
 LARGE = 1024 * 1024  # emails above this are worth a trim after their parse
@@ -21,6 +22,11 @@ def _trim():
 
 def give_back(size: int) -> None:
     """After reading an email of `size` bytes: hand freed heap back to the system if it was large."""
-    trim = _trim() if size > LARGE else None
+    if size <= LARGE:
+        return
+    # The reader's objects hold each other (a layout and its blocks): free those cycles first,
+    # or their heap would still be in use when it is trimmed.
+    gc.collect()
+    trim = _trim()
     if trim is not None:
         trim(0)
