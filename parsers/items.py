@@ -39,6 +39,8 @@ _CURRENCY = r"(?:[£€$¥₹]|[A-Z]{2}\$|US\$|kr\.?|CHF|zł|R\$|(?:USD|EUR|GBP|
 _NUMBER = r"\d{1,3}(?:[.,\u202f ]\d{3})*[.,]\d{2}|\d+[.,]\d{2}"
 MONEY = re.compile(rf"(-|−)?\s*(?:{_CURRENCY}\s?(?:{_NUMBER})|(?:{_NUMBER})\s?{_CURRENCY}|(?:{_NUMBER}))")
 _NUMBER_RE = re.compile(_NUMBER)
+_MARKED = re.compile(rf"{_CURRENCY}\s?\d|\d\s?{_CURRENCY}")  # an amount with its currency, in a sentence
+_DATE_AROUND = re.compile(r"[./]\d")
 _HAS_NUMBER = re.compile(r"\d[.,]\d\d")  # every MONEY match holds one: a cheap test first
 _SPLIT_CENTS = re.compile(rf"^({_CURRENCY}) ?(\d{{1,6}}) (\d{{2}})$")
 
@@ -48,7 +50,7 @@ _SUMMARY = re.compile(
     r"(?:order |grand |sub-?|sub |estimated |net |gross )?totals?|items? ?(?:sub-?total|total)|"
     r"shipping|postage|delivery|handling|freight|tax(?:es)?|sales tax|vat|gst|hst|pst|qst|fees?|service fee|"
     r"tip|surcharge|insurance|adjustments?|discount|promo(?:tion)?s?|coupon|voucher|savings?|you saved?|gift ?card|store credit|credit|"
-    r"payment|paid|charged|amount|balance|refund|points|rewards?|visa|mastercard|amex|american express|"
+    r"payment|paid(?=\s*(?:$|[:\d$€£(]|with|by|via|using|on|in|to|today|amount|total))|charged|amount|balance|refund|points|rewards?|visa|mastercard|amex|american express|"
     r"paypal|apple pay|google pay|card|deposit|"
     r"sous-total|montant|livraison|frais|port|exp[ée]dition|tva|taxes?|remise|r[ée]duction|code promo|"
     r"bon d'achat|assurance|paiement|pay[ée]|carte|"
@@ -66,7 +68,7 @@ _SUMMARY = re.compile(
 )
 # A short line with one of these words anywhere is a summary line too ("Trip total", "City tax").
 _SUMMARY_ANY = re.compile(
-    r"\b(?:totals?|sub-?total|tax(?:es)?|fees?|adjustments?|surcharges?|shipping|discount|vat|billed|charged|"
+    r"\b(?:totals?|sub-?total|tax(?:es)?|fees?|(?:base |air|trip )?fares?|charges?|adjustments?|surcharges?|shipping|discount|vat|billed|charged|"
     r"payment method|points|pts|totale|totaal|totalt|summe|steuern?|geb[üu]hr\w*|versand\w*|mwst|frais|livraison|tva|"
     r"impuestos?|env[íi]o|iva|costi|spedizione|pagamento|pago|verzendkosten|btw|frete|moms(?=\s*(?:[\d:(%]|$))|frakt|"
     r"podatek|dostawa|razem|metodo di pagamento|m[ée]todo de pago|mode de paiement|zahlungs(?:art|methode))\b",
@@ -115,6 +117,28 @@ _RECOMMEND = re.compile(
     r"mo[żz]e (?:ci|pa[ńn]stwu) si[ęe] spodoba|polecane dla|klienci kupili (?:r[óo]wnie[żz]|te[żz]))",
     re.IGNORECASE,
 )
+# Headings of sections that list prices nobody bought: baggage fee schedules, cancellation costs.
+_NOT_BOUGHT = re.compile(
+    r"\bbag(?:gage)?s?\b[\w ,&/-]{0,30}?\b(?:information|info|allowance|fees?|charges?|polic(?:y|ies)|rules)\b|"
+    r"\b(?:frei)?gep[äa]ck(?:information\w*|bestimmung\w*|regel\w*|geb[üu]hr\w*)|franchise bagages?|"
+    r"\bbagages? (?:en soute|autoris[ée]s?)|(?:franquicia|pol[íi]tica) de equipaje|equipaje (?:facturado|permitido)|"
+    r"bagaglio (?:consentito|in stiva|da stiva)|bagagem (?:despachada|permitida)|bagage(?:regels|informatie|tarieven)|"
+    r"\bcancell?ation (?:costs?|fees?|charges?|polic(?:y|ies)|conditions|terms)\b|(?:frais|conditions) d'annulation|"
+    r"stornierungs(?:kosten|geb[üu]hr\w*|bedingungen)|storno(?:kosten|geb[üu]hr\w*|bedingungen)|"
+    r"(?:gastos|pol[íi]tica|condiciones) de cancelaci[óo]n|(?:costi|penali|condizioni) di cancellazione|"
+    r"annulerings(?:kosten|voorwaarden|beleid)|(?:custos|pol[íi]tica) de cancelamento|avbokningsregler|"
+    r"(?:koszty|warunki) anulowania",
+    re.IGNORECASE,
+)
+# A payment section's heading: below the totals it restates what was charged, and when.
+_PAYMENT_HEADING = re.compile(
+    r"^\W{0,3}(?:your )?payments?(?: (?:info(?:rmation)?|details|schedule|summary))?|"
+    r"zahlungs(?:informationen|details|übersicht)|(?:informations|d[ée]tails) (?:de|du) paiement|"
+    r"(?:informaci[óo]n|detalles) (?:de|del) pago|(?:informazioni|dettagli) (?:di|sul) pagamento|"
+    r"betaal(?:gegevens|informatie)|(?:informa[çc][õo]es|detalhes) (?:de|do) pagamento|betalningsinformation|"
+    r"informacje o p[łl]atno[śs]ci\W*$",
+    re.IGNORECASE,
+)
 _QTY_WORDS = (r"qty|quantity|quantit[éà]|qt[éy]|menge|anzahl|stk|stück|cantidad|cant|quantità|aantal|antal|"
               r"ilo[śs][ćc]|quantidade|qtd|szt|count")
 # "Qty 2", "Qty: 2", "Menge: 2", "2 x", "x2", "2x", "× 2"
@@ -133,11 +157,15 @@ _VARIANT = re.compile(
 )
 # "Item number : 3223", "Invoice ID: 1510", "Seller: x": a label and its value, not a name
 _LABELLED = re.compile(
-    r"^(?:[^:]{1,30}\s:\s|(?:[\w.#-]+ ){0,3}(?:number|no\.?|nr\.?|n°|id|sku|ean|isbn|seller|date|datum|fecha|data|"
-    r"delivery|lieferung|livraison|ref\w*|code|status|order|invoice|tracking|nummer|num[ée]ro|n[úu]mero|#)\s*:)",
+    r"^(?:[^:]{1,30}\s:\s|(?:[\w.#]+[ -]){0,3}(?:number|no\.?|nr\.?|n°|id|sku|ean|isbn|seller|date|datum|fecha|data|"
+    r"delivery|lieferung|livraison|ref\w*|code|status|order|invoice|tracking|nummer|num[ée]ro|n[úu]mero|#|"
+    # where to collect or deliver: "Pickup location: 12 Main St", "Standort: ..."
+    r"address|adresse|direcci[óo]n|indirizzo|adres|endere[çc]o|adress|adres|location|standort|abholort|"
+    r"lieu|ubicaci[óo]n|luogo|locatie|local|plats|miejsce|pick-?up|abholung|retrait|recogida|ritiro|afhalen)\s*:)",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[^\W\d_]{3,}")
+_CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])")  # "until 11:59 PM", "zwischen 16:30 und 17:00": a time, not a name
 _ISO = (r"(?-i:USD|EUR|GBP|CAD|AUD|NZD|CHF|SEK|NOK|DKK|PLN|CZK|HUF|RON|JPY|CNY|HKD|SGD|INR|BRL|MXN|ZAR|TRY)")
 # Words beside a price that do not make it part of a sentence: currency codes, tax notes, quantities.
 _CODES = re.compile(rf"\b(?:{_ISO}|incl\.?|inkl\.?|vat|tax|ttc|ht|mwst|iva|btw|moms|x\s*\d{{1,3}}|(?:{_QTY_WORDS})\.?\s*:?\s*\d{{0,3}})\b", re.IGNORECASE)
@@ -194,8 +222,8 @@ def _prices(text: str) -> list[re.Match[str]]:
     if len(text) > _MAX_LINE or not _HAS_NUMBER.search(text):
         return found
     for match in MONEY.finditer(text):
-        if match.group(1):
-            continue
+        if match.group(1) or _DATE_AROUND.match(text, match.end()) or (match.start() and text[match.start() - 1] in ".,/"):
+            continue  # a discount; "24.01.25": a date
         # a window each side: the words next to the price decide, and long lines stay linear
         before = _filler(text[max(0, match.start() - 40):match.start()])
         after = _filler(text[match.end():match.end() + 40])
@@ -215,7 +243,10 @@ def _filler(text: str) -> bool:
 def _is_summary(text: str) -> bool:
     if len(text) > 80:
         return False
-    return bool(_SUMMARY.match(text)) or (len(text) <= 45 and bool(_SUMMARY_ANY.search(_strip_prices(text))))
+    if _SUMMARY.match(text):
+        return True
+    rest = _strip_prices(text)  # "[ $87.44 + Taxes & fees $31.16 ]" is short once its amounts are out
+    return len(rest) <= 45 and bool(_SUMMARY_ANY.search(rest))
 
 
 def _strip_prices(text: str) -> str:
@@ -230,8 +261,10 @@ def _name_like(text: str) -> bool:
     rest = _CODES.sub(" ", MONEY.sub(" ", text) if _HAS_NUMBER.search(text) else text).strip(" |-–—•·,")
     if rest.endswith(":") or not _WORD.search(rest) or _HEADING.match(rest):
         return False  # "Airfare:", "GBP": a label or a currency code beside a price
-    if _LABELLED.match(text):
-        return False  # "Item number : 3223", "Seller : x": a label and its value
+    if _LABELLED.match(text) or _CLOCK.search(text):
+        return False  # "Item number : 3223", "Seller : x": a label and its value; a time of day
+    if len(text) > 60 and (_MARKED.search(text) or re.search(r"[^.][.!?]$", text)):
+        return False  # a sentence ("This email confirms that you paid £5.00 to ..."), not a name
     return not _QTY_LABEL.fullmatch(rest) and not _VARIANT.match(text)
 
 
@@ -246,6 +279,7 @@ class _Line:
     prices: list[Decimal] = field(default_factory=list)
     summary: bool = False
     name: bool = False  # could be a product name (_name_like), decided once
+    bare: bool = False  # its amounts carry no currency sign ("5.00", "5.48 miles")
 
 
 @dataclass
@@ -259,7 +293,7 @@ class _Page:
     end_element: list[int] = field(default_factory=list)  # the subtree is [index, end_element)
     previous: list[int] = field(default_factory=list)  # the previous sibling element, or -1
     lines: list[_Line] = field(default_factory=list)
-    images: list[tuple[int, str]] = field(default_factory=list)  # (element, src) in order
+    images: list[tuple[int, str, str]] = field(default_factory=list)  # (element, src, alt) in order
 
 
 def _walk(tree: etree._Element) -> _Page:
@@ -280,7 +314,9 @@ def _walk(tree: etree._Element) -> _Page:
             owner = next((entry[0] for entry in reversed(stack) if entry[1]), 0)
             line = _Line(text, owner, score=state["score"], href=state["href"])
             if not (state["has_struck"] and state["all_struck"]):  # a struck-out old price is no price
-                line.prices = [_amount(m.group(0)) for m in _prices(text)]
+                found = _prices(text)
+                line.prices = [_amount(m.group(0)) for m in found]
+                line.bare = bool(found) and all(_NUMBER_RE.fullmatch(m.group(0).strip()) for m in found)
             page.lines.append(line)
         state.update(score=0, href=None, has_struck=False, all_struck=True)
 
@@ -336,7 +372,7 @@ def _walk(tree: etree._Element) -> _Page:
                 href = el.get("href")
                 score = max(score, 3)
             if tag == "img" and (el.get("src") or "").startswith(("http://", "https://")):
-                page.images.append((index, el.get("src")))
+                page.images.append((index, el.get("src"), " ".join((el.get("alt") or "").split())))
             stack.append((index, block, struck, score, href))
             add(el.text)
         else:
@@ -363,6 +399,7 @@ def _html_items(tree: etree._Element) -> list[Item]:
     if not lines:
         return []
     count = len(page.parent)
+    _drop_bare_numbers(lines)
     _mark_summaries(page)
     _drop_recommendations(page)
     # Prices per element subtree, bottom-up (pre-order: a child's index is above its parent's).
@@ -391,18 +428,32 @@ def _html_items(tree: etree._Element) -> list[Item]:
 
     items: list[Item] = []
     seen: set[int] = set()
-    for line in lines:
+    for index, line in enumerate(lines):
         if not line.prices or line.summary:
             continue
         block = _block_of(page, line.owner, priced, named, strong, summaries)
         if block is not None and block not in seen:
             seen.add(block)
-            if (item := _block_item(page, block)) is not None:
+            if (item := _block_item(page, block, index)) is not None:
+                _take_out_tax(page, block, item)
                 items.append(item)
                 if len(items) == MAX_ITEMS:
                     break
+    if not items:
+        items = _single_item(page)
     _decide_unit_prices(items, [p for line in lines if line.summary for p in line.prices[-1:]])
     return items[:MAX_ITEMS]
+
+
+def _drop_bare_numbers(lines: list[_Line]) -> None:
+    """An email writes its amounts one way: where most carry a currency sign, a bare number is a
+    rating, a distance or a count ("5.00", "5.48 miles"), not a price."""
+    marked = sum(1 for line in lines if line.prices and not line.bare)
+    bare = sum(1 for line in lines if line.bare)
+    if bare and marked > bare:
+        for line in lines:
+            if line.bare:
+                line.prices = []
 
 
 def _row_of(page: _Page, owner: int) -> int:
@@ -435,14 +486,19 @@ def _mark_summaries(page: _Page) -> None:
 
 
 def _drop_recommendations(page: _Page) -> None:
-    """From a suggestions heading to the end of the smallest section holding priced lines."""
+    """From a suggestions heading (or a baggage fee, cancellation cost or, below the totals, a
+    payment section's heading) to the end of the smallest section holding priced lines."""
     lines = page.lines
     before = [0]  # before[i]: priced lines among lines[:i], so "any price in a range" is O(1)
     for line in lines:
         before.append(before[-1] + bool(line.prices))
     done = 0  # lines up to here are already dropped (sections nest or follow each other)
+    totalled = False  # a priced summary line came before (a payment section below it restates it)
     for start, line in enumerate(lines):
-        if len(line.text) > 80 or not _RECOMMEND.search(line.text):
+        if line.summary and line.prices:
+            totalled = True
+        if len(line.text) > 80 or not (_RECOMMEND.search(line.text) or _NOT_BOUGHT.search(line.text)
+                                       or (totalled and not line.prices and _PAYMENT_HEADING.fullmatch(line.text))):
             continue
         node, end = line.owner, page.end_line[line.owner]
         while page.parent[node] >= 0 and before[end] == before[start + 1]:
@@ -488,10 +544,82 @@ def _name_before(page: _Page, part: int, priced: list[int], strong: list[int]) -
     return before, page.end_element[part]
 
 
-def _block_item(page: _Page, block: _Block) -> Item | None:
+_PLUS_TAX = re.compile(r"\+\s*\D{0,20}?\b(?:tax(?:es)?|fees?|vat|taxes|steuern?|mwst|impuestos?|iva|tasse|btw|moms|podatek)\b",
+                       re.IGNORECASE)
+# The order's total ("Total", "Gesamtpreis"): beside a single product, that product's price.
+_TOTAL_LABEL = re.compile(
+    r"^\W{0,3}(?:(?:order |grand )?total(?: price| amount)?|gesamt\w*|endbetrag|montant total|prix total|totale|"
+    r"importe total|precio total|totaal|totalt|valor total|razem|suma)\b",
+    re.IGNORECASE,
+)
+
+
+def _is_heading(text: str) -> bool:
+    return len(text) <= 40 and bool(_HEADING.match(text))
+
+
+def _take_out_tax(page: _Page, block: _Block, item: Item) -> None:
+    """"$118.60" then "[ $87.44 + Taxes & fees $31.16 ]": the item costs 87.44, the rest is tax
+    (which the email sums apart, as it sums every item before tax)."""
+    end = _end_line(page, block)
+    for line in page.lines[end:end + 3]:
+        if not line.prices:
+            continue
+        if len(line.prices) == 2 and item.quantity == 1 and _PLUS_TAX.search(line.text) \
+                and line.prices[0] + line.prices[1] == item.line_total:
+            item.line_total = item.unit_price = line.prices[0]
+        return
+
+
+def _single_item(page: _Page) -> list[Item]:
+    """One product block whose only price is the order's total ("name" / "Qty: 1" / "Total: 8,89 €"):
+    that total is the product's. Only when the email holds exactly one such block."""
+    lines = page.lines
+    found: list[Item] = []
+    for index, line in enumerate(lines):
+        if not (line.summary and line.prices and _TOTAL_LABEL.match(line.text)):
+            continue
+        quantity = 1
+        for back in range(index - 1, max(-1, index - 4), -1):
+            other = lines[back]
+            if other.prices:
+                break
+            if other.name and other.score >= 2 and len(other.text) <= _MAX_NAME \
+                    and not re.search(r"[^.][.!?]$", other.text) and not _MARKED.search(other.text):
+                node = other.owner  # the smallest element holding both: a small block, not the page
+                while page.parent[node] >= 0 and page.end_line[node] <= index:
+                    node = page.parent[node]
+                if page.end_line[node] - page.first_line[node] <= 10:
+                    name, in_name = _split_quantity(other.text)
+                    image, name = _image(page, node, page.end_element[node], name)
+                    found.append(Item(name=name, quantity=in_name or quantity, line_total=line.prices[-1],
+                                      url=other.href, image=image))
+                break
+            qty = _QTY_LABEL.search(other.text)
+            if qty:
+                quantity = int(qty.group(1)) or 1
+            elif not (_LABELLED.match(other.text) or _VARIANT.match(other.text)):
+                break
+        if len(found) > 1:
+            return []
+    return found
+
+
+def _block_item(page: _Page, block: _Block, price_index: int) -> Item | None:
     start, end = block
-    lines = [ln for ln in page.lines[page.first_line[start]:_end_line(page, block)] if not ln.summary]
-    candidates = [ln for ln in lines if ln.name]
+    first, last = page.first_line[start], _end_line(page, block)
+    lines = [ln for ln in page.lines[first:last] if not ln.summary]
+    # A column-heading row ("Description | Qty | Amount") above the price: the name is below it.
+    after = first
+    for index in range(price_index - 1, first, -1):
+        if _is_heading(page.lines[index].text) and _is_heading(page.lines[index - 1].text):
+            after = index + 1
+            break
+    row = _row_of(page, page.lines[price_index].owner)
+    in_row = range(row, page.end_element[row]) if page.tag[row] == "tr" else range(0, len(page.parent))
+    # a table row's name is in the row or above it, never in a later section
+    candidates = [ln for n, ln in enumerate(page.lines[after:last], after)
+                  if ln.name and not ln.summary and (n < price_index or ln.owner in in_row)]
     if not candidates:
         return None
     # The most prominent name-like line; a line without a price beats one with it, then length.
@@ -508,10 +636,23 @@ def _block_item(page: _Page, block: _Block) -> Item | None:
     if not name or len(name) > _MAX_NAME or (total is None and unit is None):
         return None
     variants = [ln.text for ln in lines if _VARIANT.match(ln.text) and ln is not best]
-    i = bisect_left(page.images, (start, ""))
-    image = page.images[i][1] if i < len(page.images) and page.images[i][0] < end else None
+    image, name = _image(page, start, end, name)
     return Item(name=name, quantity=quantity, unit_price=unit, line_total=total,
                 url=best.href, image=image, variant=", ".join(variants) or None)
+
+
+def _image(page: _Page, start: int, end: int, name: str) -> tuple[str | None, str]:
+    """The block's first picture, and the name in full when the email cut it ("Bathroom Faucet
+    Brushed Nickel On...") and a picture's alt text holds the whole of it."""
+    i = bisect_left(page.images, (start, "", ""))
+    if i == len(page.images) or page.images[i][0] >= end:
+        return None, name
+    if name.endswith(("...", "…")):
+        stem = name.rstrip(".… ").casefold()
+        for _, _, alt in page.images[i:i + 5]:
+            if len(alt) > len(stem) and alt.casefold().startswith(stem) and len(alt) <= _MAX_NAME:
+                return page.images[i][1], alt
+    return page.images[i][1], name
 
 
 def _end_line(page: _Page, block: _Block) -> int:
