@@ -152,7 +152,7 @@ _UNIT_HINT = re.compile(r"\b(?:each|ea|per|unit|stückpreis|einzelpreis|pièce|l
 _VARIANT = re.compile(
     r"^(?:size|colou?r|style|variant|option|format|edition|width|length|flavou?r|taille|couleur|pointure|"
     r"gr[öo][ßs]e|farbe|ausf[üu]hrung|talla|color|taglia|colore|maat|kleur|storlek|f[äa]rg|rozmiar|kolor|"
-    r"tamanho|cor)\s*:?\s*\S",
+    r"tamanho|cor)\b\s*:?\s*\S",
     re.IGNORECASE,
 )
 # "Item number : 3223", "Invoice ID: 1510", "Seller: x": a label and its value, not a name
@@ -167,6 +167,9 @@ _LABELLED = re.compile(
 _WORD = re.compile(r"[^\W\d_]{3,}")
 _CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])")  # "until 11:59 PM", "zwischen 16:30 und 17:00": a time, not a name
 _ISO = (r"(?-i:USD|EUR|GBP|CAD|AUD|NZD|CHF|SEK|NOK|DKK|PLN|CZK|HUF|RON|JPY|CNY|HKD|SGD|INR|BRL|MXN|ZAR|TRY)")
+_UNIT_AFTER = re.compile(rf"\s*(?:km|kg|mi|lbs?|ml|cl|cm|mm|gb|tb|mb|%|(?!(?:each|per|unit|incl|inkl|excl|with|ttc|vat|tax|mwst|iva|btw|moms|euros?|dollars?|pounds?|"
+                         rf"francs?|kronor|kroner|z[łl]otych|reais|pesos?|{_ISO})\b)"
+                         r"[^\W\d_]{3,})", re.IGNORECASE)
 # Words beside a price that do not make it part of a sentence: currency codes, tax notes, quantities.
 _CODES = re.compile(rf"\b(?:{_ISO}|incl\.?|inkl\.?|vat|tax|ttc|ht|mwst|iva|btw|moms|x\s*\d{{1,3}}|(?:{_QTY_WORDS})\.?\s*:?\s*\d{{0,3}})\b", re.IGNORECASE)
 _BLOCK_TAGS = frozenset((
@@ -224,6 +227,8 @@ def _prices(text: str) -> list[re.Match[str]]:
     for match in MONEY.finditer(text):
         if match.group(1) or _DATE_AROUND.match(text, match.end()) or (match.start() and text[match.start() - 1] in ".,/"):
             continue  # a discount; "24.01.25": a date
+        if _NUMBER_RE.fullmatch(match.group(0).strip()) and _UNIT_AFTER.match(text, match.end()):
+            continue  # "5.48 miles", "2.50 kg": a measure, not an amount
         # a window each side: the words next to the price decide, and long lines stay linear
         before = _filler(text[max(0, match.start() - 40):match.start()])
         after = _filler(text[match.end():match.end() + 40])
@@ -744,8 +749,9 @@ def _text_items(raw_lines: list[str]) -> list[Item]:
     while index < len(lines) and len(items) < MAX_ITEMS:
         line = lines[index]
         index += 1
-        if len(line) <= 80 and _RECOMMEND.search(line):
-            break  # suggestions follow; what was bought came before
+        if len(line) <= 80 and (_RECOMMEND.search(line) or (summaries and (
+                _NOT_BOUGHT.search(line) or _PAYMENT_HEADING.fullmatch(line)))):
+            break  # suggestions, or below the totals a fee schedule or the payment: what was bought came before
         if _is_summary(line):
             prices = _prices(line)
             if prices:
