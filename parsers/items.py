@@ -79,7 +79,10 @@ _NOT_A_NAME = re.compile(
     r"^(?:sold by|fulfilled by|shipped by|ships from|seller|sent by|view |see |track|return|buy (?:it )?again|"
     r"write a review|report a problem|rate |review |renews?|manage|cancel|edit|change|remove|download|"
     r"vendu par|exp[ée]di[ée] par|verkauft von|versand durch|vendido por|enviado por|venduto da|spedito da|"
-    r"verkocht door|s[äa]ljs av|sprzedawca)\b",
+    r"verkocht door|s[äa]ljs av|sprzedawca)\b|"
+    # an identifier line: "Item No X0G0 1234", "Art.-Nr. 4711", "SKU 12-34"
+    r"^(?:item|article|art\.?|product|artikel|art[íi]culo|articolo|produ[ck]t|produit|artykul)[ .-]*"
+    r"(?:no\.?|nr\.?|n°|number|nummer|num[ée]ro|n[úu]mero|#|id)\s*:?\s*(?=.*\d)\S+(?: \S+){0,3}$|^(?:sku|ean|isbn|upc|mpn|asin|gtin)\b",
     re.IGNORECASE,
 )
 # Column headings and labels that are never a product's name.
@@ -451,11 +454,11 @@ def _html_items(tree: etree._Element) -> list[Item]:
 
 
 def _drop_bare_numbers(lines: list[_Line]) -> None:
-    """An email writes its amounts one way: where most carry a currency sign, a bare number is a
+    """An email writes its amounts one way: where nearly all carry a currency sign, a bare number is a
     rating, a distance or a count ("5.00", "5.48 miles"), not a price."""
     marked = sum(1 for line in lines if line.prices and not line.bare)
     bare = sum(1 for line in lines if line.bare)
-    if bare and marked > bare:
+    if bare and 4 * bare <= marked:  # a stray one among many
         for line in lines:
             if line.bare:
                 line.prices = []

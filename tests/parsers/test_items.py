@@ -378,8 +378,10 @@ def test_dates_times_and_cancellation_costs_are_not_items() -> None:
 
 
 def test_bare_numbers_among_amounts_with_a_currency_are_not_prices() -> None:
-    """A driver's rating "5.00" or "5.48 miles" beside "$37.03" amounts: not prices."""
-    body = ("<table><tr><td>Cedar lamp</td><td>$37.03</td></tr><tr><td>Total</td><td>$37.03</td></tr></table>"
+    """A driver's rating "5.00" or "5.48 miles" among "$37.03" amounts: not prices."""
+    body = ("<table><tr><td>Cedar lamp</td><td>$37.03</td></tr><tr><td>Service fee</td><td>$2.75</td></tr>"
+            "<tr><td>Tax</td><td>$2.76</td></tr><tr><td>Total</td><td>$42.54</td></tr>"
+            "<tr><td>Visa ••••1234</td><td>$42.54</td></tr></table>"
             "<table><tr><td>Black</td></tr><tr><td>5.48 miles, 23 minutes</td></tr>"
             "<tr><td><b>You rode with Sam</b></td><td>5.00</td></tr></table>")
     assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == [("Cedar lamp", Decimal("37.03"))]
@@ -409,3 +411,19 @@ def test_a_sentence_with_an_amount_is_not_a_name() -> None:
             "your account.</td></tr><tr><td>Donation amount:</td><td>£50.00 GBP</td></tr>"
             "<tr><td>Total:</td><td>£50.00 GBP</td></tr></table>")
     assert read_items(html_mail(body)) == []
+
+
+def test_an_identifier_line_is_not_the_name() -> None:
+    """"Item No X0G0 1234" beside the name: the name is the product's, in any order."""
+    rows = "".join(f"<tr><td><div>{name}</div><div>{ident}</div></td><td>{price}</td><td>1</td><td>{price}</td></tr>"
+                   for name, ident, price in (("Walnut tray", "Item No X0G0 FEOWSI 39704501", "£5.00 GBP"),
+                                              ("Orbit lamp", "Art.-Nr. 4711", "£7.50 GBP")))
+    read = read_items(html_mail(f"<table>{rows}<tr><td>Total</td><td>£12.50 GBP</td></tr></table>"))
+    assert [(i.name, i.line_total) for i in read] == [("Walnut tray", Decimal("5.00")), ("Orbit lamp", Decimal("7.50"))]
+
+
+def test_bare_amounts_are_prices_where_the_email_writes_them_so() -> None:
+    """Item rows with bare amounts and only the totals marked "USD": the bare ones are prices."""
+    body = ("<table><tr><td>Seat upgrade</td><td>35.99</td></tr><tr><td>Sales tax</td><td>2.70</td></tr>"
+            "<tr><td>Total</td><td>38.69 USD</td></tr></table>")
+    assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == [("Seat upgrade", Decimal("35.99"))]
