@@ -80,6 +80,9 @@ _NOT_A_NAME = re.compile(
     r"write a review|report a problem|rate |review |renews?|manage|cancel|edit|change|remove|download|"
     r"vendu par|exp[ée]di[ée] par|verkauft von|versand durch|vendido por|enviado por|venduto da|spedito da|"
     r"verkocht door|s[äa]ljs av|sprzedawca)\b|"
+    # a greeting: "Dear Sam,", "Hallo Sebastian!"
+    r"^(?:dear|hi|hello|hey|hallo|liebe[rs]?|sehr geehrte\w*|bonjour|ch[èe]re?|hola|estimad[oa]|ciao|gentile|car[oa]|"
+    r"beste|geachte|hej|ol[áa]|prezad[oa]|cze[śs][ćc]|witaj|szanown\w*)\b[^,!]{0,40}[,!]$|"
     # an identifier line: "Item No X0G0 1234", "Art.-Nr. 4711", "SKU 12-34"
     r"^(?:item|article|art\.?|product|artikel|art[íi]culo|articolo|produ[ck]t|produit|artykul)[ .-]*"
     r"(?:no\.?|nr\.?|n°|number|nummer|num[ée]ro|n[úu]mero|#|id)\s*:?\s*(?=.*\d)\S+(?: \S+){0,3}$|^(?:sku|ean|isbn|upc|mpn|asin|gtin)\b",
@@ -168,6 +171,8 @@ _LABELLED = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[^\W\d_]{3,}")
+_REFERENCE = re.compile(r"(?:[^()]{0,40}\s)?#?\d{6,20}")
+_CODE_ONLY = re.compile(r"[A-Z]{2,3}")  # "JFK", "XL", "GBP" alone: a code, not a product's name
 _CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])")  # "until 11:59 PM", "zwischen 16:30 und 17:00": a time, not a name
 _ISO = (r"(?-i:USD|EUR|GBP|CAD|AUD|NZD|CHF|SEK|NOK|DKK|PLN|CZK|HUF|RON|JPY|CNY|HKD|SGD|INR|BRL|MXN|ZAR|TRY)")
 _UNIT_AFTER = re.compile(rf"\s*(?:km|kg|mi|lbs?|ml|cl|cm|mm|gb|tb|mb|%|(?!(?:each|per|unit|incl|inkl|excl|with|ttc|vat|tax|mwst|iva|btw|moms|euros?|dollars?|pounds?|"
@@ -261,15 +266,26 @@ def _strip_prices(text: str) -> str:
     return (MONEY.sub(" ", text) if _HAS_NUMBER.search(text) else text).strip(" :|-–—•·,")
 
 
+def _without_reference(text: str) -> str:
+    """"Name (Reference Number: 0164306206467):" -> "Name"; any other text as it is."""
+    if not text.endswith("):"):
+        return text
+    start = text.rfind("(")
+    if start > 0 and _REFERENCE.fullmatch(text, start + 1, len(text) - 2) and _WORD.search(text, 0, start):
+        return text[:start].strip()
+    return text
+
+
 def _name_like(text: str) -> bool:
     """A line that could be a product name: words, not a price, quantity, label or heading."""
+    text = _without_reference(text)  # "Seat assignment (Reference Number: 0164306206467):" names what it costs
     if len(text) > 300 or not _WORD.search(text) or _HEADING.match(text) or _is_summary(text) \
             or _RECOMMEND.search(text) or _NOT_A_NAME.match(text):
         return False
     rest = _CODES.sub(" ", MONEY.sub(" ", text) if _HAS_NUMBER.search(text) else text).strip(" |-–—•·,")
     if rest.endswith(":") or not _WORD.search(rest) or _HEADING.match(rest):
         return False  # "Airfare:", "GBP": a label or a currency code beside a price
-    if _LABELLED.match(text) or _CLOCK.search(text):
+    if _LABELLED.match(text) or _CLOCK.search(text) or _CODE_ONLY.fullmatch(text):
         return False  # "Item number : 3223", "Seller : x": a label and its value; a time of day
     if len(text) > 60 and (_MARKED.search(text) or re.search(r"[^.][.!?]$", text)):
         return False  # a sentence ("This email confirms that you paid £5.00 to ..."), not a name
@@ -633,7 +649,7 @@ def _block_item(page: _Page, block: _Block, price_index: int) -> Item | None:
     # The most prominent name-like line; a line without a price beats one with it, then length.
     best = max(candidates, key=lambda ln: (ln.score, not _LABELLED.match(ln.text), not ln.prices,
                                            min(len(ln.text), 60) // 15))
-    name = best.text
+    name = _without_reference(best.text)
     quantity, unit, total = _quantity_and_prices(lines)
     if best.prices:
         name = _strip_prices(name)

@@ -427,3 +427,30 @@ def test_bare_amounts_are_prices_where_the_email_writes_them_so() -> None:
     body = ("<table><tr><td>Seat upgrade</td><td>35.99</td></tr><tr><td>Sales tax</td><td>2.70</td></tr>"
             "<tr><td>Total</td><td>38.69 USD</td></tr></table>")
     assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == [("Seat upgrade", Decimal("35.99"))]
+
+
+@pytest.mark.parametrize("greeting", ["Dear Sam Harbor,", "Hallo Sebastian!", "Bonjour Claire,", "Hola Ana,"])
+def test_a_greeting_is_not_a_name(greeting: str) -> None:
+    """The amount's label is no name ("Donation amount:"); the greeting above it is none either."""
+    body = (f"<table><tr><td>{greeting}</td></tr><tr><td><table><tr><td>Donation amount:</td>"
+            "<td>£50.00 GBP</td></tr><tr><td>Total:</td><td>£50.00 GBP</td></tr></table></td></tr></table>")
+    assert read_items(html_mail(body)) == []
+
+
+def test_an_airport_code_alone_is_not_a_name() -> None:
+    body = ("<table><tr><td><b>Flight</b></td><td>$538.14</td></tr></table>"
+            "<table><tr><td>JFK</td><td>MEX</td></tr><tr><td>$538.14</td></tr>"
+            "<tr><td>Trip total</td><td>$538.14</td></tr></table>")
+    assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == [("Flight", Decimal("538.14"))]
+
+
+def test_a_labelled_line_with_its_reference_number_is_an_item() -> None:
+    """"Seat Assignment (Reference Number: 0164306206467):  35.99" is bought; "Airfare:" and the
+    taxes and fees of the breakdown are not."""
+    rng = random.Random(11)
+    name = _name(rng).title()
+    ref = rng.randint(10**12, 10**13)
+    rows = _rows([("Airfare:", "266.39"), ("U.S. Transportation Tax:", "19.98"),
+                  ("Passenger Civil Aviation Security Service Fee:", "11.20"), ("Total:", "297.57 USD"),
+                  (f"{name} (Reference Number: {ref}):", "35.99"), ("Total:", "35.99 USD")])
+    assert [(i.name, i.line_total) for i in read_items(html_mail(f"<table>{rows}</table>"))] == [(name, Decimal("35.99"))]
