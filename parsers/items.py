@@ -136,6 +136,7 @@ _NOT_BOUGHT = re.compile(
     r"(?:koszty|warunki) anulowania",
     re.IGNORECASE,
 )
+_NOT_BOUGHT_HINT = re.compile(r"bag|gep|equipaje|cancel|annul|storn|avbok|anulow", re.IGNORECASE)  # cheap test first
 # A payment section's heading: below the totals it restates what was charged, and when.
 _PAYMENT_HEADING = re.compile(
     r"^\W{0,3}(?:your )?payments?(?: (?:info(?:rmation)?|details|schedule|summary))?|"
@@ -276,11 +277,12 @@ def _without_reference(text: str) -> str:
     return text
 
 
-def _name_like(text: str) -> bool:
-    """A line that could be a product name: words, not a price, quantity, label or heading."""
+def _name_like(text: str, recommend: bool | None = None) -> bool:
+    """A line that could be a product name: words, not a price, quantity, label or heading.
+    `recommend`: whether _RECOMMEND is in the text, when the caller already knows."""
     text = _without_reference(text)  # "Seat assignment (Reference Number: 0164306206467):" names what it costs
     if len(text) > 300 or not _WORD.search(text) or _HEADING.match(text) or _is_summary(text) \
-            or _RECOMMEND.search(text) or _NOT_A_NAME.match(text):
+            or (_RECOMMEND.search(text) if recommend is None else recommend) or _NOT_A_NAME.match(text):
         return False
     rest = _CODES.sub(" ", MONEY.sub(" ", text) if _HAS_NUMBER.search(text) else text).strip(" |-–—•·,")
     if rest.endswith(":") or not _WORD.search(rest) or _HEADING.match(rest):
@@ -304,6 +306,7 @@ class _Line:
     summary: bool = False
     name: bool = False  # could be a product name (_name_like), decided once
     bare: bool = False  # its amounts carry no currency sign ("5.00", "5.48 miles")
+    skip: bool = False  # heads a section of things not bought (suggestions, baggage fees...)
 
 
 @dataclass
@@ -497,11 +500,15 @@ def _mark_summaries(page: _Page) -> None:
     rows: set[int] = set()
     label = False  # the line before was a "Label:" (its value is not a product name)
     for line in page.lines:
+        recommend = None
+        if len(line.text) <= 80:  # a heading of things not bought? (each pattern searched once per line)
+            recommend = bool(_RECOMMEND.search(line.text))
+            line.skip = recommend or bool(_NOT_BOUGHT_HINT.search(line.text) and _NOT_BOUGHT.search(line.text))
         if not line.href and _is_summary(line.text):  # product names are links, labels are not
             line.summary = True
             rows.add(_row_of(page, line.owner))
         else:
-            line.name = not label and _name_like(line.text)
+            line.name = not label and _name_like(line.text, recommend)
         label = len(line.text) <= 40 and line.text.endswith(":") and not _HEADING.match(line.text)
     if rows:
         for line in page.lines:
@@ -521,8 +528,8 @@ def _drop_recommendations(page: _Page) -> None:
     for start, line in enumerate(lines):
         if line.summary and line.prices:
             totalled = True
-        if len(line.text) > 80 or not (_RECOMMEND.search(line.text) or _NOT_BOUGHT.search(line.text)
-                                       or (totalled and not line.prices and _PAYMENT_HEADING.fullmatch(line.text))):
+        if not (line.skip or (totalled and len(line.text) <= 80 and not line.prices
+                              and _PAYMENT_HEADING.fullmatch(line.text))):
             continue
         node, end = line.owner, page.end_line[line.owner]
         while page.parent[node] >= 0 and before[end] == before[start + 1]:
