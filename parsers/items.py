@@ -13,8 +13,16 @@ Text (a plain-text body, or the HTML's visible text when its structure gave noth
 lines with the price at the end, columns cut at tabs, runs of spaces or dotted leaders,
 and an item line whose price stands alone on the next line.
 
+Not products: recommendation blocks ("You might also like"), baggage fee and cancellation
+cost sections, a payment section below the totals, the charge lines of a breakdown (fare,
+taxes, fees: summary vocabulary), dates ("24.01.25"), measures ("5.48 miles"), a stray bare
+number among amounts written with their currency, greetings, identifier lines and lone codes.
+A price followed by "[ $9.54 + Taxes & fees $0.67 ]" is the item's price before tax. When no
+block is priced, one product whose only price is the order's total ("Total : £8.89" under its
+name) gets that total; a name the email cut ("...") is taken whole from its picture's alt text.
+
 Everything is one pass over the tree or the lines (no item x row loops), capped at
-MAX_ITEMS. Recommendation blocks ("You might also like") are skipped.
+MAX_ITEMS.
 """
 
 from __future__ import annotations

@@ -454,3 +454,11 @@ def test_a_labelled_line_with_its_reference_number_is_an_item() -> None:
                   ("Passenger Civil Aviation Security Service Fee:", "11.20"), ("Total:", "297.57 USD"),
                   (f"{name} (Reference Number: {ref}):", "35.99"), ("Total:", "35.99 USD")])
     assert [(i.name, i.line_total) for i in read_items(html_mail(f"<table>{rows}</table>"))] == [(name, Decimal("35.99"))]
+
+
+@pytest.mark.parametrize("heading", ["Payment details", "Baggage fees and allowance"])
+def test_plain_text_stops_at_a_payment_or_fee_section_below_the_totals(heading: str) -> None:
+    lines = ["Your order", "Juniper candle    $12.00", "Copper mug    $8.50", "Total    $20.50", "",
+             heading, "Scheduled    $20.50", "1st checked bag    $30.00"]
+    read = read_items(Email(original=Headers(), text="\n".join(lines)))
+    assert [(i.name, i.line_total) for i in read] == [("Juniper candle", Decimal("12.00")), ("Copper mug", Decimal("8.50"))]
