@@ -463,7 +463,15 @@ def _html_items(tree: etree._Element) -> list[Item]:
 
     items: list[Item] = []
     seen: set[int] = set()
+    group: list[Item] = []  # the items read since the last priced summary line
+    before: set[Decimal | None] = set()  # the prices of the items read before the group
     for index, line in enumerate(lines):
+        if line.prices and line.summary and group:
+            if _details_an_item(group, line.prices[-1], before):
+                del items[len(items) - len(group):]
+            else:
+                before.update(i.line_total for i in group)
+            group = []
         if not line.prices or line.summary:
             continue
         block = _block_of(page, line.owner, priced, named, strong, summaries)
@@ -472,12 +480,21 @@ def _html_items(tree: etree._Element) -> list[Item]:
             if (item := _block_item(page, block, index)) is not None:
                 _take_out_tax(page, block, item)
                 items.append(item)
+                group.append(item)
                 if len(items) == MAX_ITEMS:
                     break
     if not items:
         items = _single_item(page)
     _decide_unit_prices(items, [p for line in lines if line.summary for p in line.prices[-1:]])
     return items[:MAX_ITEMS]
+
+
+def _details_an_item(group: list[Item], total: Decimal, before: set[Decimal | None]) -> bool:
+    """Items that sum to the total below them when that total is the price of an item read before
+    ("Seat selection $105.44", then per traveller and flight "Sam: 25E $22.96"... "Total $105.44"):
+    the group details that item and adds nothing."""
+    return len(group) >= 2 and total in before \
+        and sum((i.line_total or Decimal(0) for i in group), Decimal(0)) == total
 
 
 def _drop_bare_numbers(lines: list[_Line]) -> None:
@@ -543,6 +560,8 @@ def _drop_recommendations(page: _Page) -> None:
         while page.parent[node] >= 0 and before[end] == before[start + 1]:
             node = page.parent[node]
             end = page.end_line[node]
+        if not line.skip and end - start > 12:
+            continue  # a payment heading heads a few lines; more is the order itself (its items below)
         for other in lines[max(start, done):end]:
             other.prices = []
             other.summary = True

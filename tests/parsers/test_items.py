@@ -462,3 +462,36 @@ def test_plain_text_stops_at_a_payment_or_fee_section_below_the_totals(heading: 
              heading, "Scheduled    $20.50", "1st checked bag    $30.00"]
     read = read_items(Email(original=Headers(), text="\n".join(lines)))
     assert [(i.name, i.line_total) for i in read] == [("Juniper candle", Decimal("12.00")), ("Copper mug", Decimal("8.50"))]
+
+
+def test_a_payment_heading_above_the_items_drops_nothing() -> None:
+    """"Order total" and "Payment details" in the header, then the items: they are read."""
+    rows = "".join(f"<tr><td><a href='https://s.example/{n}'>{name}</a></td><td>{price}</td></tr>"
+                   for n, (name, price) in enumerate((("Cedar candle", "$12.00"), ("Walnut tray", "$30.50"),
+                                                       ("Linen towel", "$7.50"))))
+    body = ("<div><table><tr><td>Order total:</td><td>$50.00</td></tr></table>"
+            "<table><tr><td><b>Payment details</b></td></tr><tr><td>Visa ending in 1234</td></tr></table>"
+            "<p>Thanks for shopping with us. Your items are below.</p><p>Track your package online.</p>"
+            "<p>Delivery: Tuesday</p><p>Ship to: Sam Harbor</p><p>12 Main Street</p><p>Springfield</p>"
+            f"<table><tr><th>Item</th><th>Price</th></tr>{rows}</table></div>")
+    read = read_items(html_mail(body))
+    assert [i.name for i in read] == ["Cedar candle", "Walnut tray", "Linen towel"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lines_that_sum_to_an_item_already_read_detail_it(seed: int) -> None:
+    """"Seat selection $105.44" in the order, then per traveller and flight the seats summing to a
+    "Total $105.44": that detail adds no items. Lines summing to a new amount are items."""
+    rng = random.Random(500 + seed)
+    parts = [Decimal(rng.randint(1000, 4000)) / 100 for _ in range(rng.randint(2, 4))]
+    seat = sum(parts, Decimal(0))
+    fare = Decimal(rng.randint(10000, 50000)) / 100
+    order = _rows([("Economy ticket", _usd(fare)), ("Seat selection", _usd(seat)), ("Total", _usd(fare + seat))])
+    detail = _rows([(f"{rng.choice(WORDS).title()}: {n + 20}{rng.choice('ABCD')}", _usd(p)) for n, p in enumerate(parts)]
+                   + [("Total", _usd(seat))])
+    read = read_items(html_mail(f"<table>{order}</table><h3>Seat selection</h3><table>{detail}</table>"))
+    assert [(i.name, i.line_total) for i in read] == [("Economy ticket", fare), ("Seat selection", seat)]
+    other = _rows([(f"{rng.choice(WORDS).title()} {rng.choice(THINGS)}", _usd(p)) for p in parts]
+                  + [("Total", _usd(seat + Decimal("1.00")))])
+    read = read_items(html_mail(f"<table>{order}</table><table>{other}</table>"))
+    assert len(read) == 2 + len(parts)
