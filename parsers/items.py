@@ -13,8 +13,16 @@ Text (a plain-text body, or the HTML's visible text when its structure gave noth
 lines with the price at the end, columns cut at tabs, runs of spaces or dotted leaders,
 and an item line whose price stands alone on the next line.
 
+Not products: recommendation blocks ("You might also like"), baggage fee and cancellation
+cost sections, a payment section below the totals, the charge lines of a breakdown (fare,
+taxes, fees: summary vocabulary), dates ("24.01.25"), measures ("5.48 miles"), a stray bare
+number among amounts written with their currency, greetings, identifier lines and lone codes.
+A price followed by "[ $9.54 + Taxes & fees $0.67 ]" is the item's price before tax. When no
+block is priced, one product whose only price is the order's total ("Total : £8.89" under its
+name) gets that total; a name the email cut ("...") is taken whole from its picture's alt text.
+
 Everything is one pass over the tree or the lines (no item x row loops), capped at
-MAX_ITEMS. Recommendation blocks ("You might also like") are skipped.
+MAX_ITEMS.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ _CURRENCY = r"(?:[£€$¥₹]|[A-Z]{2}\$|US\$|kr\.?|CHF|zł|R\$|(?:USD|EUR|GBP|
 _NUMBER = r"\d{1,3}(?:[.,\u202f ]\d{3})*[.,]\d{2}|\d+[.,]\d{2}"
 MONEY = re.compile(rf"(-|−)?\s*(?:{_CURRENCY}\s?(?:{_NUMBER})|(?:{_NUMBER})\s?{_CURRENCY}|(?:{_NUMBER}))")
 _NUMBER_RE = re.compile(_NUMBER)
+_MARKED = re.compile(rf"{_CURRENCY}\s?\d|\d\s?{_CURRENCY}")  # an amount with its currency, in a sentence
+_DATE_AROUND = re.compile(r"[./]\d")
 _HAS_NUMBER = re.compile(r"\d[.,]\d\d")  # every MONEY match holds one: a cheap test first
 _SPLIT_CENTS = re.compile(rf"^({_CURRENCY}) ?(\d{{1,6}}) (\d{{2}})$")
 
@@ -48,7 +58,7 @@ _SUMMARY = re.compile(
     r"(?:order |grand |sub-?|sub |estimated |net |gross )?totals?|items? ?(?:sub-?total|total)|"
     r"shipping|postage|delivery|handling|freight|tax(?:es)?|sales tax|vat|gst|hst|pst|qst|fees?|service fee|"
     r"tip|surcharge|insurance|adjustments?|discount|promo(?:tion)?s?|coupon|voucher|savings?|you saved?|gift ?card|store credit|credit|"
-    r"payment|paid|charged|amount|balance|refund|points|rewards?|visa|mastercard|amex|american express|"
+    r"payment|paid(?=\s*(?:$|[:\d$€£(]|with|by|via|using|on|in|to|today|amount|total))|charged|amount|balance|refund|points|rewards?|visa|mastercard|amex|american express|"
     r"paypal|apple pay|google pay|card|deposit|"
     r"sous-total|montant|livraison|frais|port|exp[ée]dition|tva|taxes?|remise|r[ée]duction|code promo|"
     r"bon d'achat|assurance|paiement|pay[ée]|carte|"
@@ -66,7 +76,7 @@ _SUMMARY = re.compile(
 )
 # A short line with one of these words anywhere is a summary line too ("Trip total", "City tax").
 _SUMMARY_ANY = re.compile(
-    r"\b(?:totals?|sub-?total|tax(?:es)?|fees?|adjustments?|surcharges?|shipping|discount|vat|billed|charged|"
+    r"\b(?:totals?|sub-?total|tax(?:es)?|fees?|(?:base |air|trip )?fares?|charges?|adjustments?|surcharges?|shipping|discount|vat|billed|charged|"
     r"payment method|points|pts|totale|totaal|totalt|summe|steuern?|geb[üu]hr\w*|versand\w*|mwst|frais|livraison|tva|"
     r"impuestos?|env[íi]o|iva|costi|spedizione|pagamento|pago|verzendkosten|btw|frete|moms(?=\s*(?:[\d:(%]|$))|frakt|"
     r"podatek|dostawa|razem|metodo di pagamento|m[ée]todo de pago|mode de paiement|zahlungs(?:art|methode))\b",
@@ -77,7 +87,13 @@ _NOT_A_NAME = re.compile(
     r"^(?:sold by|fulfilled by|shipped by|ships from|seller|sent by|view |see |track|return|buy (?:it )?again|"
     r"write a review|report a problem|rate |review |renews?|manage|cancel|edit|change|remove|download|"
     r"vendu par|exp[ée]di[ée] par|verkauft von|versand durch|vendido por|enviado por|venduto da|spedito da|"
-    r"verkocht door|s[äa]ljs av|sprzedawca)\b",
+    r"verkocht door|s[äa]ljs av|sprzedawca)\b|"
+    # a greeting: "Dear Sam,", "Hallo Sebastian!"
+    r"^(?:dear|hi|hello|hey|hallo|liebe[rs]?|sehr geehrte\w*|bonjour|ch[èe]re?|hola|estimad[oa]|ciao|gentile|car[oa]|"
+    r"beste|geachte|hej|ol[áa]|prezad[oa]|cze[śs][ćc]|witaj|szanown\w*)\b[^,!]{0,40}[,!]$|"
+    # an identifier line: "Item No X0G0 1234", "Art.-Nr. 4711", "SKU 12-34"
+    r"^(?:item|article|art\.?|product|artikel|art[íi]culo|articolo|produ[ck]t|produit|artykul)[ .-]*"
+    r"(?:no\.?|nr\.?|n°|number|nummer|num[ée]ro|n[úu]mero|#|id)\s*:?\s*(?=.*\d)\S+(?: \S+){0,3}$|^(?:sku|ean|isbn|upc|mpn|asin|gtin)\b",
     re.IGNORECASE,
 )
 # Column headings and labels that are never a product's name.
@@ -115,6 +131,29 @@ _RECOMMEND = re.compile(
     r"mo[żz]e (?:ci|pa[ńn]stwu) si[ęe] spodoba|polecane dla|klienci kupili (?:r[óo]wnie[żz]|te[żz]))",
     re.IGNORECASE,
 )
+# Headings of sections that list prices nobody bought: baggage fee schedules, cancellation costs.
+_NOT_BOUGHT = re.compile(
+    r"\bbag(?:gage)?s?\b[\w ,&/-]{0,30}?\b(?:information|info|allowance|fees?|charges?|polic(?:y|ies)|rules)\b|"
+    r"\b(?:frei)?gep[äa]ck(?:information\w*|bestimmung\w*|regel\w*|geb[üu]hr\w*)|franchise bagages?|"
+    r"\bbagages? (?:en soute|autoris[ée]s?)|(?:franquicia|pol[íi]tica) de equipaje|equipaje (?:facturado|permitido)|"
+    r"bagaglio (?:consentito|in stiva|da stiva)|bagagem (?:despachada|permitida)|bagage(?:regels|informatie|tarieven)|"
+    r"\bcancell?ation (?:costs?|fees?|charges?|polic(?:y|ies)|conditions|terms)\b|(?:frais|conditions) d'annulation|"
+    r"stornierungs(?:kosten|geb[üu]hr\w*|bedingungen)|storno(?:kosten|geb[üu]hr\w*|bedingungen)|"
+    r"(?:gastos|pol[íi]tica|condiciones) de cancelaci[óo]n|(?:costi|penali|condizioni) di cancellazione|"
+    r"annulerings(?:kosten|voorwaarden|beleid)|(?:custos|pol[íi]tica) de cancelamento|avbokningsregler|"
+    r"(?:koszty|warunki) anulowania",
+    re.IGNORECASE,
+)
+_NOT_BOUGHT_HINT = re.compile(r"bag|gep|equipaje|cancel|annul|storn|avbok|anulow", re.IGNORECASE)  # cheap test first
+# A payment section's heading: below the totals it restates what was charged, and when.
+_PAYMENT_HEADING = re.compile(
+    r"^\W{0,3}(?:your )?payments?(?: (?:info(?:rmation)?|details|schedule|summary))?|"
+    r"zahlungs(?:informationen|details|übersicht)|(?:informations|d[ée]tails) (?:de|du) paiement|"
+    r"(?:informaci[óo]n|detalles) (?:de|del) pago|(?:informazioni|dettagli) (?:di|sul) pagamento|"
+    r"betaal(?:gegevens|informatie)|(?:informa[çc][õo]es|detalhes) (?:de|do) pagamento|betalningsinformation|"
+    r"informacje o p[łl]atno[śs]ci\W*$",
+    re.IGNORECASE,
+)
 _QTY_WORDS = (r"qty|quantity|quantit[éà]|qt[éy]|menge|anzahl|stk|stück|cantidad|cant|quantità|aantal|antal|"
               r"ilo[śs][ćc]|quantidade|qtd|szt|count")
 # "Qty 2", "Qty: 2", "Menge: 2", "2 x", "x2", "2x", "× 2"
@@ -128,17 +167,26 @@ _UNIT_HINT = re.compile(r"\b(?:each|ea|per|unit|stückpreis|einzelpreis|pièce|l
 _VARIANT = re.compile(
     r"^(?:size|colou?r|style|variant|option|format|edition|width|length|flavou?r|taille|couleur|pointure|"
     r"gr[öo][ßs]e|farbe|ausf[üu]hrung|talla|color|taglia|colore|maat|kleur|storlek|f[äa]rg|rozmiar|kolor|"
-    r"tamanho|cor)\s*:?\s*\S",
+    r"tamanho|cor)\b\s*:?\s*\S",
     re.IGNORECASE,
 )
 # "Item number : 3223", "Invoice ID: 1510", "Seller: x": a label and its value, not a name
 _LABELLED = re.compile(
-    r"^(?:[^:]{1,30}\s:\s|(?:[\w.#-]+ ){0,3}(?:number|no\.?|nr\.?|n°|id|sku|ean|isbn|seller|date|datum|fecha|data|"
-    r"delivery|lieferung|livraison|ref\w*|code|status|order|invoice|tracking|nummer|num[ée]ro|n[úu]mero|#)\s*:)",
+    r"^(?:[^:]{1,30}\s:\s|(?:[\w.#]+[ -]){0,3}(?:number|no\.?|nr\.?|n°|id|sku|ean|isbn|seller|date|datum|fecha|data|"
+    r"delivery|lieferung|livraison|ref\w*|code|status|order|invoice|tracking|nummer|num[ée]ro|n[úu]mero|#|"
+    # where to collect or deliver: "Pickup location: 12 Main St", "Standort: ..."
+    r"address|adresse|direcci[óo]n|indirizzo|adres|endere[çc]o|adress|adres|location|standort|abholort|"
+    r"lieu|ubicaci[óo]n|luogo|locatie|local|plats|miejsce|pick-?up|abholung|retrait|recogida|ritiro|afhalen)\s*:)",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[^\W\d_]{3,}")
+_REFERENCE = re.compile(r"(?:[^()]{0,40}\s)?#?\d{6,20}")
+_CODE_ONLY = re.compile(r"[A-Z]{2,3}")  # "JFK", "XL", "GBP" alone: a code, not a product's name
+_CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])")  # "until 11:59 PM", "zwischen 16:30 und 17:00": a time, not a name
 _ISO = (r"(?-i:USD|EUR|GBP|CAD|AUD|NZD|CHF|SEK|NOK|DKK|PLN|CZK|HUF|RON|JPY|CNY|HKD|SGD|INR|BRL|MXN|ZAR|TRY)")
+_UNIT_AFTER = re.compile(rf"\s*(?:km|kg|mi|lbs?|ml|cl|cm|mm|gb|tb|mb|%|(?!(?:each|per|unit|incl|inkl|excl|with|ttc|vat|tax|mwst|iva|btw|moms|euros?|dollars?|pounds?|"
+                         rf"francs?|kronor|kroner|z[łl]otych|reais|pesos?|{_ISO})\b)"
+                         r"[^\W\d_]{3,})", re.IGNORECASE)
 # Words beside a price that do not make it part of a sentence: currency codes, tax notes, quantities.
 _CODES = re.compile(rf"\b(?:{_ISO}|incl\.?|inkl\.?|vat|tax|ttc|ht|mwst|iva|btw|moms|x\s*\d{{1,3}}|(?:{_QTY_WORDS})\.?\s*:?\s*\d{{0,3}})\b", re.IGNORECASE)
 _BLOCK_TAGS = frozenset((
@@ -194,8 +242,10 @@ def _prices(text: str) -> list[re.Match[str]]:
     if len(text) > _MAX_LINE or not _HAS_NUMBER.search(text):
         return found
     for match in MONEY.finditer(text):
-        if match.group(1):
-            continue
+        if match.group(1) or _DATE_AROUND.match(text, match.end()) or (match.start() and text[match.start() - 1] in ".,/"):
+            continue  # a discount; "24.01.25": a date
+        if _NUMBER_RE.fullmatch(match.group(0).strip()) and _UNIT_AFTER.match(text, match.end()):
+            continue  # "5.48 miles", "2.50 kg": a measure, not an amount
         # a window each side: the words next to the price decide, and long lines stay linear
         before = _filler(text[max(0, match.start() - 40):match.start()])
         after = _filler(text[match.end():match.end() + 40])
@@ -215,23 +265,40 @@ def _filler(text: str) -> bool:
 def _is_summary(text: str) -> bool:
     if len(text) > 80:
         return False
-    return bool(_SUMMARY.match(text)) or (len(text) <= 45 and bool(_SUMMARY_ANY.search(_strip_prices(text))))
+    if _SUMMARY.match(text):
+        return True
+    rest = _strip_prices(text)  # "[ $87.44 + Taxes & fees $31.16 ]" is short once its amounts are out
+    return len(rest) <= 45 and bool(_SUMMARY_ANY.search(rest))
 
 
 def _strip_prices(text: str) -> str:
     return (MONEY.sub(" ", text) if _HAS_NUMBER.search(text) else text).strip(" :|-–—•·,")
 
 
-def _name_like(text: str) -> bool:
-    """A line that could be a product name: words, not a price, quantity, label or heading."""
+def _without_reference(text: str) -> str:
+    """"Name (Reference Number: 0164306206467):" -> "Name"; any other text as it is."""
+    if not text.endswith("):"):
+        return text
+    start = text.rfind("(")
+    if start > 0 and _REFERENCE.fullmatch(text, start + 1, len(text) - 2) and _WORD.search(text, 0, start):
+        return text[:start].strip()
+    return text
+
+
+def _name_like(text: str, recommend: bool | None = None) -> bool:
+    """A line that could be a product name: words, not a price, quantity, label or heading.
+    `recommend`: whether _RECOMMEND is in the text, when the caller already knows."""
+    text = _without_reference(text)  # "Seat assignment (Reference Number: 0164306206467):" names what it costs
     if len(text) > 300 or not _WORD.search(text) or _HEADING.match(text) or _is_summary(text) \
-            or _RECOMMEND.search(text) or _NOT_A_NAME.match(text):
+            or (_RECOMMEND.search(text) if recommend is None else recommend) or _NOT_A_NAME.match(text):
         return False
     rest = _CODES.sub(" ", MONEY.sub(" ", text) if _HAS_NUMBER.search(text) else text).strip(" |-–—•·,")
     if rest.endswith(":") or not _WORD.search(rest) or _HEADING.match(rest):
         return False  # "Airfare:", "GBP": a label or a currency code beside a price
-    if _LABELLED.match(text):
-        return False  # "Item number : 3223", "Seller : x": a label and its value
+    if _LABELLED.match(text) or _CLOCK.search(text) or _CODE_ONLY.fullmatch(text):
+        return False  # "Item number : 3223", "Seller : x": a label and its value; a time of day
+    if len(text) > 60 and (_MARKED.search(text) or re.search(r"[^.][.!?]$", text)):
+        return False  # a sentence ("This email confirms that you paid £5.00 to ..."), not a name
     return not _QTY_LABEL.fullmatch(rest) and not _VARIANT.match(text)
 
 
@@ -246,6 +313,8 @@ class _Line:
     prices: list[Decimal] = field(default_factory=list)
     summary: bool = False
     name: bool = False  # could be a product name (_name_like), decided once
+    bare: bool = False  # its amounts carry no currency sign ("5.00", "5.48 miles")
+    skip: bool = False  # heads a section of things not bought (suggestions, baggage fees...)
 
 
 @dataclass
@@ -259,7 +328,7 @@ class _Page:
     end_element: list[int] = field(default_factory=list)  # the subtree is [index, end_element)
     previous: list[int] = field(default_factory=list)  # the previous sibling element, or -1
     lines: list[_Line] = field(default_factory=list)
-    images: list[tuple[int, str]] = field(default_factory=list)  # (element, src) in order
+    images: list[tuple[int, str, str]] = field(default_factory=list)  # (element, src, alt) in order
 
 
 def _walk(tree: etree._Element) -> _Page:
@@ -280,7 +349,9 @@ def _walk(tree: etree._Element) -> _Page:
             owner = next((entry[0] for entry in reversed(stack) if entry[1]), 0)
             line = _Line(text, owner, score=state["score"], href=state["href"])
             if not (state["has_struck"] and state["all_struck"]):  # a struck-out old price is no price
-                line.prices = [_amount(m.group(0)) for m in _prices(text)]
+                found = _prices(text)
+                line.prices = [_amount(m.group(0)) for m in found]
+                line.bare = bool(found) and all(_NUMBER_RE.fullmatch(m.group(0).strip()) for m in found)
             page.lines.append(line)
         state.update(score=0, href=None, has_struck=False, all_struck=True)
 
@@ -336,7 +407,7 @@ def _walk(tree: etree._Element) -> _Page:
                 href = el.get("href")
                 score = max(score, 3)
             if tag == "img" and (el.get("src") or "").startswith(("http://", "https://")):
-                page.images.append((index, el.get("src")))
+                page.images.append((index, el.get("src"), " ".join((el.get("alt") or "").split())))
             stack.append((index, block, struck, score, href))
             add(el.text)
         else:
@@ -363,6 +434,7 @@ def _html_items(tree: etree._Element) -> list[Item]:
     if not lines:
         return []
     count = len(page.parent)
+    _drop_bare_numbers(lines)
     _mark_summaries(page)
     _drop_recommendations(page)
     # Prices per element subtree, bottom-up (pre-order: a child's index is above its parent's).
@@ -391,18 +463,49 @@ def _html_items(tree: etree._Element) -> list[Item]:
 
     items: list[Item] = []
     seen: set[int] = set()
-    for line in lines:
+    group: list[Item] = []  # the items read since the last priced summary line
+    before: set[Decimal | None] = set()  # the prices of the items read before the group
+    for index, line in enumerate(lines):
+        if line.prices and line.summary and group:
+            if _details_an_item(group, line.prices[-1], before):
+                del items[len(items) - len(group):]
+            else:
+                before.update(i.line_total for i in group)
+            group = []
         if not line.prices or line.summary:
             continue
         block = _block_of(page, line.owner, priced, named, strong, summaries)
         if block is not None and block not in seen:
             seen.add(block)
-            if (item := _block_item(page, block)) is not None:
+            if (item := _block_item(page, block, index)) is not None:
+                _take_out_tax(page, block, item)
                 items.append(item)
+                group.append(item)
                 if len(items) == MAX_ITEMS:
                     break
+    if not items:
+        items = _single_item(page)
     _decide_unit_prices(items, [p for line in lines if line.summary for p in line.prices[-1:]])
     return items[:MAX_ITEMS]
+
+
+def _details_an_item(group: list[Item], total: Decimal, before: set[Decimal | None]) -> bool:
+    """Items that sum to the total below them when that total is the price of an item read before
+    ("Seat selection $105.44", then per traveller and flight "Sam: 25E $22.96"... "Total $105.44"):
+    the group details that item and adds nothing."""
+    return len(group) >= 2 and total in before \
+        and sum((i.line_total or Decimal(0) for i in group), Decimal(0)) == total
+
+
+def _drop_bare_numbers(lines: list[_Line]) -> None:
+    """An email writes its amounts one way: where nearly all carry a currency sign, a bare number is a
+    rating, a distance or a count ("5.00", "5.48 miles"), not a price."""
+    marked = sum(1 for line in lines if line.prices and not line.bare)
+    bare = sum(1 for line in lines if line.bare)
+    if bare and 4 * bare <= marked:  # a stray one among many
+        for line in lines:
+            if line.bare:
+                line.prices = []
 
 
 def _row_of(page: _Page, owner: int) -> int:
@@ -422,11 +525,15 @@ def _mark_summaries(page: _Page) -> None:
     rows: set[int] = set()
     label = False  # the line before was a "Label:" (its value is not a product name)
     for line in page.lines:
+        recommend = None
+        if len(line.text) <= 80:  # a heading of things not bought? (each pattern searched once per line)
+            recommend = bool(_RECOMMEND.search(line.text))
+            line.skip = recommend or bool(_NOT_BOUGHT_HINT.search(line.text) and _NOT_BOUGHT.search(line.text))
         if not line.href and _is_summary(line.text):  # product names are links, labels are not
             line.summary = True
             rows.add(_row_of(page, line.owner))
         else:
-            line.name = not label and _name_like(line.text)
+            line.name = not label and _name_like(line.text, recommend)
         label = len(line.text) <= 40 and line.text.endswith(":") and not _HEADING.match(line.text)
     if rows:
         for line in page.lines:
@@ -435,19 +542,26 @@ def _mark_summaries(page: _Page) -> None:
 
 
 def _drop_recommendations(page: _Page) -> None:
-    """From a suggestions heading to the end of the smallest section holding priced lines."""
+    """From a suggestions heading (or a baggage fee, cancellation cost or, below the totals, a
+    payment section's heading) to the end of the smallest section holding priced lines."""
     lines = page.lines
     before = [0]  # before[i]: priced lines among lines[:i], so "any price in a range" is O(1)
     for line in lines:
         before.append(before[-1] + bool(line.prices))
     done = 0  # lines up to here are already dropped (sections nest or follow each other)
+    totalled = False  # a priced summary line came before (a payment section below it restates it)
     for start, line in enumerate(lines):
-        if len(line.text) > 80 or not _RECOMMEND.search(line.text):
+        if line.summary and line.prices:
+            totalled = True
+        if not (line.skip or (totalled and len(line.text) <= 80 and not line.prices
+                              and _PAYMENT_HEADING.fullmatch(line.text))):
             continue
         node, end = line.owner, page.end_line[line.owner]
         while page.parent[node] >= 0 and before[end] == before[start + 1]:
             node = page.parent[node]
             end = page.end_line[node]
+        if not line.skip and end - start > 12:
+            continue  # a payment heading heads a few lines; more is the order itself (its items below)
         for other in lines[max(start, done):end]:
             other.prices = []
             other.summary = True
@@ -488,16 +602,88 @@ def _name_before(page: _Page, part: int, priced: list[int], strong: list[int]) -
     return before, page.end_element[part]
 
 
-def _block_item(page: _Page, block: _Block) -> Item | None:
+_PLUS_TAX = re.compile(r"\+\s*\D{0,20}?\b(?:tax(?:es)?|fees?|vat|taxes|steuern?|mwst|impuestos?|iva|tasse|btw|moms|podatek)\b",
+                       re.IGNORECASE)
+# The order's total ("Total", "Gesamtpreis"): beside a single product, that product's price.
+_TOTAL_LABEL = re.compile(
+    r"^\W{0,3}(?:(?:order |grand )?total(?: price| amount)?|gesamt\w*|endbetrag|montant total|prix total|totale|"
+    r"importe total|precio total|totaal|totalt|valor total|razem|suma)\b",
+    re.IGNORECASE,
+)
+
+
+def _is_heading(text: str) -> bool:
+    return len(text) <= 40 and bool(_HEADING.match(text))
+
+
+def _take_out_tax(page: _Page, block: _Block, item: Item) -> None:
+    """"$118.60" then "[ $87.44 + Taxes & fees $31.16 ]": the item costs 87.44, the rest is tax
+    (which the email sums apart, as it sums every item before tax)."""
+    end = _end_line(page, block)
+    for line in page.lines[end:end + 3]:
+        if not line.prices:
+            continue
+        if len(line.prices) == 2 and item.quantity == 1 and _PLUS_TAX.search(line.text) \
+                and line.prices[0] + line.prices[1] == item.line_total:
+            item.line_total = item.unit_price = line.prices[0]
+        return
+
+
+def _single_item(page: _Page) -> list[Item]:
+    """One product block whose only price is the order's total ("name" / "Qty: 1" / "Total: 8,89 €"):
+    that total is the product's. Only when the email holds exactly one such block."""
+    lines = page.lines
+    found: list[Item] = []
+    for index, line in enumerate(lines):
+        if not (line.summary and line.prices and _TOTAL_LABEL.match(line.text)):
+            continue
+        quantity = 1
+        for back in range(index - 1, max(-1, index - 4), -1):
+            other = lines[back]
+            if other.prices:
+                break
+            if other.name and other.score >= 2 and len(other.text) <= _MAX_NAME \
+                    and not re.search(r"[^.][.!?]$", other.text) and not _MARKED.search(other.text):
+                node = other.owner  # the smallest element holding both: a small block, not the page
+                while page.parent[node] >= 0 and page.end_line[node] <= index:
+                    node = page.parent[node]
+                if page.end_line[node] - page.first_line[node] <= 10:
+                    name, in_name = _split_quantity(other.text)
+                    image, name = _image(page, node, page.end_element[node], name)
+                    found.append(Item(name=name, quantity=in_name or quantity, line_total=line.prices[-1],
+                                      url=other.href, image=image))
+                break
+            qty = _QTY_LABEL.search(other.text)
+            if qty:
+                quantity = int(qty.group(1)) or 1
+            elif not (_LABELLED.match(other.text) or _VARIANT.match(other.text)):
+                break
+        if len(found) > 1:
+            return []
+    return found
+
+
+def _block_item(page: _Page, block: _Block, price_index: int) -> Item | None:
     start, end = block
-    lines = [ln for ln in page.lines[page.first_line[start]:_end_line(page, block)] if not ln.summary]
-    candidates = [ln for ln in lines if ln.name]
+    first, last = page.first_line[start], _end_line(page, block)
+    lines = [ln for ln in page.lines[first:last] if not ln.summary]
+    # A column-heading row ("Description | Qty | Amount") above the price: the name is below it.
+    after = first
+    for index in range(price_index - 1, first, -1):
+        if _is_heading(page.lines[index].text) and _is_heading(page.lines[index - 1].text):
+            after = index + 1
+            break
+    row = _row_of(page, page.lines[price_index].owner)
+    in_row = range(row, page.end_element[row]) if page.tag[row] == "tr" else range(0, len(page.parent))
+    # a table row's name is in the row or above it, never in a later section
+    candidates = [ln for n, ln in enumerate(page.lines[after:last], after)
+                  if ln.name and not ln.summary and (n < price_index or ln.owner in in_row)]
     if not candidates:
         return None
     # The most prominent name-like line; a line without a price beats one with it, then length.
     best = max(candidates, key=lambda ln: (ln.score, not _LABELLED.match(ln.text), not ln.prices,
                                            min(len(ln.text), 60) // 15))
-    name = best.text
+    name = _without_reference(best.text)
     quantity, unit, total = _quantity_and_prices(lines)
     if best.prices:
         name = _strip_prices(name)
@@ -508,10 +694,23 @@ def _block_item(page: _Page, block: _Block) -> Item | None:
     if not name or len(name) > _MAX_NAME or (total is None and unit is None):
         return None
     variants = [ln.text for ln in lines if _VARIANT.match(ln.text) and ln is not best]
-    i = bisect_left(page.images, (start, ""))
-    image = page.images[i][1] if i < len(page.images) and page.images[i][0] < end else None
+    image, name = _image(page, start, end, name)
     return Item(name=name, quantity=quantity, unit_price=unit, line_total=total,
                 url=best.href, image=image, variant=", ".join(variants) or None)
+
+
+def _image(page: _Page, start: int, end: int, name: str) -> tuple[str | None, str]:
+    """The block's first picture, and the name in full when the email cut it ("Bathroom Faucet
+    Brushed Nickel On...") and a picture's alt text holds the whole of it."""
+    i = bisect_left(page.images, (start, "", ""))
+    if i == len(page.images) or page.images[i][0] >= end:
+        return None, name
+    if name.endswith(("...", "…")):
+        stem = name.rstrip(".… ").casefold()
+        for _, _, alt in page.images[i:i + 5]:
+            if len(alt) > len(stem) and alt.casefold().startswith(stem) and len(alt) <= _MAX_NAME:
+                return page.images[i][1], alt
+    return page.images[i][1], name
 
 
 def _end_line(page: _Page, block: _Block) -> int:
@@ -603,8 +802,9 @@ def text_items(raw_lines: list[str]) -> list[Item]:
     while index < len(lines) and len(items) < MAX_ITEMS:
         line = lines[index]
         index += 1
-        if len(line) <= 80 and _RECOMMEND.search(line):
-            break  # suggestions follow; what was bought came before
+        if len(line) <= 80 and (_RECOMMEND.search(line) or (summaries and (
+                _NOT_BOUGHT.search(line) or _PAYMENT_HEADING.fullmatch(line)))):
+            break  # suggestions, or below the totals a fee schedule or the payment: what was bought came before
         if _is_summary(line):
             prices = _prices(line)
             if prices:

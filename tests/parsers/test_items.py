@@ -278,3 +278,220 @@ def test_short_upper_case_names_of_a_till_receipt() -> None:
     read = read_items(html_mail(f"<table>{rows}<tr><td>Total</td><td>7.54</td></tr></table>"))
     assert [(i.name, i.line_total) for i in read] == [
         ("OG KAL BEV", Decimal("3.29")), ("MOMS GRHM CEREAL", Decimal("3.00")), ("ABC XYZ", Decimal("1.25"))]
+
+
+# --- Breakdowns, fee tables and other priced lines that are not products ----------------------
+
+def _name(rng: random.Random) -> str:
+    return f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} {rng.choice(THINGS)}"
+
+
+def _usd(amount: Decimal) -> str:
+    return f"${amount:,.2f}"
+
+
+def _rows(pairs: list[tuple[str, str]]) -> str:
+    return "".join(f"<tr><td>{label}</td><td>{value}</td></tr>" for label, value in pairs)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_fare_breakdown_and_a_baggage_fee_table_are_not_items(seed: int) -> None:
+    """Per-traveller fare rows ("Base fare", "Taxes and fees"), a bag fee schedule under its heading
+    below the totals: no products. A seat bought as a product line ("Paid seat ...") is one."""
+    rng = random.Random(400 + seed)
+    fare, taxes, seat = (Decimal(rng.randint(5000, 60000)) / 100, Decimal(rng.randint(1000, 9000)) / 100,
+                         Decimal(rng.randint(900, 4000)) / 100)
+    seat_name = rng.choice(["Seat selection", "Paid seat (JFK-LAX)", "Extra legroom seat"])
+    travellers = "".join(f"<tr><td><b>{rng.choice(WORDS).title()} {rng.choice(WORDS).title()}</b></td></tr>"
+                         + _rows([(rng.choice(["Base fare:", "Airfare:", "Fare"]), _usd(fare)),
+                                  ("Taxes and fees:", _usd(taxes))]) for _ in range(2))
+    total = 2 * (fare + taxes) + seat
+    bags = "".join(f"<tr><td>{n} bag</td><td>{_usd(Decimal(price))}</td></tr>"
+                   for n, price in (("1st", "30.00"), ("2nd", "40.00")))
+    heading = rng.choice(["Bag information", "Baggage allowance and charges", "Checked bag fees"])
+    body = (f"<table>{travellers}{_rows([(seat_name, _usd(seat)), ('Total', _usd(total))])}</table>"
+            f"<table><tr><td><b>{heading}</b></td></tr><tr><td>Checked bags</td></tr>{bags}</table>")
+    read = read_items(html_mail(body))
+    assert [(i.name, i.line_total) for i in read] == [(seat_name, seat)]
+
+
+def test_a_price_and_its_taxes_below_it_give_the_price_before_tax() -> None:
+    """"$10.21" then "[ $9.54 + Taxes & carrier-imposed fees $0.67 ]": the item costs 9.54 (the email
+    counts the tax apart)."""
+    rng = random.Random(7)
+    rows = []
+    wanted = []
+    for _ in range(2):
+        base, tax = Decimal(rng.randint(900, 30000)) / 100, Decimal(rng.randint(50, 4000)) / 100
+        name = _name(rng)
+        wanted.append((name, base))
+        rows.append(f"<tr><td>{name}</td><td>{_usd(base + tax)}</td></tr>"
+                    f"<tr><td>Document #: {rng.randint(10**9, 10**10)}</td></tr>"
+                    f"<tr><td>[ {_usd(base)} + Taxes &amp; carrier-imposed fees {_usd(tax)} ]</td></tr>")
+    read = read_items(html_mail(f"<table>{''.join(rows)}</table><p>Total cost $1.00</p>"))
+    assert [(i.name, i.line_total) for i in read] == wanted
+
+
+@pytest.mark.parametrize(("label", "qty_label", "amount"), [
+    ("Total : £{}", "Qty: {}", "13.50"), ("Gesamtpreis: {} €", "Anzahl: {}", "4,30"),
+    ("Totale: {} €", "Quantità: {}", "27,90"), ("Order total: ${}", None, "99.00")])
+def test_one_product_whose_only_price_is_the_order_total(label: str, qty_label: str | None, amount: str) -> None:
+    rng = random.Random(amount)
+    name = _name(rng)
+    qty = rng.randint(1, 3)
+    block = (f'<table><tr><td><a href="https://shop.example/p/1">{name}</a></td></tr>'
+             + (f"<tr><td>{qty_label.format(qty)}</td></tr>" if qty_label else "")
+             + f"<tr><td><b>{label.format(amount)}</b></td></tr><tr><td>Order number: 12-345</td></tr></table>")
+    read = read_items(html_mail(f"<p>Your order is confirmed</p>{block}"))
+    assert [(i.name, i.quantity if qty_label else 1, i.line_total) for i in read] == \
+           [(name, qty if qty_label else 1, Decimal(amount.replace(",", ".")))]
+    assert read[0].url == "https://shop.example/p/1"
+
+
+def test_two_products_priced_only_by_totals_give_nothing() -> None:
+    """Which total belongs to which product is a guess: abstain."""
+    blocks = "".join(f'<table><tr><td><a href="https://shop.example/p/{n}">Walnut tray {n}</a></td></tr>'
+                     f"<tr><td>Total: $1{n}.00</td></tr></table>" for n in range(2))
+    assert read_items(html_mail(blocks)) == []
+
+
+def test_a_shortened_name_is_read_in_full_from_its_picture() -> None:
+    full = "Cobalt meadow teapot with a removable stainless steel infuser, 1.2 litre"
+    rows = (f'<tr><td><img src="https://img.example/1.jpg" alt="{full}"></td>'
+            f'<td><a href="https://s.example/1">{full[:30]}...</a></td><td>$24.29</td></tr>'
+            '<tr><td><img src="https://img.example/2.jpg" alt="Something else entirely"></td>'
+            '<td><a href="https://s.example/2">Linen scarf, blue…</a></td><td>$16.99</td></tr>')
+    read = read_items(html_mail(f"<table>{rows}<tr><td>Total</td><td>$41.28</td></tr></table>"))
+    assert [i.name for i in read] == [full, "Linen scarf, blue…"]
+
+
+def test_dates_times_and_cancellation_costs_are_not_items() -> None:
+    """"Datum: 24.01.25" is no price; a cancellation schedule ("until March 1, 11:59 PM: $0") is not
+    bought."""
+    body = ("<table><tr><td><b>Cancellation cost</b></td></tr>"
+            "<tr><td><ul><li>until February 28, 2026 11:59 PM: US$0</li>"
+            "<li>from March 1, 2026 12:00 AM: US$231.65</li></ul></td></tr></table>"
+            "<table><tr><td><b>Details zur Abholung</b></td></tr><tr><td>Datum: 24.01.25</td></tr>"
+            "<tr><td>Abholzeit: 14:00 - 14:30</td></tr></table>"
+            "<table><tr><td>Juniper candle</td><td>$12.00</td></tr><tr><td>Total</td><td>$12.00</td></tr></table>")
+    assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == [("Juniper candle", Decimal("12.00"))]
+
+
+def test_bare_numbers_among_amounts_with_a_currency_are_not_prices() -> None:
+    """A driver's rating "5.00" or "5.48 miles" among "$37.03" amounts: not prices."""
+    body = ("<table><tr><td>Cedar lamp</td><td>$37.03</td></tr><tr><td>Service fee</td><td>$2.75</td></tr>"
+            "<tr><td>Tax</td><td>$2.76</td></tr><tr><td>Total</td><td>$42.54</td></tr>"
+            "<tr><td>Visa ••••1234</td><td>$42.54</td></tr></table>"
+            "<table><tr><td>Black</td></tr><tr><td>5.48 miles, 23 minutes</td></tr>"
+            "<tr><td><b>You rode with Sam</b></td><td>5.00</td></tr></table>")
+    assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == [("Cedar lamp", Decimal("37.03"))]
+
+
+def test_a_row_without_a_description_takes_no_name_from_another_section() -> None:
+    """Above the column headings, a note's title; the priced row has an empty description: no item."""
+    body = ("<table><tr><td><b>Instructions to seller</b></td></tr><tr><td>None given.</td></tr></table>"
+            "<table><tr><td>Description</td><td>Unit price</td><td>Qty</td><td>Amount</td></tr>"
+            "<tr><td></td><td>£32.00 GBP</td><td>1</td><td>£32.00 GBP</td></tr>"
+            "<tr><td>Subtotal</td><td>£32.00 GBP</td></tr></table>")
+    assert read_items(html_mail(body)) == []
+
+
+@pytest.mark.parametrize("heading", ["Payment info", "Your payment", "Zahlungsinformationen", "Payments"])
+def test_a_payment_section_below_the_totals_is_not_an_item(heading: str) -> None:
+    body = ("<table><tr><td>Corner room with city view</td><td>$1,296.80</td></tr>"
+            "<tr><td>City tax</td><td>$45.39</td></tr><tr><td>Total price</td><td>$1,342.19</td></tr></table>"
+            f"<table><tr><td><b>{heading}</b></td></tr><tr><td>Feb 27, 2026</td></tr>"
+            "<tr><td>Scheduled</td><td>$1,342.19</td></tr></table>")
+    assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == \
+           [("Corner room with city view", Decimal("1296.80"))]
+
+
+def test_a_sentence_with_an_amount_is_not_a_name() -> None:
+    body = ("<table><tr><td>This email confirms that you have donated £50.00 GBP to Harbor Aid using "
+            "your account.</td></tr><tr><td>Donation amount:</td><td>£50.00 GBP</td></tr>"
+            "<tr><td>Total:</td><td>£50.00 GBP</td></tr></table>")
+    assert read_items(html_mail(body)) == []
+
+
+def test_an_identifier_line_is_not_the_name() -> None:
+    """"Item No X0G0 1234" beside the name: the name is the product's, in any order."""
+    rows = "".join(f"<tr><td><div>{name}</div><div>{ident}</div></td><td>{price}</td><td>1</td><td>{price}</td></tr>"
+                   for name, ident, price in (("Walnut tray", "Item No X0G0 FEOWSI 39704501", "£5.00 GBP"),
+                                              ("Orbit lamp", "Art.-Nr. 4711", "£7.50 GBP")))
+    read = read_items(html_mail(f"<table>{rows}<tr><td>Total</td><td>£12.50 GBP</td></tr></table>"))
+    assert [(i.name, i.line_total) for i in read] == [("Walnut tray", Decimal("5.00")), ("Orbit lamp", Decimal("7.50"))]
+
+
+def test_bare_amounts_are_prices_where_the_email_writes_them_so() -> None:
+    """Item rows with bare amounts and only the totals marked "USD": the bare ones are prices."""
+    body = ("<table><tr><td>Seat upgrade</td><td>35.99</td></tr><tr><td>Sales tax</td><td>2.70</td></tr>"
+            "<tr><td>Total</td><td>38.69 USD</td></tr></table>")
+    assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == [("Seat upgrade", Decimal("35.99"))]
+
+
+@pytest.mark.parametrize("greeting", ["Dear Sam Harbor,", "Hallo Sebastian!", "Bonjour Claire,", "Hola Ana,"])
+def test_a_greeting_is_not_a_name(greeting: str) -> None:
+    """The amount's label is no name ("Donation amount:"); the greeting above it is none either."""
+    body = (f"<table><tr><td>{greeting}</td></tr><tr><td><table><tr><td>Donation amount:</td>"
+            "<td>£50.00 GBP</td></tr><tr><td>Total:</td><td>£50.00 GBP</td></tr></table></td></tr></table>")
+    assert read_items(html_mail(body)) == []
+
+
+def test_an_airport_code_alone_is_not_a_name() -> None:
+    body = ("<table><tr><td><b>Flight</b></td><td>$538.14</td></tr></table>"
+            "<table><tr><td>JFK</td><td>MEX</td></tr><tr><td>$538.14</td></tr>"
+            "<tr><td>Trip total</td><td>$538.14</td></tr></table>")
+    assert [(i.name, i.line_total) for i in read_items(html_mail(body))] == [("Flight", Decimal("538.14"))]
+
+
+def test_a_labelled_line_with_its_reference_number_is_an_item() -> None:
+    """"Seat Assignment (Reference Number: 0164306206467):  35.99" is bought; "Airfare:" and the
+    taxes and fees of the breakdown are not."""
+    rng = random.Random(11)
+    name = _name(rng).title()
+    ref = rng.randint(10**12, 10**13)
+    rows = _rows([("Airfare:", "266.39"), ("U.S. Transportation Tax:", "19.98"),
+                  ("Passenger Civil Aviation Security Service Fee:", "11.20"), ("Total:", "297.57 USD"),
+                  (f"{name} (Reference Number: {ref}):", "35.99"), ("Total:", "35.99 USD")])
+    assert [(i.name, i.line_total) for i in read_items(html_mail(f"<table>{rows}</table>"))] == [(name, Decimal("35.99"))]
+
+
+@pytest.mark.parametrize("heading", ["Payment details", "Baggage fees and allowance"])
+def test_plain_text_stops_at_a_payment_or_fee_section_below_the_totals(heading: str) -> None:
+    lines = ["Your order", "Juniper candle    $12.00", "Copper mug    $8.50", "Total    $20.50", "",
+             heading, "Scheduled    $20.50", "1st checked bag    $30.00"]
+    read = read_items(Email(original=Headers(), text="\n".join(lines)))
+    assert [(i.name, i.line_total) for i in read] == [("Juniper candle", Decimal("12.00")), ("Copper mug", Decimal("8.50"))]
+
+
+def test_a_payment_heading_above_the_items_drops_nothing() -> None:
+    """"Order total" and "Payment details" in the header, then the items: they are read."""
+    rows = "".join(f"<tr><td><a href='https://s.example/{n}'>{name}</a></td><td>{price}</td></tr>"
+                   for n, (name, price) in enumerate((("Cedar candle", "$12.00"), ("Walnut tray", "$30.50"),
+                                                       ("Linen towel", "$7.50"))))
+    body = ("<div><table><tr><td>Order total:</td><td>$50.00</td></tr></table>"
+            "<table><tr><td><b>Payment details</b></td></tr><tr><td>Visa ending in 1234</td></tr></table>"
+            "<p>Thanks for shopping with us. Your items are below.</p><p>Track your package online.</p>"
+            "<p>Delivery: Tuesday</p><p>Ship to: Sam Harbor</p><p>12 Main Street</p><p>Springfield</p>"
+            f"<table><tr><th>Item</th><th>Price</th></tr>{rows}</table></div>")
+    read = read_items(html_mail(body))
+    assert [i.name for i in read] == ["Cedar candle", "Walnut tray", "Linen towel"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lines_that_sum_to_an_item_already_read_detail_it(seed: int) -> None:
+    """"Seat selection $105.44" in the order, then per traveller and flight the seats summing to a
+    "Total $105.44": that detail adds no items. Lines summing to a new amount are items."""
+    rng = random.Random(500 + seed)
+    parts = [Decimal(rng.randint(1000, 4000)) / 100 for _ in range(rng.randint(2, 4))]
+    seat = sum(parts, Decimal(0))
+    fare = Decimal(rng.randint(10000, 50000)) / 100
+    order = _rows([("Economy ticket", _usd(fare)), ("Seat selection", _usd(seat)), ("Total", _usd(fare + seat))])
+    detail = _rows([(f"{rng.choice(WORDS).title()}: {n + 20}{rng.choice('ABCD')}", _usd(p)) for n, p in enumerate(parts)]
+                   + [("Total", _usd(seat))])
+    read = read_items(html_mail(f"<table>{order}</table><h3>Seat selection</h3><table>{detail}</table>"))
+    assert [(i.name, i.line_total) for i in read] == [("Economy ticket", fare), ("Seat selection", seat)]
+    other = _rows([(f"{rng.choice(WORDS).title()} {rng.choice(THINGS)}", _usd(p)) for p in parts]
+                  + [("Total", _usd(seat + Decimal("1.00")))])
+    read = read_items(html_mail(f"<table>{order}</table><table>{other}</table>"))
+    assert len(read) == 2 + len(parts)
