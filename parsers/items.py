@@ -37,7 +37,9 @@ from lxml import etree
 from parsers.message import Email, unquote_text
 from parsers.model import Item
 
-MAX_ITEMS = 200
+# Reading stops here: far beyond what a purchase keeps (pipeline.MAX_ITEMS, which warns how many
+# were left out), and a bound on the work a crafted email can ask for.
+MAX_ITEMS = 1000
 _MAX_BLOCK_LINES = 30  # an "item" spanning more lines than this is a whole section, not an item
 _MAX_NAME = 200
 _MAX_LINE = 1000  # a longer line is prose, not an item or a price cell
@@ -164,6 +166,7 @@ _QTY_TAIL = re.compile(rf"\s*(?:[x×]\s*(\d{{1,3}})|\((?:{_QTY_WORDS})\.?\s*:?\s
 _QTY_PRICE = re.compile(rf"(\d{{1,3}})\s*[x×]\s*(?={MONEY.pattern})", re.IGNORECASE)  # "2 x 14,90 €"
 _UNIT_HINT = re.compile(r"\b(?:each|ea|per|unit|stückpreis|einzelpreis|pièce|l'unité|c/u|cad\.|per stuk|st|szt|à)\b|@|/\s*(?:ea|pc|st)",
                         re.IGNORECASE)
+_CODE_AFTER = re.compile(r"\(\s*[A-Z]{3}\s*\)")
 _VARIANT = re.compile(
     r"^(?:size|colou?r|style|variant|option|format|edition|width|length|flavou?r|taille|couleur|pointure|"
     r"gr[öo][ßs]e|farbe|ausf[üu]hrung|talla|color|taglia|colore|maat|kleur|storlek|f[äa]rg|rozmiar|kolor|"
@@ -843,6 +846,7 @@ def _price_only(text: str) -> bool:
     rest = MONEY.sub(" ", text)
     rest = _QTY_PRICE.sub(" ", rest) if _QTY_PRICE.search(text) else re.sub(r"^\s*\d{1,3}\s*[x×]", " ", rest)
     rest = _UNIT_HINT.sub(" ", rest)
+    rest = _CODE_AFTER.sub(" ", rest)  # "6,54 € (EUR)": the code repeats the sign
     return not re.search(r"\w", rest)
 
 

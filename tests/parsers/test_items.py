@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from parsers.items import MAX_ITEMS, read_items
+from parsers.items import MAX_ITEMS, read_items, text_items
 from parsers.message import Email, Headers
 
 WORDS = ("amber", "linen", "walnut", "cobalt", "meadow", "harbor", "velvet", "cedar", "orbit", "maple",
@@ -495,3 +495,12 @@ def test_lines_that_sum_to_an_item_already_read_detail_it(seed: int) -> None:
                   + [("Total", _usd(seat + Decimal("1.00")))])
     read = read_items(html_mail(f"<table>{order}</table><table>{other}</table>"))
     assert len(read) == 2 + len(parts)
+
+
+def test_a_currency_code_repeated_after_the_amount_keeps_a_text_row_an_item():
+    # PDF invoices print "6,54 € (EUR)": the code in brackets repeats the sign
+    items = text_items(["Beschreibung    Menge    Preis    Gesamt",
+                        "Bretzel box (Snacks)    2    3,27 € (EUR)    6,54 € (EUR)",
+                        "USt., 7%    0,46 € (EUR)", "Gesamt    7,00 € (EUR)"])
+    assert [(i.name, i.quantity, i.unit_price, i.line_total) for i in items] == [
+        ("Bretzel box (Snacks)", 2, Decimal("3.27"), Decimal("6.54"))]
