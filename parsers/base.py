@@ -66,6 +66,8 @@ class MerchantParser:
     confidence: ClassVar[float] = 0.95
     # A symbol such as "$" is read with this storefront's country unless the email says otherwise.
     default_currency: ClassVar[str | None] = None
+    # False: this merchant's emails print no amount, so no other layer is asked for a total.
+    states_total: ClassVar[bool] = True
 
     def __init__(self, mail: Email) -> None:
         self.mail = mail

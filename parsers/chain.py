@@ -43,6 +43,7 @@ def run_chain(mail: Email, disabled: frozenset[str] = frozenset()) -> ChainResul
         kind, confidence = Kind.OTHER, 0.7
     spoken: list[Extraction] = []
     warnings: list[str] = []
+    gaps = True  # what the merchant layer read leaves fields the next layers may fill
 
     for parser in candidates(mail, disabled):
         try:
@@ -54,10 +55,11 @@ def run_chain(mail: Email, disabled: frozenset[str] = frozenset()) -> ChainResul
         if extraction.kind is not None:
             kind, confidence = extraction.kind, extraction.confidence
         spoken.append(extraction)
+        gaps = _has_gaps(extraction, parser.states_total)
         if extraction.has_purchase_data or extraction.kind is not None:
             break
 
-    if not all(_complete(e) for e in spoken[:1]) or not spoken:
+    if gaps:
         # Nothing read yet, or a merchant parser left gaps: the next layers may fill them.
         if kind not in (Kind.SHIPPING, Kind.NEWSLETTER):
             schema = extract_schemaorg(mail)
@@ -82,6 +84,15 @@ def run_chain(mail: Email, disabled: frozenset[str] = frozenset()) -> ChainResul
         confidence = winner.confidence if winner.has_purchase_data else confidence
     reason = notice if kind == Kind.OTHER else None  # a merchant parser may have read a purchase after all
     return ChainResult(kind=kind, confidence=confidence, extraction=winner, warnings=warnings, reason=reason)
+
+
+def _has_gaps(extraction: Extraction, states_total: bool) -> bool:
+    """A merchant's reading leaves gaps when it has no purchase data, or no total although the
+    merchant's emails state one. A total it read stands with or without items (its template
+    may list none; another layer's items would have to show the same total anyway)."""
+    if not extraction.has_purchase_data:
+        return True
+    return extraction.total is None and states_total
 
 
 def _complete(extraction: Extraction) -> bool:

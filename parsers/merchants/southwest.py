@@ -22,6 +22,7 @@ class SouthwestParser(MerchantParser):
     slug = "southwest"
     display_name = "Southwest Airlines"
     domains = ("southwest.com",)
+    states_total = False  # trip emails carry no prices
 
     def order_number(self) -> str:
         return self.search_text(r"Confirmation #\s*([A-Z0-9]{6})\b")

@@ -27,10 +27,11 @@ def mail() -> Email:
                  html=f"<html><body>{RECEIPT}</body></html>")
 
 
-def fake_parser(extraction: Extraction | Exception) -> type[MerchantParser]:
+def fake_parser(extraction: Extraction | Exception, prints_amounts: bool = True) -> type[MerchantParser]:
     class Fake(MerchantParser):
         slug = "fake"
         display_name = "Fake Shop"
+        states_total = prints_amounts
 
         def extract(self) -> Extraction:
             if isinstance(extraction, Exception):
@@ -42,8 +43,9 @@ def fake_parser(extraction: Extraction | Exception) -> type[MerchantParser]:
 
 @pytest.fixture
 def merchant(monkeypatch):
-    def use(extraction: Extraction | Exception) -> None:
-        monkeypatch.setattr(chain, "candidates", lambda mail, disabled=frozenset(): [fake_parser(extraction)])
+    def use(extraction: Extraction | Exception, prints_amounts: bool = True) -> None:
+        parser = fake_parser(extraction, prints_amounts)
+        monkeypatch.setattr(chain, "candidates", lambda mail, disabled=frozenset(): [parser])
     return use
 
 
@@ -98,3 +100,10 @@ def test_a_checked_layer_fills_a_missing_total():
     other_winner = Extraction(parser="merchant:fake", confidence=0.95, items=[Item("Something")])
     chain.merge(other_winner, unchecked)
     assert other_winner.total is None
+
+
+def test_a_merchant_whose_emails_print_no_amount_is_not_given_one(merchant):
+    items = [Item("Boston → Portland", 1)]
+    merchant(Extraction(parser="merchant:fake", confidence=0.95, items=items), prints_amounts=False)
+    extraction = chain.run_chain(mail()).extraction
+    assert extraction is not None and extraction.parser == "merchant:fake" and extraction.total is None
