@@ -25,17 +25,12 @@ from babel import Locale
 from parsers.message import Email
 from parsers.normalize import (
     _AMBIGUOUS,
-    _EXTRACT,
-    _GENERIC_TLDS,
-    _TLD_TERRITORY,
     _territory_currency,
     resolve_currency,
+    territory_of_domain,
     territory_of_language,
 )
 
-# ccTLDs sold as generic names (twitch.tv is not from Tuvalu): they say nothing of a country.
-_VANITY_TLDS = frozenset({"tv", "me", "fm", "ai", "gg", "ly", "to", "cc", "ws", "nu", "tk", "am", "im",
-                          "la", "sh", "ac", "vc", "gl", "so", "xyz", "cx", "ms", "gs", "md", "mu"})
 # Languages whose country names we read besides English (the vocabularies' languages).
 _NAME_LANGUAGES = ("fr", "de", "es", "it", "nl", "pt", "sv", "pl")
 _COUNTRY_ALIASES = {
@@ -199,7 +194,7 @@ def _currencies(territories: tuple[str, ...], symbol: str | None) -> frozenset[s
 def gather(mail: Email, domain: str | None) -> list[Evidence]:
     """Every piece of country evidence in the email (cheap: one pass per kind over the text)."""
     found: list[Evidence] = []
-    territory = domain_territory(domain)
+    territory = territory_of_domain(domain)
     if territory:
         found.append(Evidence(f"the sender's domain ({domain})", (territory,), True))
     text = mail.body_text[:_BODY_CHARS]
@@ -221,19 +216,6 @@ def gather(mail: Email, domain: str | None) -> list[Evidence]:
         if prefix in _CALLING_CODES:
             found.append(Evidence(f"the phone prefix +{prefix}", _CALLING_CODES[prefix], False))
     return found
-
-
-def domain_territory(domain: str | None) -> str | None:
-    """The country of a ccTLD ('shop.ca' -> 'CA'); generic and vanity TLDs say nothing."""
-    if not domain:
-        return None
-    suffix = _EXTRACT(domain).suffix
-    if suffix in _TLD_TERRITORY:
-        return _TLD_TERRITORY[suffix]
-    last = suffix.rsplit(".", 1)[-1]
-    if last in _GENERIC_TLDS or last in _VANITY_TLDS or len(last) != 2 or not last.isalpha():
-        return None
-    return "GB" if last == "uk" else last.upper()
 
 
 def _declared_region(mail: Email) -> tuple[str, str] | None:

@@ -13,9 +13,8 @@ import re
 from collections import Counter
 from urllib.parse import urlsplit
 
-from parsers.currency import domain_territory
 from parsers.message import Email
-from parsers.normalize import _EXTRACT, clean_url, registrable_domain
+from parsers.normalize import _EXTRACT, clean_url, registrable_domain, territory_of_domain
 
 # Hosts of mail infrastructure, not of the merchant (generic: no shop is listed here).
 INFRASTRUCTURE = frozenset({
@@ -126,8 +125,8 @@ def _majority(counter: Counter[str]) -> str | None:
         return None
     best = ranked[0][0]
     local = [domain for domain, count in counter.items() if count >= _MIN_REFERENCES and domain != best
-             and domain_label(domain) == domain_label(best) and domain_territory(domain)]
-    if local and not domain_territory(best):
+             and domain_label(domain) == domain_label(best) and territory_of_domain(domain)]
+    if local and not territory_of_domain(best):
         return max(local, key=lambda domain: counter[domain])
     if len(ranked) == 2 and ranked[1][1] == ranked[0][1]:
         return None  # a tie: no sender stands out

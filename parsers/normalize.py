@@ -34,6 +34,9 @@ _UNAMBIGUOUS = {
 # Symbols shared by several currencies: the country decides.
 _AMBIGUOUS = {"$", "kr", "kr.", "¥", "r", "fr", "₨"}
 _GENERIC_TLDS = {"com", "net", "org", "info", "biz", "io", "co", "eu", "app", "shop", "store"}
+# ccTLDs sold as generic names (twitch.tv is not from Tuvalu): they say nothing of a country.
+_VANITY_TLDS = frozenset({"tv", "me", "fm", "ai", "gg", "ly", "to", "cc", "ws", "nu", "tk", "am", "im",
+                          "la", "sh", "ac", "vc", "gl", "so", "xyz", "cx", "ms", "gs", "md", "mu"})
 _TLD_TERRITORY = {"uk": "GB", "com.au": "AU", "co.nz": "NZ", "com.mx": "MX", "com.br": "BR",
                   "co.jp": "JP", "com.sg": "SG", "com.tr": "TR", "co.za": "ZA", "com.cn": "CN"}
 
@@ -58,7 +61,7 @@ def territory_of_domain(domain: str | None) -> str | None:
     if suffix in _TLD_TERRITORY:
         return _TLD_TERRITORY[suffix]
     last = suffix.rsplit(".", 1)[-1]
-    if last in _GENERIC_TLDS or len(last) != 2:
+    if last in _GENERIC_TLDS or last in _VANITY_TLDS or len(last) != 2 or not last.isalpha():
         return None
     return _TLD_TERRITORY.get(last, last.upper())
 
