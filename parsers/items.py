@@ -28,9 +28,11 @@ MAX_ITEMS.
 from __future__ import annotations
 
 import re
+import tomllib
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 from lxml import etree
 
@@ -54,144 +56,85 @@ _DATE_AROUND = re.compile(r"[./]\d")
 _HAS_NUMBER = re.compile(r"\d[.,]\d\d")  # every MONEY match holds one: a cheap test first
 _SPLIT_CENTS = re.compile(rf"^({_CURRENCY}) ?(\d{{1,6}}) (\d{{2}})$")
 
-# Words that start a summary line (not an item), per language: en fr de es it nl pt sv pl.
-_SUMMARY = re.compile(
-    r"^\W{0,3}(?:"
-    r"(?:order |grand |sub-?|sub |estimated |net |gross )?totals?|items? ?(?:sub-?total|total)|"
-    r"shipping|postage|delivery|handling|freight|tax(?:es)?|sales tax|vat|gst|hst|pst|qst|fees?|service fee|"
-    r"tip|surcharge|insurance|adjustments?|discount|promo(?:tion)?s?|coupon|voucher|savings?|you saved?|gift ?card|store credit|credit|"
-    r"payment|paid(?=\s*(?:$|[:\d$€£(]|with|by|via|using|on|in|to|today|amount|total))|charged|amount|balance|refund|points|rewards?|visa|mastercard|amex|american express|"
-    r"paypal|apple pay|google pay|card|deposit|"
-    r"sous-total|montant|livraison|frais|port|exp[ée]dition|tva|taxes?|remise|r[ée]duction|code promo|"
-    r"bon d'achat|assurance|paiement|pay[ée]|carte|"
-    r"zwischensumme|summe|gesamt\w*|endbetrag|rechnungsbetrag|versand\w*|lieferung|porto|mwst|ust|"
-    r"steuer\w*|versicherung|rabatt|gutschein|zahlung\w*|bezahlt|betrag|inkl|zzgl|"
-    r"subtotal|env[íi]o|gastos|impuestos?|iva|descuento|cup[óo]n|pago|pagado|importe|cargo|"
-    r"subtotale|totale|spedizione|consegna|imposte|tasse|sconto|buono|pagamento|pagato|importo|"
-    r"subtotaal|totaal|verzend\w*|bezorg\w*|btw|korting\w*|betaling|betaald|bedrag|"
-    r"frete|entrega|impostos?|desconto|cupom|cup[ãa]o|pago|valor|"
-    r"delsumma|summa|totalt|frakt|leverans|moms(?=\s*(?:[\d:(%]|$|ingår|inkl))|betalning|betalt|belopp|"
-    r"suma|razem|[łl][aą]cznie|dostawa|wysy[łl]ka|przesy[łl]ka|podatek|rabat|zni[żz]ka|kupon|"
-    r"p[łl]atno[śs][ćc]|zap[łl]acono|kwota|do zap[łl]aty"
-    r")\b",
-    re.IGNORECASE,
-)
+VOCAB_FILE = Path(__file__).with_name("vocab") / "items.toml"
+LANGUAGES = ("en", "fr", "de", "es", "it", "nl", "pt", "sv", "pl")
+_PARTS = (*LANGUAGES, "structure")  # "structure": the language-neutral entries (payment brands, codes)
+
+
+def load_vocabulary(path: Path = VOCAB_FILE) -> dict[str, str]:
+    """Each table of the file as one alternation ("a|b|c"), entries in the order of _PARTS, each once
+    (an earlier alternative wins where two match, so the order is the file's). Every table must hold
+    every language and nothing else: a vocabulary missing a language would silently read less."""
+    with open(path, "rb") as handle:
+        data = tomllib.load(handle)
+    vocabulary: dict[str, str] = {}
+    for name, table in data.items():
+        if not isinstance(table, dict) or set(table) != set(_PARTS):
+            raise ValueError(f"{path.name} [{name}]: needs exactly the arrays {' '.join(_PARTS)}")
+        entries = [entry for part in _PARTS for entry in table[part]]
+        if not entries or not all(isinstance(entry, str) and entry for entry in entries):
+            raise ValueError(f"{path.name} [{name}]: needs entries, each a non-empty string")
+        vocabulary[name] = "|".join(dict.fromkeys(entries))
+    return vocabulary
+
+
+_VOCAB = load_vocabulary()  # once, at import: every pattern below is compiled once
+
+
+def _any(name: str) -> str:
+    """One vocabulary as a group: any of its entries."""
+    return f"(?:{_VOCAB[name]})"
+
+
+# The words of the patterns below (per language: en fr de es it nl pt sv pl) are data, one table per
+# vocabulary in vocab/items.toml; the code holds the structure around them (anchors, separators, numbers).
+# A summary line (subtotal, shipping, tax, payment...: not an item) starts with one of these.
+_SUMMARY = re.compile(rf"^\W{{0,3}}{_any('summary')}\b", re.IGNORECASE)
 # A short line with one of these words anywhere is a summary line too ("Trip total", "City tax").
-_SUMMARY_ANY = re.compile(
-    r"\b(?:totals?|sub-?total|tax(?:es)?|fees?|(?:base |air|trip )?fares?|charges?|adjustments?|surcharges?|shipping|discount|vat|billed|charged|"
-    r"payment method|points|pts|totale|totaal|totalt|summe|steuern?|geb[üu]hr\w*|versand\w*|mwst|frais|livraison|tva|"
-    r"impuestos?|env[íi]o|iva|costi|spedizione|pagamento|pago|verzendkosten|btw|frete|moms(?=\s*(?:[\d:(%]|$))|frakt|"
-    r"podatek|dostawa|razem|metodo di pagamento|m[ée]todo de pago|mode de paiement|zahlungs(?:art|methode))\b",
-    re.IGNORECASE,
-)
-# Lines of an item block that are never its name (seller, actions, renewal notes).
+_SUMMARY_ANY = re.compile(rf"\b{_any('summary_any')}\b", re.IGNORECASE)
+# Lines of an item block that are never its name: seller, actions, renewal notes; a greeting ("Dear Sam,",
+# "Hallo Sebastian!"); an identifier line ("Item No X0G0 1234", "Art.-Nr. 4711", "SKU 12-34").
 _NOT_A_NAME = re.compile(
-    r"^(?:sold by|fulfilled by|shipped by|ships from|seller|sent by|view |see |track|return|buy (?:it )?again|"
-    r"write a review|report a problem|rate |review |renews?|manage|cancel|edit|change|remove|download|"
-    r"vendu par|exp[ée]di[ée] par|verkauft von|versand durch|vendido por|enviado por|venduto da|spedito da|"
-    r"verkocht door|s[äa]ljs av|sprzedawca)\b|"
-    # a greeting: "Dear Sam,", "Hallo Sebastian!"
-    r"^(?:dear|hi|hello|hey|hallo|liebe[rs]?|sehr geehrte\w*|bonjour|ch[èe]re?|hola|estimad[oa]|ciao|gentile|car[oa]|"
-    r"beste|geachte|hej|ol[áa]|prezad[oa]|cze[śs][ćc]|witaj|szanown\w*)\b[^,!]{0,40}[,!]$|"
-    # an identifier line: "Item No X0G0 1234", "Art.-Nr. 4711", "SKU 12-34"
-    r"^(?:item|article|art\.?|product|artikel|art[íi]culo|articolo|produ[ck]t|produit|artykul)[ .-]*"
-    r"(?:no\.?|nr\.?|n°|number|nummer|num[ée]ro|n[úu]mero|#|id)\s*:?\s*(?=.*\d)\S+(?: \S+){0,3}$|^(?:sku|ean|isbn|upc|mpn|asin|gtin)\b",
+    rf"^{_any('not_a_name')}\b|"
+    rf"^{_any('greeting')}\b[^,!]{{0,40}}[,!]$|"
+    rf"^{_any('article_label')}[ .-]*{_any('number_label')}\s*:?\s*(?=.*\d)\S+(?: \S+){{0,3}}$|"
+    rf"^{_any('product_code')}\b",
     re.IGNORECASE,
 )
-# Column headings and labels that are never a product's name.
-_HEADING = re.compile(
-    r"^(?:items?|products?|description|article|articles|artikel|art[íi]culos?|articol[oi]|produ(?:c|k)t\w*|"
-    r"qty|quantity|quantit[éà]|qt[éy]\.?|menge|anzahl|cantidad|aantal|antal|ilo[śs][ćc]|quantidade|"
-    r"(?:item |unit |total |your )?prices?|preis|precio|prezzo|prijs|pre[çc]o|pris|cena|unit price|each|amount|total|"
-    r"order summary|your order|order details|details|summary|r[ée]capitulatif|votre commande|"
-    r"ihre bestellung|deine bestellung|tu pedido|su pedido|il tuo ordine|je bestelling|uw bestelling|"
-    r"seu pedido|din beställning|twoje zamówienie|bestellübersicht|zusammenfassung|"
-    r"free|gratuit|kostenlos|gratis|gratuito|darmowa|darmowy|"
-    # "Booking details", "Order summary": a section's title
-    r"(?:[\w-]+ ){0,2}(?:details|summary|overview|information|d[ée]tails|r[ée]capitulatif|[üu]bersicht|"
-    r"einzelheiten|detalles|resumen|dettagli|riepilogo|gegevens|overzicht|detalhes|resumo|detaljer|"
-    r"sammanfattning|szczeg[óo][łl]y|podsumowanie))\W*$",
-    re.IGNORECASE,
-)
+# Column headings and labels that are never a product's name; a section's title ("Booking details").
+_HEADING = re.compile(rf"^(?:{_VOCAB['heading']}|(?:[\w-]+ ){{0,2}}{_any('section_title')})\W*$", re.IGNORECASE)
 # Headings of product suggestions, not bought: the block under them is skipped.
-_RECOMMEND = re.compile(
-    r"(?:you (?:might|may|could|will) (?:also )?(?:like|love|enjoy)|customers (?:who bought[\w ]* )?also|"
-    r"recommended (?:for you|products)|recommendations|related products|inspired by your|"
-    r"more (?:to explore|like this|items to consider)|keep shopping|continue shopping|shop (?:more|similar)|"
-    r"based on your|top picks|trending|complement your|recently (?:viewed|browsed)|zuletzt angesehen|"
-    r"r[ée]cemment consult[ée]s|vistos recientemente|visti di recente|recent bekeken|senast visade|"
-    r"frequently bought together|you may be interested|"
-    r"(?:vous|tu) (?:aimerez|pourriez|pourrais|aimeriez) (?:aussi|[ée]galement)|recommand[ée]s? pour (?:vous|toi)|"
-    r"nos recommandations|les clients (?:ayant|qui ont) achet|produits similaires|"
-    r"k[öo]nnte (?:dir|ihnen|sie|dich) auch gefallen|empfehlungen f[üu]r|kunden, die|[äa]hnliche (?:produkte|artikel)|"
-    r"unsere empfehlungen|(?:tambi[ée]n )?te (?:puede|podr[íi]a) (?:gustar|interesar)|recomendad[oa]s para|"
-    r"los clientes que compraron|productos relacionados|potrebbe(?:ro)? (?:interessarti|piacerti)|"
-    r"ti potrebbe(?:ro)? (?:interessare|piacere)|consigliati per te|i clienti che hanno acquistato|"
-    r"misschien ook (?:interessant|leuk)|vind je misschien ook|aanbevolen voor (?:jou|u)|klanten kochten ook|"
-    r"(?:voc[êe]|tamb[ée]m) (?:tamb[ée]m )?(?:pode|poder[áa]) gostar|recomendad[oa]s para voc[êe]|"
-    r"du kanske (?:också )?gillar|rekommenderat för dig|andra köpte också|"
-    r"mo[żz]e (?:ci|pa[ńn]stwu) si[ęe] spodoba|polecane dla|klienci kupili (?:r[óo]wnie[żz]|te[żz]))",
-    re.IGNORECASE,
-)
+_RECOMMEND = re.compile(_any("recommend"), re.IGNORECASE)
 # Headings of sections that list prices nobody bought: baggage fee schedules, cancellation costs.
-_NOT_BOUGHT = re.compile(
-    r"\bbag(?:gage)?s?\b[\w ,&/-]{0,30}?\b(?:information|info|allowance|fees?|charges?|polic(?:y|ies)|rules)\b|"
-    r"\b(?:frei)?gep[äa]ck(?:information\w*|bestimmung\w*|regel\w*|geb[üu]hr\w*)|franchise bagages?|"
-    r"\bbagages? (?:en soute|autoris[ée]s?)|(?:franquicia|pol[íi]tica) de equipaje|equipaje (?:facturado|permitido)|"
-    r"bagaglio (?:consentito|in stiva|da stiva)|bagagem (?:despachada|permitida)|bagage(?:regels|informatie|tarieven)|"
-    r"\bcancell?ation (?:costs?|fees?|charges?|polic(?:y|ies)|conditions|terms)\b|(?:frais|conditions) d'annulation|"
-    r"stornierungs(?:kosten|geb[üu]hr\w*|bedingungen)|storno(?:kosten|geb[üu]hr\w*|bedingungen)|"
-    r"(?:gastos|pol[íi]tica|condiciones) de cancelaci[óo]n|(?:costi|penali|condizioni) di cancellazione|"
-    r"annulerings(?:kosten|voorwaarden|beleid)|(?:custos|pol[íi]tica) de cancelamento|avbokningsregler|"
-    r"(?:koszty|warunki) anulowania",
-    re.IGNORECASE,
-)
-_NOT_BOUGHT_HINT = re.compile(r"bag|gep|equipaje|cancel|annul|storn|avbok|anulow", re.IGNORECASE)  # cheap test first
-# A payment section's heading: below the totals it restates what was charged, and when.
-_PAYMENT_HEADING = re.compile(
-    r"^\W{0,3}(?:your )?payments?(?: (?:info(?:rmation)?|details|schedule|summary))?|"
-    r"zahlungs(?:informationen|details|übersicht)|(?:informations|d[ée]tails) (?:de|du) paiement|"
-    r"(?:informaci[óo]n|detalles) (?:de|del) pago|(?:informazioni|dettagli) (?:di|sul) pagamento|"
-    r"betaal(?:gegevens|informatie)|(?:informa[çc][õo]es|detalhes) (?:de|do) pagamento|betalningsinformation|"
-    r"informacje o p[łl]atno[śs]ci\W*$",
-    re.IGNORECASE,
-)
-_QTY_WORDS = (r"qty|quantity|quantit[éà]|qt[éy]|menge|anzahl|stk|stück|cantidad|cant|quantità|aantal|antal|"
-              r"ilo[śs][ćc]|quantidade|qtd|szt|count")
+_NOT_BOUGHT = re.compile(_VOCAB["not_bought"], re.IGNORECASE)
+_NOT_BOUGHT_HINT = re.compile(_VOCAB["not_bought_hint"], re.IGNORECASE)  # cheap test first
+# A payment section's heading, the whole line (fullmatch): below the totals it restates what was charged.
+_PAYMENT_HEADING = re.compile(_any("payment_heading"), re.IGNORECASE)
+_QTY_WORDS = _VOCAB["qty"]
 # "Qty 2", "Qty: 2", "Menge: 2", "2 x", "x2", "2x", "× 2"
 _QTY_LABEL = re.compile(rf"\b(?:{_QTY_WORDS})\.?\s*:?\s*(\d{{1,3}})\b", re.IGNORECASE)
 _QTY_ONLY = re.compile(r"^(?:[x×]\s*(\d{1,3})|(\d{1,3})\s*[x×]?)$", re.IGNORECASE)
 _QTY_LEAD = re.compile(r"^(\d{1,3})\s*[x×]\s+(?=\S)", re.IGNORECASE)  # "3 x Salmon Maki"
 _QTY_TAIL = re.compile(rf"\s*(?:[x×]\s*(\d{{1,3}})|\((?:{_QTY_WORDS})\.?\s*:?\s*(\d{{1,3}})\))$", re.IGNORECASE)
 _QTY_PRICE = re.compile(rf"(\d{{1,3}})\s*[x×]\s*(?={MONEY.pattern})", re.IGNORECASE)  # "2 x 14,90 €"
-_UNIT_HINT = re.compile(r"\b(?:each|ea|per|unit|stückpreis|einzelpreis|pièce|l'unité|c/u|cad\.|per stuk|st|szt|à)\b|@|/\s*(?:ea|pc|st)",
-                        re.IGNORECASE)
+# "$5.00 each", "2,50 € / Stück", "$5.00/ea": a unit price
+_UNIT_HINT = re.compile(rf"\b{_any('unit_hint')}\b|@|/\s*{_any('per_unit')}", re.IGNORECASE)
 _CODE_AFTER = re.compile(r"\(\s*[A-Z]{3}\s*\)")
-_VARIANT = re.compile(
-    r"^(?:size|colou?r|style|variant|option|format|edition|width|length|flavou?r|taille|couleur|pointure|"
-    r"gr[öo][ßs]e|farbe|ausf[üu]hrung|talla|color|taglia|colore|maat|kleur|storlek|f[äa]rg|rozmiar|kolor|"
-    r"tamanho|cor)\b\s*:?\s*\S",
-    re.IGNORECASE,
-)
-# "Item number : 3223", "Invoice ID: 1510", "Seller: x": a label and its value, not a name
-_LABELLED = re.compile(
-    r"^(?:[^:]{1,30}\s:\s|(?:[\w.#]+[ -]){0,3}(?:number|no\.?|nr\.?|n°|id|sku|ean|isbn|seller|date|datum|fecha|data|"
-    r"delivery|lieferung|livraison|ref\w*|code|status|order|invoice|tracking|nummer|num[ée]ro|n[úu]mero|#|"
-    # where to collect or deliver: "Pickup location: 12 Main St", "Standort: ..."
-    r"address|adresse|direcci[óo]n|indirizzo|adres|endere[çc]o|adress|adres|location|standort|abholort|"
-    r"lieu|ubicaci[óo]n|luogo|locatie|local|plats|miejsce|pick-?up|abholung|retrait|recogida|ritiro|afhalen)\s*:)",
-    re.IGNORECASE,
-)
+_VARIANT = re.compile(rf"^{_any('variant')}\b\s*:?\s*\S", re.IGNORECASE)  # "Size: M", "Farbe: Blau"
+# "Item number : 3223", "Invoice ID: 1510", "Seller: x", "Pickup location: 12 Main St": a label and its
+# value, not a name
+_LABELLED = re.compile(rf"^(?:[^:]{{1,30}}\s:\s|(?:[\w.#]+[ -]){{0,3}}{_any('label')}\s*:)", re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_]{3,}")
 _REFERENCE = re.compile(r"(?:[^()]{0,40}\s)?#?\d{6,20}")
 _CODE_ONLY = re.compile(r"[A-Z]{2,3}")  # "JFK", "XL", "GBP" alone: a code, not a product's name
 _CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])")  # "until 11:59 PM", "zwischen 16:30 und 17:00": a time, not a name
 _ISO = (r"(?-i:USD|EUR|GBP|CAD|AUD|NZD|CHF|SEK|NOK|DKK|PLN|CZK|HUF|RON|JPY|CNY|HKD|SGD|INR|BRL|MXN|ZAR|TRY)")
-_UNIT_AFTER = re.compile(rf"\s*(?:km|kg|mi|lbs?|ml|cl|cm|mm|gb|tb|mb|%|(?!(?:each|per|unit|incl|inkl|excl|with|ttc|vat|tax|mwst|iva|btw|moms|euros?|dollars?|pounds?|"
-                         rf"francs?|kronor|kroner|z[łl]otych|reais|pesos?|{_ISO})\b)"
-                         r"[^\W\d_]{3,})", re.IGNORECASE)
+# "5.48 miles", "2.50 kg": a measure after a number (a word that is not a price word, currency or code)
+_UNIT_AFTER = re.compile(rf"\s*(?:{_VOCAB['measure']}|(?!(?:{_VOCAB['price_word']}|{_ISO})\b)[^\W\d_]{{3,}})",
+                         re.IGNORECASE)
 # Words beside a price that do not make it part of a sentence: currency codes, tax notes, quantities.
-_CODES = re.compile(rf"\b(?:{_ISO}|incl\.?|inkl\.?|vat|tax|ttc|ht|mwst|iva|btw|moms|x\s*\d{{1,3}}|(?:{_QTY_WORDS})\.?\s*:?\s*\d{{0,3}})\b", re.IGNORECASE)
+_CODES = re.compile(rf"\b(?:{_ISO}|{_VOCAB['tax_note']}|x\s*\d{{1,3}}|(?:{_QTY_WORDS})\.?\s*:?\s*\d{{0,3}})\b",
+                    re.IGNORECASE)
 _BLOCK_TAGS = frozenset((
     "p", "div", "tr", "td", "th", "li", "ul", "ol", "dl", "dt", "dd", "table", "tbody", "thead", "tfoot",
     "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "header", "footer", "blockquote", "pre",
@@ -605,14 +548,9 @@ def _name_before(page: _Page, part: int, priced: list[int], strong: list[int]) -
     return before, page.end_element[part]
 
 
-_PLUS_TAX = re.compile(r"\+\s*\D{0,20}?\b(?:tax(?:es)?|fees?|vat|taxes|steuern?|mwst|impuestos?|iva|tasse|btw|moms|podatek)\b",
-                       re.IGNORECASE)
+_PLUS_TAX = re.compile(rf"\+\s*\D{{0,20}}?\b{_any('plus_tax')}\b", re.IGNORECASE)
 # The order's total ("Total", "Gesamtpreis"): beside a single product, that product's price.
-_TOTAL_LABEL = re.compile(
-    r"^\W{0,3}(?:(?:order |grand )?total(?: price| amount)?|gesamt\w*|endbetrag|montant total|prix total|totale|"
-    r"importe total|precio total|totaal|totalt|valor total|razem|suma)\b",
-    re.IGNORECASE,
-)
+_TOTAL_LABEL = re.compile(rf"^\W{{0,3}}{_any('total_label')}\b", re.IGNORECASE)
 
 
 def _is_heading(text: str) -> bool:
