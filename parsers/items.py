@@ -22,7 +22,8 @@ block is priced, one product whose only price is the order's total ("Total : £8
 name) gets that total; a name the email cut ("...") is taken whole from its picture's alt text.
 
 Everything is one pass over the tree or the lines (no item x row loops), capped at
-MAX_ITEMS.
+MAX_ITEMS. The words it reads (summary labels, headings, quantity and variant labels... in en fr de
+es it nl pt sv pl) are data: parsers/vocab/items.toml, compiled once at import.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from parsers.candidates import parse_amount
 from parsers.message import Email, unquote_text
 from parsers.model import Item
 
@@ -46,7 +48,10 @@ _MAX_BLOCK_LINES = 30  # an "item" spanning more lines than this is a whole sect
 _MAX_NAME = 200
 _MAX_LINE = 1000  # a longer line is prose, not an item or a price cell
 
-# Copied from parsers.generic (this module must stand alone).
+# Items' own money pattern, not parsers.candidates.MONEY: that one also reads whole amounts with a
+# sign ("$300"), apostrophe and no-break-space thousands and more currency signs, so the prices found
+# here would change (on the corpus: "kapitał zakładowy: 228.604.000 PLN" reads 228604000, not this
+# pattern's 228604.00). The number of a match is read by candidates.parse_amount: one reading of digits.
 _CURRENCY = r"(?:[£€$¥₹]|[A-Z]{2}\$|US\$|kr\.?|CHF|zł|R\$|(?:USD|EUR|GBP|CAD|AUD|CHF|SEK|NOK|DKK|PLN|JPY)\b)"
 _NUMBER = r"\d{1,3}(?:[.,\u202f ]\d{3})*[.,]\d{2}|\d+[.,]\d{2}"
 MONEY = re.compile(rf"(-|−)?\s*(?:{_CURRENCY}\s?(?:{_NUMBER})|(?:{_NUMBER})\s?{_CURRENCY}|(?:{_NUMBER}))")
@@ -176,9 +181,9 @@ def _one_copy(items: list[Item]) -> list[Item]:
 def _amount(text: str) -> Decimal:
     """'1.234,56 €' -> Decimal('1234.56'): MONEY's numbers always end in a 2-digit decimal part."""
     digits = _NUMBER_RE.search(text)
-    assert digits is not None  # only called on MONEY matches
-    number = re.sub(r"\D", "", digits.group(0))
-    return Decimal(f"{number[:-2] or 0}.{number[-2:]}")
+    amount = parse_amount(digits.group(0)) if digits is not None else None
+    assert amount is not None  # only called on MONEY matches
+    return amount
 
 
 def _prices(text: str) -> list[re.Match[str]]:

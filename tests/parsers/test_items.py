@@ -1,17 +1,22 @@
 """parsers.items.read_items on emails built here: table rows, div cards, plain text (with a
 price on the next line), variant lines, truncated names, several languages and a block of
-recommendations that must be ignored; and a 5 000-row table read in linear time."""
+recommendations that must be ignored; and a 5 000-row table read in linear time. Its vocabulary
+file holds every vocabulary in every language."""
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import time
+import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from parsers.items import MAX_ITEMS, read_items, text_items
+from parsers.items import LANGUAGES, MAX_ITEMS, VOCAB_FILE, load_vocabulary, read_items, text_items
 from parsers.message import Email, Headers
 
 WORDS = ("amber", "linen", "walnut", "cobalt", "meadow", "harbor", "velvet", "cedar", "orbit", "maple",
@@ -504,3 +509,55 @@ def test_a_currency_code_repeated_after_the_amount_keeps_a_text_row_an_item():
                         "USt., 7%    0,46 € (EUR)", "Gesamt    7,00 € (EUR)"])
     assert [(i.name, i.quantity, i.unit_price, i.line_total) for i in items] == [
         ("Bretzel box (Snacks)", 2, Decimal("3.27"), Decimal("6.54"))]
+
+
+# --- The vocabulary file (parsers/vocab/items.toml) ---------------------------------------
+
+def _vocab_data() -> dict[str, dict[str, list[str]]]:
+    with open(VOCAB_FILE, "rb") as handle:
+        return tomllib.load(handle)
+
+
+def _write_toml(path: Path, data: dict[str, dict[str, list[str]]]) -> None:
+    """The tables as TOML (a JSON string is a TOML basic string)."""
+    lines = []
+    for name, table in data.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = [{', '.join(json.dumps(entry) for entry in entries)}]" for key, entries in table.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_every_items_vocabulary_is_written_in_every_language() -> None:
+    data = _vocab_data()
+    assert set(data) == set(load_vocabulary())
+    assert len(data) >= 20
+    for name, table in data.items():
+        assert set(table) == {*LANGUAGES, "structure"}, name
+        for entries in table.values():
+            for entry in entries:
+                re.compile(entry)  # each entry is a regex fragment on its own
+    # the vocabularies of words (not signs or units) have words in every language
+    for name in ("summary", "summary_any", "heading", "recommend", "not_bought", "payment_heading", "qty",
+                 "variant", "label", "total_label", "greeting", "section_title"):
+        assert all(data[name][language] for language in LANGUAGES), name
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_vocabulary_missing_a_language_is_refused(tmp_path: Path, language: str) -> None:
+    data = _vocab_data()
+    _write_toml(tmp_path / "items.toml", data)
+    assert load_vocabulary(tmp_path / "items.toml") == load_vocabulary()  # the copy reads as the file
+    name = random.Random(language).choice(sorted(data))
+    del data[name][language]
+    _write_toml(tmp_path / "items.toml", data)
+    with pytest.raises(ValueError, match=name):
+        load_vocabulary(tmp_path / "items.toml")
+
+
+def test_every_not_bought_heading_holds_a_word_of_the_cheap_test() -> None:
+    """_NOT_BOUGHT is only tried on lines the hint matches: a heading without a hint word is never seen."""
+    data = _vocab_data()
+    hints = [hint for entries in data["not_bought_hint"].values() for hint in entries]
+    for entries in data["not_bought"].values():
+        for entry in entries:
+            assert any(hint in entry.lower() for hint in hints), entry
