@@ -37,6 +37,7 @@ class Run:
     closed: bool = False
     used: list[Candidate] = field(default_factory=list)  # the breakdown lines that add up
     charged_discount: Decimal | None = None  # total minus the smaller amount charged
+    after: list[Candidate] = field(default_factory=list)  # a breakdown printed after the total
     note: str = ""
 
     @property
@@ -118,12 +119,20 @@ def runs_of(candidates: Sequence[Candidate]) -> list[Run]:
             pending.append(candidate)
     if runs and pending:
         runs[-1].components.extend(c for c in pending if c.role == "discount")  # "-$300 credit" after it
+        runs[-1].after = [c for c in pending if c.role != "discount"]
     return runs
 
 
 def _settle(run: Run, items_sum: Decimal | None) -> None:
     """Which of the run's totals it stands for, and whether its breakdown adds up."""
     amounts = list(dict.fromkeys(c.amount for c in run.totals))
+    stated = [c for c in run.totals if c.role == "total" and c.score >= STRONG and c.amount > 0]
+    free = [c for c in run.totals if c.role == "paid_with" and c.amount == 0]
+    if stated and free and free[-1].position > stated[0].position and _reduced(run, stated[0], free[-1]):
+        # "Trip total $550 / Points redeemed / Charged to card $0.00": the points paid it all.
+        run.total, run.charged_discount = Decimal(0), stated[0].amount
+        run.note = f"{stated[0].amount} paid with points or credit, {free[-1].text} charged"
+        return
     if len(amounts) > 1:
         amounts = [a for a in amounts if a != 0] or amounts  # "Total due $0.00" after a payment
     before = [c for c in run.components if c.position < run.totals[0].position]
@@ -152,6 +161,11 @@ def _settle(run: Run, items_sum: Decimal | None) -> None:
         run.total = closes[0]
     run.used = closing.get(run.total) or []
     run.closed = closing.get(run.total) is not None
+    if not run.closed and run.after and len(amounts) == 1:
+        # The total first, its breakdown under it ("Amount $32 / ... / Subtotal $32").
+        after = closing_subset(run.after, run.total)
+        if after is not None:
+            run.used, run.closed = after, True
     if run.total and not any(c.role == "paid_with" for c in run.totals) and _redeemed_after(run.totals[-1]):
         # "Trip total $550 / Points redeemed 41,838 pts" and no amount charged: what was paid is unknown.
         run.note = f"part of {run.total} was paid with points or credit and the amount charged is not stated"
@@ -213,6 +227,10 @@ def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
             continue  # the total of one line of a larger breakdown ("Seat selection ... Total $105")
         if not run.closed and len(closed) > 1 and run.total == closed_sum:
             continue  # the grand total of several orders, each read on its own
+        if not run.closed and any(r.total is not None and r.total > run.total and
+                                  any(c.role == "subtotal" and c.amount == run.total for c in r.components)
+                                  for r in settled if r is not run and r.totals[0].position > run.totals[0].position):
+            continue  # "Total $5.99" heading what later reads "Subtotal $5.99 / Paid $6.32"
         kept.append(run)
     if conflicted and not any(r.closed for r in kept):
         # Totals that disagree somewhere, and nothing elsewhere that adds up to outweigh them.
@@ -260,18 +278,51 @@ def _grand_total(runs: list[Run]) -> Run | None:
 
 def _merged(runs: list[Run]) -> list[Run]:
     """Runs that end in the same amount are one total said twice (a header and a summary, an
-    email's mobile and desktop copies): keep one, closed if either closed, the strongest label."""
+    email's mobile and desktop copies): keep one, closed if either closed, the one whose
+    breakdown explains the most lines, then the strongest label."""
     by_total: dict[Decimal | None, Run] = {}
     for run in runs:
         first = by_total.setdefault(run.total, run)
         if first is run:
             continue
-        if (run.closed, run.strength) > (first.closed, first.strength):
+        # The copy that explains the most lines wins: "Total 21.66" at the top and the
+        # "Subtotal 21.66 / Tax 0.00 / Total 21.66" at the bottom are one total.
+        if (run.closed, len(run.used), run.strength) > (first.closed, len(first.used), first.strength):
             run.totals = [*first.totals, *run.totals]
             by_total[run.total] = run
         else:
             first.totals.extend(run.totals)
     return list(by_total.values())
+
+
+_CHARGES = ("shipping", "tax", "fees")
+
+
+def _counts_as(line: Candidate, run: Run) -> str | None:
+    """The breakdown field a closing line goes to: an unnamed charge between labelled charges
+    after the subtotal ("Trip fare / Surcharge / Black car fund $0.75 / Sales tax") is a fee,
+    since it is in the sum; one at the end of the breakdown ("Seat selection") stays an item."""
+    if line.role != "item" or not run.closed:
+        return line.role
+    subtotal = [c.position for c in run.used if c.role == "subtotal"]
+    charges = [c.position for c in run.used if c.role in _CHARGES]
+    if subtotal and min(subtotal) < line.position and any(p < line.position for p in charges) \
+            and any(p > line.position for p in charges):
+        return "fees"
+    return line.role
+
+
+def _per_unit(run: Run) -> int:
+    """How many times a closed breakdown is charged: a fare and its taxes adding up to a
+    "Total per passenger" that the total is a whole multiple of (two passengers: 2)."""
+    parts = [c for c in run.used if c.role == "partial"]
+    if not run.closed or not parts or run.total is None or len({c.amount for c in parts}) != 1:
+        return 1
+    unit = parts[0].amount
+    lines = sum((signed(c) for c in run.used if c.role != "partial"), Decimal(0))
+    if unit <= 0 or lines != unit or run.total % unit != 0:
+        return 1
+    return int(run.total / unit)
 
 
 def _fill(selection: Selection, runs: list[Run]) -> None:
@@ -281,14 +332,15 @@ def _fill(selection: Selection, runs: list[Run]) -> None:
     for role in BREAKDOWN:
         values = []
         for run in runs:
-            used = [c for c in run.used if c.role == role]
+            used = [c for c in run.used if _counts_as(c, run) == role]
             if not used and not run.closed:
                 # Unclosed: a breakdown line counts only when it is the one line of its kind.
                 distinct = {c.amount for c in run.components if c.role == role}
                 used = [c for c in run.components if c.role == role][:1] if len(distinct) == 1 else []
             # A closed run's tax line outside the sum is VAT inside the total ("dont TVA"): not
             # reported, since subtotal + shipping + tax - discount = total is what a reader checks.
-            values.extend(abs(c.amount) if role == "discount" else c.amount for c in used)
+            times = _per_unit(run)
+            values.extend((abs(c.amount) if role == "discount" else c.amount) * times for c in used)
         if role == "discount":
             values.extend(r.charged_discount for r in runs
                           if r.charged_discount and not any(c.role == "discount" for c in r.used))
