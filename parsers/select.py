@@ -11,7 +11,7 @@ abstains: an emitted total must be right.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from itertools import combinations
 
@@ -206,10 +206,31 @@ def _redeemed_after(total: Candidate, rows: int = 3) -> bool:
     return False
 
 
+def _with_details(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """A line detailed as "$87.44 + Taxes & fees $31.16" under its amount ($118.60): the
+    detail's two amounts stand for it in the breakdown, so its tax is read and the line is
+    not counted twice."""
+    found: list[Candidate | None] = list(candidates)
+    for index in range(2, len(candidates)):
+        tax, base = candidates[index], candidates[index - 1]
+        if tax.role != "tax" or tax.label_from != "same" or not tax.label.startswith("+"):
+            continue
+        if base.block is not tax.block or base.amount <= 0 or base.role not in (None, "item"):
+            continue
+        whole = base.amount + tax.amount
+        parent = next((i for i in range(index - 2, max(index - 5, -1), -1) if candidates[i].amount == whole), None)
+        if parent is None or candidates[parent].role not in (None, "item") or found[parent] is None:
+            continue
+        found[parent] = None
+        found[index - 1] = replace(base, roles={"item": 0.3})
+    return [c for c in found if c is not None]
+
+
 def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
            item_totals: Sequence[Decimal] = ()) -> Selection:
     """The total and its breakdown, or an abstention with the reason."""
-    summary = [c for c in candidates if c.role in _TOTALS or c.role in _COMPONENTS or c.role == "item"]
+    summary = [c for c in _with_details(candidates)
+               if c.role in _TOTALS or c.role in _COMPONENTS or c.role == "item"]
     runs = runs_of(summary)
     selection = Selection(runs=runs)
     if not runs:

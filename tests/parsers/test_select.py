@@ -238,3 +238,24 @@ def test_everything_paid_with_points_and_zero_charged_is_a_total_of_zero():
 def test_a_zero_charge_without_points_or_credit_is_not_a_free_order():
     chosen = choose(["Subtotal: $40.00", "Total: $40.00", "Charged to card", "$0.00"])
     assert chosen.total != Decimal(0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(CENTS, CENTS), min_size=1, max_size=3), st.sampled_from(["Taxes & fees", "Taxes"]))
+def test_lines_detailed_as_base_plus_taxes_read_their_taxes(lines: list[tuple[Decimal, Decimal]], words: str):
+    """'Ticket $118.60 / [ $87.44 + Taxes & fees $31.16 ]' per line: the total closes on the
+    details, the tax is the sum of the '+ Taxes' parts, no line is counted twice."""
+    total = sum((a + b for a, b in lines), Decimal(0))
+    body = [f"We charged ${total:.2f}"]
+    for n, (base, tax) in enumerate(lines):
+        body += [f"Ticket {n}", f"${base + tax:.2f}", f"[ ${base:.2f} + {words} ${tax:.2f} ]"]
+    body += ["Total cost", f"${total:.2f}"]
+    chosen = choose(body)
+    assert chosen.total == total and chosen.closed
+    assert chosen.tax == sum((b for _, b in lines), Decimal(0))
+
+
+def test_a_plus_tax_detail_that_is_not_the_line_above_changes_nothing():
+    lines = ["Subtotal: $50.00", "Ticket", "$40.00", "[ $30.00 + Taxes $5.00 ]", "Tax: $4.00", "Total: $54.00"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("54.00") and chosen.tax == Decimal("4.00")
