@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from itertools import combinations
 
-from parsers.candidates import BREAKDOWN, MONEY, Candidate, label_role
+from parsers.candidates import BREAKDOWN, LABEL_MAX, MONEY, Candidate, label_role
 
 # Words of a payment made with something other than money.
 REDEMPTION = frozenset(("points", "points redeemed", "rewards", "credit applied", "gift card", "punkte", "points fidélité"))
@@ -123,8 +123,9 @@ def runs_of(candidates: Sequence[Candidate]) -> list[Run]:
     return runs
 
 
-def _settle(run: Run, items_sum: Decimal | None) -> None:
-    """Which of the run's totals it stands for, and whether its breakdown adds up."""
+def _settle(run: Run, items_sum: Decimal | None, pays: bool = False) -> None:
+    """Which of the run's totals it stands for, and whether its breakdown adds up (`pays`: the
+    email names an amount paid with a card or the like somewhere)."""
     amounts = list(dict.fromkeys(c.amount for c in run.totals))
     stated = [c for c in run.totals if c.role == "total" and c.score >= STRONG and c.amount > 0]
     free = [c for c in run.totals if c.role == "paid_with" and c.amount == 0]
@@ -167,7 +168,14 @@ def _settle(run: Run, items_sum: Decimal | None) -> None:
         if after is not None:
             run.used, run.closed = after, True
     if run.total and not any(c.role == "paid_with" for c in run.totals) and _redeemed_after(run.totals[-1]):
-        # "Trip total $550 / Points redeemed 41,838 pts" and no amount charged: what was paid is unknown.
+        if not pays and len(amounts) == 1 and _nothing_after(run.totals[-1]):
+            # "Trip total $550 / Points redeemed 41,838 pts", then no amount and no card anywhere:
+            # the points paid it all.
+            run.charged_discount, run.total = run.total, Decimal(0)
+            run.closed, run.used = False, []
+            run.note = f"{run.charged_discount} paid with points or credit and no card or amount charged named"
+            return
+        # "Trip total $550 / Points redeemed 41,838 pts / Visa ending 1234": what was paid is unknown.
         run.note = f"part of {run.total} was paid with points or credit and the amount charged is not stated"
         run.total, run.closed, run.used = None, False, []
 
@@ -226,17 +234,31 @@ def _with_details(candidates: Sequence[Candidate]) -> list[Candidate]:
     return [c for c in found if c is not None]
 
 
+def _nothing_after(total: Candidate) -> bool:
+    """No money and no payment method in the email after the total."""
+    layout = total.block.layout
+    if layout is None:
+        return False
+    for block in layout.blocks[total.position + 1:]:
+        if MONEY.search(block.text):
+            return False
+        if len(block.text) <= LABEL_MAX and label_role(block.text)[0] == "paid_with":
+            return False  # "Visa ending 1890"; not a sentence about a travel visa
+    return True
+
+
 def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
            item_totals: Sequence[Decimal] = ()) -> Selection:
     """The total and its breakdown, or an abstention with the reason."""
     summary = [c for c in _with_details(candidates)
                if c.role in _TOTALS or c.role in _COMPONENTS or c.role == "item"]
     runs = runs_of(summary)
+    pays = any(c.role == "paid_with" for c in summary)
     selection = Selection(runs=runs)
     if not runs:
         return selection
     for run in runs:
-        _settle(run, items_sum)
+        _settle(run, items_sum, pays)
     conflicted = [r for r in runs if r.total is None]
     settled = _merged([r for r in runs if r.total is not None])
     closed = [r for r in settled if r.closed]
@@ -367,6 +389,8 @@ def _fill(selection: Selection, runs: list[Run]) -> None:
                           if r.charged_discount and not any(c.role == "discount" for c in r.used))
         if values:
             setattr(selection, role, sum(values, Decimal(0)))
+    # What was paid with points or credit, said where the amount charged is smaller than the total.
+    selection.warnings.extend(r.note for r in runs if r.note and r.charged_discount)
     if selection.closed:
         selection.confidence = 0.8
     else:

@@ -110,9 +110,22 @@ def test_amount_charged_after_a_credit_is_the_total():
     assert chosen.total == Decimal("140.00") and chosen.discount == Decimal("200.00")
 
 
-def test_points_paid_part_and_no_charge_stated_abstains():
-    chosen = choose(["Trip total", "$550.73", "Points redeemed", "41,838 pts"])
+def test_points_and_a_card_named_but_no_amount_charged_abstains():
+    chosen = choose(["Trip total", "$550.73", "Points redeemed", "41,838 pts", "Visa ending in 1234"])
     assert chosen.total is None and chosen.warnings
+
+
+def test_points_and_a_card_payment_elsewhere_abstains():
+    chosen = choose(["Card payment", "$120.00", "Trip total", "$550.73", "Points redeemed", "41,838 pts"])
+    assert chosen.total in (None, Decimal("120.00"))
+    assert chosen.total != Decimal(0)
+
+
+def test_points_and_nothing_charged_anywhere_is_a_total_of_zero():
+    chosen = choose(["Trip total", "$550.73", "Points redeemed", "41,838 pts",
+                     "Visa requirements: check the entry rules of your destination country before you travel there."])
+    assert chosen.total == Decimal(0) and chosen.discount == Decimal("550.73")
+    assert any("points" in w for w in chosen.warnings)
 
 
 def test_single_strong_total_without_breakdown_is_read_with_lower_confidence():
