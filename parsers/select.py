@@ -38,6 +38,7 @@ class Run:
     used: list[Candidate] = field(default_factory=list)  # the breakdown lines that add up
     charged_discount: Decimal | None = None  # total minus the smaller amount charged
     after: list[Candidate] = field(default_factory=list)  # a breakdown printed after the total
+    items_subtotal: Decimal | None = None  # the items' sum, standing in for an unprinted subtotal
     note: str = ""
 
     @property
@@ -150,6 +151,7 @@ def _settle(run: Run, items_sum: Decimal | None, pays: bool = False) -> None:
             run.charged_discount = stated[0].amount - paid[-1].amount
             run.used = closing.get(stated[0].amount) or []
             run.closed = closing.get(stated[0].amount) is not None
+            run.items_subtotal = _stood_in(run, stated[0].amount, items_sum)
             run.note = f"charged {run.total} of a total of {stated[0].amount}"
             return
         closes = [a for a in amounts if closing[a] is not None]
@@ -162,6 +164,7 @@ def _settle(run: Run, items_sum: Decimal | None, pays: bool = False) -> None:
         run.total = closes[0]
     run.used = closing.get(run.total) or []
     run.closed = closing.get(run.total) is not None
+    run.items_subtotal = _stood_in(run, run.total, items_sum)
     if not run.closed and run.after and len(amounts) == 1:
         # The total first, its breakdown under it ("Amount $32 / ... / Subtotal $32").
         after = closing_subset(run.after, run.total)
@@ -178,6 +181,14 @@ def _settle(run: Run, items_sum: Decimal | None, pays: bool = False) -> None:
         # "Trip total $550 / Points redeemed 41,838 pts / Visa ending 1234": what was paid is unknown.
         run.note = f"part of {run.total} was paid with points or credit and the amount charged is not stated"
         run.total, run.closed, run.used = None, False, []
+
+
+def _stood_in(run: Run, total: Decimal | None, items_sum: Decimal | None) -> Decimal | None:
+    """The items' sum when it, not a printed line, made the breakdown add up to `total`."""
+    if not run.closed or total is None or items_sum is None or any(c.role == "subtotal" for c in run.used):
+        return None
+    lines = sum((signed(c) for c in run.used), Decimal(0))
+    return items_sum if not _equal(lines, total, run.used) and _equal(items_sum + lines, total, run.used) else None
 
 
 def _reduced(run: Run, stated: Candidate, paid: Candidate) -> bool:
@@ -344,15 +355,17 @@ _CHARGES = ("shipping", "tax", "fees")
 def _counts_as(line: Candidate, run: Run) -> str | None:
     """The breakdown field a closing line goes to: an unnamed charge between labelled charges
     after the subtotal ("Trip fare / Surcharge / Black car fund $0.75 / Sales tax") is a fee,
-    since it is in the sum; one at the end of the breakdown ("Seat selection") stays an item."""
+    since it is in the sum; a negative one is a discount; any other is an item, part of the subtotal."""
     if line.role != "item" or not run.closed:
         return line.role
+    if line.amount < 0:
+        return "discount"  # "Campaign XYZ -€1.50": an unnamed reduction
     subtotal = [c.position for c in run.used if c.role == "subtotal"]
     charges = [c.position for c in run.used if c.role in _CHARGES]
     if subtotal and min(subtotal) < line.position and any(p < line.position for p in charges) \
             and any(p > line.position for p in charges):
         return "fees"
-    return line.role
+    return "subtotal"
 
 
 def _per_unit(run: Run) -> int:
@@ -384,6 +397,8 @@ def _fill(selection: Selection, runs: list[Run]) -> None:
             # reported, since subtotal + shipping + tax - discount = total is what a reader checks.
             times = _per_unit(run)
             values.extend((abs(c.amount) if role == "discount" else c.amount) * times for c in used)
+            if role == "subtotal" and run.items_subtotal is not None and len(runs) == 1 and run.used:
+                values.append(run.items_subtotal)  # subtotal + shipping + tax - discount = total holds
         if role == "discount":
             values.extend(r.charged_discount for r in runs
                           if r.charged_discount and not any(c.role == "discount" for c in r.used))

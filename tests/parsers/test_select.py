@@ -220,6 +220,7 @@ def test_an_unnamed_charge_at_the_end_of_a_breakdown_is_not_a_fee():
     chosen = choose(lines)
     assert chosen.total == Decimal("287.24") and chosen.closed
     assert chosen.fees is None and chosen.tax == Decimal("41.33")
+    assert chosen.subtotal == Decimal("245.91")  # the fare and the seat: items + the subtotal line
 
 
 def test_a_total_heading_what_later_reads_as_the_subtotal_of_the_amount_paid():
@@ -266,9 +267,33 @@ def test_lines_detailed_as_base_plus_taxes_read_their_taxes(lines: list[tuple[De
     chosen = choose(body)
     assert chosen.total == total and chosen.closed
     assert chosen.tax == sum((b for _, b in lines), Decimal(0))
+    assert chosen.subtotal == sum((a for a, _ in lines), Decimal(0))
 
 
 def test_a_plus_tax_detail_that_is_not_the_line_above_changes_nothing():
     lines = ["Subtotal: $50.00", "Ticket", "$40.00", "[ $30.00 + Taxes $5.00 ]", "Tax: $4.00", "Total: $54.00"]
     chosen = choose(lines)
     assert chosen.total == Decimal("54.00") and chosen.tax == Decimal("4.00")
+
+
+def test_an_unnamed_negative_line_in_the_sum_is_a_discount():
+    lines = ["Spring rolls", "9,03 €", "Delivery fee", "1,50 €", "Campaign AB12CD", "-1,50 €", "Total charged", "9,03 €"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("9.03") and chosen.closed
+    assert chosen.discount == Decimal("1.50") and chosen.subtotal == Decimal("9.03") and chosen.shipping == Decimal("1.50")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(CENTS.filter(lambda c: c >= 1), min_size=1, max_size=5), CENTS)
+def test_the_items_stand_in_for_an_unprinted_subtotal(prices: list[Decimal], tax: Decimal):
+    """(Items above the tax rounding slack: "Tax $0.01 / Total $0.02" closes on its own.)"""
+    items = sum(prices, Decimal(0))
+    lines = [f"Tax: ${tax:.2f}", f"Total: ${items + tax:.2f}"]
+    chosen = choose(lines, items, prices)
+    assert chosen.total == items + tax and chosen.closed
+    assert chosen.subtotal == items and chosen.tax == tax
+
+
+def test_items_alone_adding_up_to_the_total_report_no_subtotal():
+    chosen = choose(["Total: $15.46"], Decimal("15.46"), [Decimal("15.46")])
+    assert chosen.total == Decimal("15.46") and chosen.closed and chosen.subtotal is None
