@@ -6,6 +6,13 @@ breakdown adds up to its total (subtotal + shipping + tax + fees - discount = to
 rounding; VAT may already be inside). Several closed runs are several orders in one email:
 their sum is what was charged. Where totals conflict and nothing closes, the selector
 abstains: an emitted total must be right.
+
+In a closed breakdown every line in the sum lands in a field, so subtotal + shipping + tax +
+fees - discount = total holds for the reader: unnamed lines are items (part of the subtotal),
+fees between labelled charges, or discounts when negative; a breakdown that adds up to a
+"total per passenger" is counted once per passenger; "$x + Taxes $y" under a line's amount
+stands for that line. Points or credit that paid everything make a total of 0 only where
+"$0.00" is charged or no card and no amount follow at all.
 """
 
 from __future__ import annotations
@@ -401,7 +408,7 @@ def _fill(selection: Selection, runs: list[Run]) -> None:
                 values.append(run.items_subtotal)  # subtotal + shipping + tax - discount = total holds
         if role == "discount":
             values.extend(r.charged_discount for r in runs
-                          if r.charged_discount and not any(c.role == "discount" for c in r.used))
+                          if r.charged_discount and not any(_counts_as(c, r) == "discount" for c in r.used))
         if values:
             setattr(selection, role, sum(values, Decimal(0)))
     # What was paid with points or credit, said where the amount charged is smaller than the total.
