@@ -36,7 +36,7 @@ MONEY = re.compile(
     rf"|(?P<n2>{_NUMBER})(?:\s?(?P<post>{_SYMBOL}))?|(?P<n3>{_WHOLE})\s?(?P<post3>{_SYMBOL}))",
 )
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
-_LABEL_MAX = 80  # a longer "label" is prose, not a label
+LABEL_MAX = 80  # a longer "label" is prose, not a label
 # Far beyond any receipt; they keep a pathological email's reading linear and short.
 MAX_PER_BLOCK = 40
 MAX_CANDIDATES = 2000
@@ -126,7 +126,7 @@ def _clean_label(text: str) -> str:
 
 
 def _labelled(text: str) -> bool:
-    return bool(_LETTERS.search(text)) and len(text) <= _LABEL_MAX
+    return bool(_LETTERS.search(text)) and len(text) <= LABEL_MAX
 
 
 def candidates_of(layout: Layout) -> list[Candidate]:

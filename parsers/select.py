@@ -6,16 +6,23 @@ breakdown adds up to its total (subtotal + shipping + tax + fees - discount = to
 rounding; VAT may already be inside). Several closed runs are several orders in one email:
 their sum is what was charged. Where totals conflict and nothing closes, the selector
 abstains: an emitted total must be right.
+
+In a closed breakdown every line in the sum lands in a field, so subtotal + shipping + tax +
+fees - discount = total holds for the reader: unnamed lines are items (part of the subtotal),
+fees between labelled charges, or discounts when negative; a breakdown that adds up to a
+"total per passenger" is counted once per passenger; "$x + Taxes $y" under a line's amount
+stands for that line. Points or credit that paid everything make a total of 0 only where
+"$0.00" is charged or no card and no amount follow at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from itertools import combinations
 
-from parsers.candidates import BREAKDOWN, MONEY, Candidate, label_role
+from parsers.candidates import BREAKDOWN, LABEL_MAX, MONEY, Candidate, label_role
 
 # Words of a payment made with something other than money.
 REDEMPTION = frozenset(("points", "points redeemed", "rewards", "credit applied", "gift card", "punkte", "points fidélité"))
@@ -37,6 +44,8 @@ class Run:
     closed: bool = False
     used: list[Candidate] = field(default_factory=list)  # the breakdown lines that add up
     charged_discount: Decimal | None = None  # total minus the smaller amount charged
+    after: list[Candidate] = field(default_factory=list)  # a breakdown printed after the total
+    items_subtotal: Decimal | None = None  # the items' sum, standing in for an unprinted subtotal
     note: str = ""
 
     @property
@@ -118,12 +127,21 @@ def runs_of(candidates: Sequence[Candidate]) -> list[Run]:
             pending.append(candidate)
     if runs and pending:
         runs[-1].components.extend(c for c in pending if c.role == "discount")  # "-$300 credit" after it
+        runs[-1].after = [c for c in pending if c.role != "discount"]
     return runs
 
 
-def _settle(run: Run, items_sum: Decimal | None) -> None:
-    """Which of the run's totals it stands for, and whether its breakdown adds up."""
+def _settle(run: Run, items_sum: Decimal | None, pays: bool = False) -> None:
+    """Which of the run's totals it stands for, and whether its breakdown adds up (`pays`: the
+    email names an amount paid with a card or the like somewhere)."""
     amounts = list(dict.fromkeys(c.amount for c in run.totals))
+    stated = [c for c in run.totals if c.role == "total" and c.score >= STRONG and c.amount > 0]
+    free = [c for c in run.totals if c.role == "paid_with" and c.amount == 0]
+    if stated and free and free[-1].position > stated[0].position and _reduced(run, stated[0], free[-1]):
+        # "Trip total $550 / Points redeemed / Charged to card $0.00": the points paid it all.
+        run.total, run.charged_discount = Decimal(0), stated[0].amount
+        run.note = f"{stated[0].amount} paid with points or credit, {free[-1].text} charged"
+        return
     if len(amounts) > 1:
         amounts = [a for a in amounts if a != 0] or amounts  # "Total due $0.00" after a payment
     before = [c for c in run.components if c.position < run.totals[0].position]
@@ -140,6 +158,7 @@ def _settle(run: Run, items_sum: Decimal | None) -> None:
             run.charged_discount = stated[0].amount - paid[-1].amount
             run.used = closing.get(stated[0].amount) or []
             run.closed = closing.get(stated[0].amount) is not None
+            run.items_subtotal = _stood_in(run, stated[0].amount, items_sum)
             run.note = f"charged {run.total} of a total of {stated[0].amount}"
             return
         closes = [a for a in amounts if closing[a] is not None]
@@ -152,10 +171,31 @@ def _settle(run: Run, items_sum: Decimal | None) -> None:
         run.total = closes[0]
     run.used = closing.get(run.total) or []
     run.closed = closing.get(run.total) is not None
+    run.items_subtotal = _stood_in(run, run.total, items_sum)
+    if not run.closed and run.after and len(amounts) == 1:
+        # The total first, its breakdown under it ("Amount $32 / ... / Subtotal $32").
+        after = closing_subset(run.after, run.total)
+        if after is not None:
+            run.used, run.closed = after, True
     if run.total and not any(c.role == "paid_with" for c in run.totals) and _redeemed_after(run.totals[-1]):
-        # "Trip total $550 / Points redeemed 41,838 pts" and no amount charged: what was paid is unknown.
+        if not pays and len(amounts) == 1 and _nothing_after(run.totals[-1]):
+            # "Trip total $550 / Points redeemed 41,838 pts", then no amount and no card anywhere:
+            # the points paid it all.
+            run.charged_discount, run.total = run.total, Decimal(0)
+            run.closed, run.used = False, []
+            run.note = f"{run.charged_discount} paid with points or credit and no card or amount charged named"
+            return
+        # "Trip total $550 / Points redeemed 41,838 pts / Visa ending 1234": what was paid is unknown.
         run.note = f"part of {run.total} was paid with points or credit and the amount charged is not stated"
         run.total, run.closed, run.used = None, False, []
+
+
+def _stood_in(run: Run, total: Decimal | None, items_sum: Decimal | None) -> Decimal | None:
+    """The items' sum when it, not a printed line, made the breakdown add up to `total`."""
+    if not run.closed or total is None or items_sum is None or any(c.role == "subtotal" for c in run.used):
+        return None
+    lines = sum((signed(c) for c in run.used), Decimal(0))
+    return items_sum if not _equal(lines, total, run.used) and _equal(items_sum + lines, total, run.used) else None
 
 
 def _reduced(run: Run, stated: Candidate, paid: Candidate) -> bool:
@@ -192,16 +232,51 @@ def _redeemed_after(total: Candidate, rows: int = 3) -> bool:
     return False
 
 
+def _with_details(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """A line detailed as "$87.44 + Taxes & fees $31.16" under its amount ($118.60): the
+    detail's two amounts stand for it in the breakdown, so its tax is read and the line is
+    not counted twice."""
+    found: list[Candidate | None] = list(candidates)
+    for index in range(2, len(candidates)):
+        tax, base = candidates[index], candidates[index - 1]
+        if tax.role != "tax" or tax.label_from != "same" or not tax.label.startswith("+"):
+            continue
+        if base.block is not tax.block or base.amount <= 0 or base.role not in (None, "item"):
+            continue
+        whole = base.amount + tax.amount
+        parent = next((i for i in range(index - 2, max(index - 5, -1), -1) if candidates[i].amount == whole), None)
+        if parent is None or candidates[parent].role not in (None, "item") or found[parent] is None:
+            continue
+        found[parent] = None
+        found[index - 1] = replace(base, roles={"item": 0.3})
+    return [c for c in found if c is not None]
+
+
+def _nothing_after(total: Candidate) -> bool:
+    """No money and no payment method in the email after the total."""
+    layout = total.block.layout
+    if layout is None:
+        return False
+    for block in layout.blocks[total.position + 1:]:
+        if MONEY.search(block.text):
+            return False
+        if len(block.text) <= LABEL_MAX and label_role(block.text)[0] == "paid_with":
+            return False  # "Visa ending 1890"; not a sentence about a travel visa
+    return True
+
+
 def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
            item_totals: Sequence[Decimal] = ()) -> Selection:
     """The total and its breakdown, or an abstention with the reason."""
-    summary = [c for c in candidates if c.role in _TOTALS or c.role in _COMPONENTS or c.role == "item"]
+    summary = [c for c in _with_details(candidates)
+               if c.role in _TOTALS or c.role in _COMPONENTS or c.role == "item"]
     runs = runs_of(summary)
+    pays = any(c.role == "paid_with" for c in summary)
     selection = Selection(runs=runs)
     if not runs:
         return selection
     for run in runs:
-        _settle(run, items_sum)
+        _settle(run, items_sum, pays)
     conflicted = [r for r in runs if r.total is None]
     settled = _merged([r for r in runs if r.total is not None])
     closed = [r for r in settled if r.closed]
@@ -213,6 +288,10 @@ def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
             continue  # the total of one line of a larger breakdown ("Seat selection ... Total $105")
         if not run.closed and len(closed) > 1 and run.total == closed_sum:
             continue  # the grand total of several orders, each read on its own
+        if not run.closed and any(r.total is not None and r.total > run.total and
+                                  any(c.role == "subtotal" and c.amount == run.total for c in r.components)
+                                  for r in settled if r is not run and r.totals[0].position > run.totals[0].position):
+            continue  # "Total $5.99" heading what later reads "Subtotal $5.99 / Paid $6.32"
         kept.append(run)
     if conflicted and not any(r.closed for r in kept):
         # Totals that disagree somewhere, and nothing elsewhere that adds up to outweigh them.
@@ -260,18 +339,53 @@ def _grand_total(runs: list[Run]) -> Run | None:
 
 def _merged(runs: list[Run]) -> list[Run]:
     """Runs that end in the same amount are one total said twice (a header and a summary, an
-    email's mobile and desktop copies): keep one, closed if either closed, the strongest label."""
+    email's mobile and desktop copies): keep one, closed if either closed, the one whose
+    breakdown explains the most lines, then the strongest label."""
     by_total: dict[Decimal | None, Run] = {}
     for run in runs:
         first = by_total.setdefault(run.total, run)
         if first is run:
             continue
-        if (run.closed, run.strength) > (first.closed, first.strength):
+        # The copy that explains the most lines wins: "Total 21.66" at the top and the
+        # "Subtotal 21.66 / Tax 0.00 / Total 21.66" at the bottom are one total.
+        if (run.closed, len(run.used), run.strength) > (first.closed, len(first.used), first.strength):
             run.totals = [*first.totals, *run.totals]
             by_total[run.total] = run
         else:
             first.totals.extend(run.totals)
     return list(by_total.values())
+
+
+_CHARGES = ("shipping", "tax", "fees")
+
+
+def _counts_as(line: Candidate, run: Run) -> str | None:
+    """The breakdown field a closing line goes to: an unnamed charge between labelled charges
+    after the subtotal ("Trip fare / Surcharge / Black car fund $0.75 / Sales tax") is a fee,
+    since it is in the sum; a negative one is a discount; any other is an item, part of the subtotal."""
+    if line.role != "item" or not run.closed:
+        return line.role
+    if line.amount < 0:
+        return "discount"  # "Campaign XYZ -€1.50": an unnamed reduction
+    subtotal = [c.position for c in run.used if c.role == "subtotal"]
+    charges = [c.position for c in run.used if c.role in _CHARGES]
+    if subtotal and min(subtotal) < line.position and any(p < line.position for p in charges) \
+            and any(p > line.position for p in charges):
+        return "fees"
+    return "subtotal"
+
+
+def _per_unit(run: Run) -> int:
+    """How many times a closed breakdown is charged: a fare and its taxes adding up to a
+    "Total per passenger" that the total is a whole multiple of (two passengers: 2)."""
+    parts = [c for c in run.used if c.role == "partial"]
+    if not run.closed or not parts or run.total is None or len({c.amount for c in parts}) != 1:
+        return 1
+    unit = parts[0].amount
+    lines = sum((signed(c) for c in run.used if c.role != "partial"), Decimal(0))
+    if unit <= 0 or lines != unit or run.total % unit != 0:
+        return 1
+    return int(run.total / unit)
 
 
 def _fill(selection: Selection, runs: list[Run]) -> None:
@@ -281,19 +395,24 @@ def _fill(selection: Selection, runs: list[Run]) -> None:
     for role in BREAKDOWN:
         values = []
         for run in runs:
-            used = [c for c in run.used if c.role == role]
+            used = [c for c in run.used if _counts_as(c, run) == role]
             if not used and not run.closed:
                 # Unclosed: a breakdown line counts only when it is the one line of its kind.
                 distinct = {c.amount for c in run.components if c.role == role}
                 used = [c for c in run.components if c.role == role][:1] if len(distinct) == 1 else []
             # A closed run's tax line outside the sum is VAT inside the total ("dont TVA"): not
             # reported, since subtotal + shipping + tax - discount = total is what a reader checks.
-            values.extend(abs(c.amount) if role == "discount" else c.amount for c in used)
+            times = _per_unit(run)
+            values.extend((abs(c.amount) if role == "discount" else c.amount) * times for c in used)
+            if role == "subtotal" and run.items_subtotal is not None and len(runs) == 1 and run.used:
+                values.append(run.items_subtotal)  # subtotal + shipping + tax - discount = total holds
         if role == "discount":
             values.extend(r.charged_discount for r in runs
-                          if r.charged_discount and not any(c.role == "discount" for c in r.used))
+                          if r.charged_discount and not any(_counts_as(c, r) == "discount" for c in r.used))
         if values:
             setattr(selection, role, sum(values, Decimal(0)))
+    # What was paid with points or credit, said where the amount charged is smaller than the total.
+    selection.warnings.extend(r.note for r in runs if r.note and r.charged_discount)
     if selection.closed:
         selection.confidence = 0.8
     else:

@@ -328,3 +328,18 @@ def test_a_stub_html_part_leaves_the_receipt_to_the_text_part():
     full = Email(original=Headers(subject="Your order"), text="See the HTML version.",
                  html=f"<html><body>{RECEIPT_TABLE}</body></html>")
     assert not full.prefers_text  # a real HTML body is read, whatever the text part says
+
+
+def test_unnamed_and_named_charges_between_fare_and_total_are_the_tax_line():
+    """No fees field: 'tax' carries every charge between the fare and the total, the unnamed
+    one too, so subtotal + tax - discount = total."""
+    body = ("<table><tr><td>Total</td><td>$36.80</td></tr>"
+            "<tr><td>Trip fare</td><td>$37.03</td></tr><tr><td>Congestion surcharge</td><td>$2.75</td></tr>"
+            "<tr><td>State car fund</td><td>$0.75</td></tr><tr><td>Benefits surcharge</td><td>$0.33</td></tr>"
+            "<tr><td>Sales tax</td><td>$2.76</td></tr><tr><td>Promotion</td><td>-$6.82</td></tr>"
+            "<tr><td>Apple Pay Visa ••••2674</td><td>$36.80</td></tr></table>")
+    result = extract_generic(html_mail(body))
+    assert result is not None and result.total == Decimal("36.80")
+    assert result.subtotal == Decimal("37.03") and result.discount == Decimal("6.82")
+    assert result.tax == Decimal("6.59")
+    assert result.subtotal + result.tax - result.discount == result.total

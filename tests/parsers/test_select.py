@@ -110,9 +110,22 @@ def test_amount_charged_after_a_credit_is_the_total():
     assert chosen.total == Decimal("140.00") and chosen.discount == Decimal("200.00")
 
 
-def test_points_paid_part_and_no_charge_stated_abstains():
-    chosen = choose(["Trip total", "$550.73", "Points redeemed", "41,838 pts"])
+def test_points_and_a_card_named_but_no_amount_charged_abstains():
+    chosen = choose(["Trip total", "$550.73", "Points redeemed", "41,838 pts", "Visa ending in 1234"])
     assert chosen.total is None and chosen.warnings
+
+
+def test_points_and_a_card_payment_elsewhere_abstains():
+    chosen = choose(["Card payment", "$120.00", "Trip total", "$550.73", "Points redeemed", "41,838 pts"])
+    assert chosen.total in (None, Decimal("120.00"))
+    assert chosen.total != Decimal(0)
+
+
+def test_points_and_nothing_charged_anywhere_is_a_total_of_zero():
+    chosen = choose(["Trip total", "$550.73", "Points redeemed", "41,838 pts",
+                     "Visa requirements: check the entry rules of your destination country before you travel there."])
+    assert chosen.total == Decimal(0) and chosen.discount == Decimal("550.73")
+    assert any("points" in w for w in chosen.warnings)
 
 
 def test_single_strong_total_without_breakdown_is_read_with_lower_confidence():
@@ -163,3 +176,124 @@ def test_a_per_passenger_total_is_a_part_not_the_total():
     chosen = choose(lines)
     assert chosen.total in (None, Decimal("593.54"))
     assert chosen.total != Decimal("296.77")
+
+
+def test_per_passenger_breakdown_is_counted_once_per_passenger():
+    lines = ["Airfare: 266.39", "Transportation tax: 19.98", "Security fee: 11.20", "Total per passenger: 297.57 USD",
+             "Total: 595.14 USD"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("595.14") and chosen.closed
+    assert chosen.subtotal == Decimal("532.78") and chosen.tax == Decimal("39.96") and chosen.fees == Decimal("22.40")
+
+
+def test_a_per_passenger_total_that_is_not_the_sum_of_its_lines_scales_nothing():
+    # 200 + 20 is not the 230 "per passenger": the lines are not one passenger's breakdown.
+    lines = ["Airfare: 200.00", "Tax: 20.00", "Total per passenger: 230.00 USD", "Total: 450.00 USD"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("450.00") and chosen.tax == Decimal("20.00")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(CENTS, min_size=1, max_size=6), st.sampled_from(["Paid", "Total", "Amount paid"]))
+def test_a_total_said_twice_keeps_the_copy_with_the_breakdown(prices: list[Decimal], heading: str):
+    """'Paid $x' at the top, the items, then 'Subtotal $x / Tax $0.00 / Total $x': the
+    subtotal and the zero tax are read, not lost to the top copy."""
+    whole = sum(prices, Decimal(0))
+    lines = [heading, f"${whole:.2f}", *(f"Item {n}\n${p:.2f}" for n, p in enumerate(prices)),
+             "Sub total", f"${whole:.2f}", "Tax", "$0.00", "Total", f"${whole:.2f}"]
+    chosen = choose("\n".join(lines).split("\n"), whole, prices)
+    assert chosen.total == whole and chosen.closed
+    assert chosen.subtotal == whole and chosen.tax == Decimal(0)
+
+
+def test_an_unnamed_charge_between_labelled_charges_is_a_fee():
+    lines = ["Trip fare: $37.03", "Congestion surcharge: $2.75", "Black car fund", "$0.75", "Sales tax: $2.76",
+             "Promotion: -$8.32", "Total: $34.97"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("34.97") and chosen.closed
+    # subtotal + tax + fees - discount = total holds with the unnamed line among the fees
+    assert chosen.fees == Decimal("3.50") and chosen.tax == Decimal("2.76")
+
+
+def test_an_unnamed_charge_at_the_end_of_a_breakdown_is_not_a_fee():
+    lines = ["Base fare: $140.47", "Taxes and fees: $41.33", "Seat selection", "$105.44", "Total: $287.24"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("287.24") and chosen.closed
+    assert chosen.fees is None and chosen.tax == Decimal("41.33")
+    assert chosen.subtotal == Decimal("245.91")  # the fare and the seat: items + the subtotal line
+
+
+def test_a_total_heading_what_later_reads_as_the_subtotal_of_the_amount_paid():
+    chosen = choose(["Total: $5.99", "Plan", "$5.99", "Subtotal: $5.99", "Paid: $6.32", "Total Due: $0.00"])
+    assert chosen.total == Decimal("6.32") and chosen.subtotal == Decimal("5.99")
+
+
+def test_a_larger_total_first_is_not_a_subtotal_of_a_later_one():
+    # 12.00 is not the later run's subtotal line: the two totals still conflict.
+    chosen = choose(["Total: $12.00", "Subtotal: $10.00", "Paid: $11.00"])
+    assert chosen.total is None and chosen.warnings
+
+
+def test_a_breakdown_printed_under_a_weak_total_confirms_it():
+    chosen = choose(["You sent an order", "Amount", "£32.00", "Details", "Subtotal", "£32.00"])
+    assert chosen.total == Decimal("32.00") and chosen.closed and chosen.subtotal == Decimal("32.00")
+
+
+def test_a_breakdown_under_a_weak_total_that_does_not_add_up_abstains():
+    chosen = choose(["Amount", "£32.00", "Subtotal", "£30.00", "Shipping", "£1.00"])
+    assert chosen.total is None and chosen.warnings
+
+
+def test_everything_paid_with_points_and_zero_charged_is_a_total_of_zero():
+    chosen = choose(["Trip total", "$550.73", "Points redeemed", "41,838 pts", "Charged to card", "$0.00"])
+    assert chosen.total == Decimal(0) and chosen.discount == Decimal("550.73")
+
+
+def test_a_zero_charge_without_points_or_credit_is_not_a_free_order():
+    chosen = choose(["Subtotal: $40.00", "Total: $40.00", "Charged to card", "$0.00"])
+    assert chosen.total != Decimal(0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(CENTS, CENTS), min_size=1, max_size=3), st.sampled_from(["Taxes & fees", "Taxes"]))
+def test_lines_detailed_as_base_plus_taxes_read_their_taxes(lines: list[tuple[Decimal, Decimal]], words: str):
+    """'Ticket $118.60 / [ $87.44 + Taxes & fees $31.16 ]' per line: the total closes on the
+    details, the tax is the sum of the '+ Taxes' parts, no line is counted twice."""
+    total = sum((a + b for a, b in lines), Decimal(0))
+    body = [f"We charged ${total:.2f}"]
+    for n, (base, tax) in enumerate(lines):
+        body += [f"Ticket {n}", f"${base + tax:.2f}", f"[ ${base:.2f} + {words} ${tax:.2f} ]"]
+    body += ["Total cost", f"${total:.2f}"]
+    chosen = choose(body)
+    assert chosen.total == total and chosen.closed
+    assert chosen.tax == sum((b for _, b in lines), Decimal(0))
+    assert chosen.subtotal == sum((a for a, _ in lines), Decimal(0))
+
+
+def test_a_plus_tax_detail_that_is_not_the_line_above_changes_nothing():
+    lines = ["Subtotal: $50.00", "Ticket", "$40.00", "[ $30.00 + Taxes $5.00 ]", "Tax: $4.00", "Total: $54.00"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("54.00") and chosen.tax == Decimal("4.00")
+
+
+def test_an_unnamed_negative_line_in_the_sum_is_a_discount():
+    lines = ["Spring rolls", "9,03 €", "Delivery fee", "1,50 €", "Campaign AB12CD", "-1,50 €", "Total charged", "9,03 €"]
+    chosen = choose(lines)
+    assert chosen.total == Decimal("9.03") and chosen.closed
+    assert chosen.discount == Decimal("1.50") and chosen.subtotal == Decimal("9.03") and chosen.shipping == Decimal("1.50")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(CENTS.filter(lambda c: c >= 1), min_size=1, max_size=5), CENTS)
+def test_the_items_stand_in_for_an_unprinted_subtotal(prices: list[Decimal], tax: Decimal):
+    """(Items above the tax rounding slack: "Tax $0.01 / Total $0.02" closes on its own.)"""
+    items = sum(prices, Decimal(0))
+    lines = [f"Tax: ${tax:.2f}", f"Total: ${items + tax:.2f}"]
+    chosen = choose(lines, items, prices)
+    assert chosen.total == items + tax and chosen.closed
+    assert chosen.subtotal == items and chosen.tax == tax
+
+
+def test_items_alone_adding_up_to_the_total_report_no_subtotal():
+    chosen = choose(["Total: $15.46"], Decimal("15.46"), [Decimal("15.46")])
+    assert chosen.total == Decimal("15.46") and chosen.closed and chosen.subtotal is None
