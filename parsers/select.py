@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from itertools import combinations
 
-from parsers.candidates import BREAKDOWN, LABEL_MAX, MONEY, Candidate, label_role
+from parsers.candidates import BREAKDOWN, MONEY, Candidate, label_role
 
 # Words of a payment made with something other than money.
 REDEMPTION = frozenset(("points", "points redeemed", "rewards", "credit applied", "gift card", "punkte", "points fidélité"))
@@ -178,14 +178,8 @@ def _settle(run: Run, items_sum: Decimal | None, pays: bool = False) -> None:
         if after is not None:
             run.used, run.closed = after, True
     if run.total and not any(c.role == "paid_with" for c in run.totals) and _redeemed_after(run.totals[-1]):
-        if not pays and len(amounts) == 1 and _nothing_after(run.totals[-1]):
-            # "Trip total $550 / Points redeemed 41,838 pts", then no amount and no card anywhere:
-            # the points paid it all.
-            run.charged_discount, run.total = run.total, Decimal(0)
-            run.closed, run.used = False, []
-            run.note = f"{run.charged_discount} paid with points or credit and no card or amount charged named"
-            return
-        # "Trip total $550 / Points redeemed 41,838 pts / Visa ending 1234": what was paid is unknown.
+        # "Trip total $550 / Points redeemed 41,838 pts": what was paid is unknown. A total of 0
+        # needs "$0.00" charged, in the email; an email that names no charge is not guessed at.
         run.note = f"part of {run.total} was paid with points or credit and the amount charged is not stated"
         run.total, run.closed, run.used = None, False, []
 
@@ -250,19 +244,6 @@ def _with_details(candidates: Sequence[Candidate]) -> list[Candidate]:
         found[parent] = None
         found[index - 1] = replace(base, roles={"item": 0.3})
     return [c for c in found if c is not None]
-
-
-def _nothing_after(total: Candidate) -> bool:
-    """No money and no payment method in the email after the total."""
-    layout = total.block.layout
-    if layout is None:
-        return False
-    for block in layout.blocks[total.position + 1:]:
-        if MONEY.search(block.text):
-            return False
-        if len(block.text) <= LABEL_MAX and label_role(block.text)[0] == "paid_with":
-            return False  # "Visa ending 1890"; not a sentence about a travel visa
-    return True
 
 
 def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from parsers.candidates import candidates_of
@@ -121,11 +121,12 @@ def test_points_and_a_card_payment_elsewhere_abstains():
     assert chosen.total != Decimal(0)
 
 
-def test_points_and_nothing_charged_anywhere_is_a_total_of_zero():
+def test_points_and_no_charge_stated_abstains():
+    """Nothing says what was charged: 0 would be a guess (a card line the vocabulary does not know
+    would make it wrong). Only "$0.00" charged, in the email, gives a total of 0."""
     chosen = choose(["Trip total", "$550.73", "Points redeemed", "41,838 pts",
                      "Visa requirements: check the entry rules of your destination country before you travel there."])
-    assert chosen.total == Decimal(0) and chosen.discount == Decimal("550.73")
-    assert any("points" in w for w in chosen.warnings)
+    assert chosen.total is None and any("points" in w for w in chosen.warnings)
 
 
 def test_single_strong_total_without_breakdown_is_read_with_lower_confidence():
@@ -259,6 +260,9 @@ def test_a_zero_charge_without_points_or_credit_is_not_a_free_order():
 def test_lines_detailed_as_base_plus_taxes_read_their_taxes(lines: list[tuple[Decimal, Decimal]], words: str):
     """'Ticket $118.60 / [ $87.44 + Taxes & fees $31.16 ]' per line: the total closes on the
     details, the tax is the sum of the '+ Taxes' parts, no line is counted twice."""
+    amounts = [a for base, tax in lines for a in (base, tax, base + tax)]
+    # Every amount distinct: with "$0.01 + $0.01" twice, several readings add up alike.
+    assume(len(set(amounts)) == len(amounts))
     total = sum((a + b for a, b in lines), Decimal(0))
     body = [f"We charged ${total:.2f}"]
     for n, (base, tax) in enumerate(lines):
