@@ -6,8 +6,16 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
+from tests.helpers import IN_CI
 from tests.services.servers import dovecot_server, postgres_server, redis_server
+
+# Under CI the property tests draw the same examples every run: a red build is reproducible
+# (locally they keep exploring, and keep what they found in .hypothesis/).
+hypothesis_settings.register_profile("ci", derandomize=True)
+if IN_CI:
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
