@@ -24,9 +24,9 @@ from babel import Locale
 
 from parsers.message import Email
 from parsers.normalize import (
-    _AMBIGUOUS,
-    _territory_currency,
-    resolve_currency,
+    AMBIGUOUS_SIGNS,
+    currency_code,
+    territory_currency,
     territory_of_domain,
     territory_of_language,
 )
@@ -99,11 +99,11 @@ class Evidence:
 def currency_of(hint: str | None, mail: Email, domain: str | None) -> tuple[str | None, list[str]]:
     """(ISO 4217 code or None, warnings) for an amount written with `hint` in this email."""
     if hint and hint.strip():
-        code = resolve_currency(hint, domain=None, language=None)  # a code or an unambiguous sign
+        code = currency_code(hint)
         if code:
             return code, []
         symbol: str | None = hint.strip().lower()
-        if symbol not in _AMBIGUOUS:
+        if symbol not in AMBIGUOUS_SIGNS:
             return None, []  # a sign we do not know: nothing to narrow
     else:
         symbol = None
@@ -185,7 +185,7 @@ def _currencies(territories: tuple[str, ...], symbol: str | None) -> frozenset[s
             if codes:
                 found.add(codes[0])
         else:
-            code = _territory_currency(territory, symbol)
+            code = territory_currency(territory, symbol)
             if code:
                 found.add(code)
     return frozenset(found)

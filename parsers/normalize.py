@@ -24,7 +24,7 @@ from parsers.personal import looks_like_address
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # bundled list, no network
 
 # Symbols that name exactly one currency.
-_UNAMBIGUOUS = {
+UNAMBIGUOUS_SIGNS = {
     "£": "GBP", "€": "EUR", "₹": "INR", "₩": "KRW", "₽": "RUB", "zł": "PLN", "r$": "BRL",
     "us$": "USD", "usd$": "USD", "ca$": "CAD", "c$": "CAD", "a$": "AUD", "au$": "AUD",
     "nz$": "NZD", "hk$": "HKD", "s$": "SGD", "mx$": "MXN", "₺": "TRY", "kč": "CZK",
@@ -32,7 +32,7 @@ _UNAMBIGUOUS = {
     "gbp": "GBP", "usd": "USD", "lei": "RON", "ft": "HUF", "руб": "RUB",
 }  # fmt: skip
 # Symbols shared by several currencies: the country decides.
-_AMBIGUOUS = {"$", "kr", "kr.", "¥", "r", "fr", "₨"}
+AMBIGUOUS_SIGNS = {"$", "kr", "kr.", "¥", "r", "fr", "₨"}
 _GENERIC_TLDS = {"com", "net", "org", "info", "biz", "io", "co", "eu", "app", "shop", "store"}
 # ccTLDs sold as generic names (twitch.tv is not from Tuvalu): they say nothing of a country.
 _VANITY_TLDS = frozenset({"tv", "me", "fm", "ai", "gg", "ly", "to", "cc", "ws", "nu", "tk", "am", "im",
@@ -74,34 +74,22 @@ def territory_of_language(language: str | None) -> str | None:
     return parts[1].upper() if len(parts) > 1 and len(parts[1]) == 2 else None
 
 
-def resolve_currency(hint: str | None, *, domain: str | None, language: str | None) -> str | None:
-    """A symbol or code -> ISO 4217, using the merchant's country and the email's language.
-
-    "$" from amazon.ca is CAD; "$" with no country to go on stays None.
-    """
+def currency_code(hint: str | None) -> str | None:
+    """An ISO 4217 code or a sign that names one currency ("€", "CA$") -> its code; a sign
+    several countries share ("$", "kr") or an unknown one -> None (parsers.currency decides)."""
     if not hint:
         return None
     key = hint.strip().lower()
     if len(key) == 3 and key.isalpha() and key.upper() in _ISO_CODES:
         return key.upper()
-    if key in _UNAMBIGUOUS:
-        return _UNAMBIGUOUS[key]
-    if key not in _AMBIGUOUS:
-        return None
-    for territory in (territory_of_domain(domain), territory_of_language(language)):
-        if not territory:
-            continue
-        code = _territory_currency(territory, key)
-        if code:
-            return code
-    return None
+    return UNAMBIGUOUS_SIGNS.get(key)
 
 
 _ISO_CODES = frozenset(babel.numbers.list_currencies())
 
 
 @lru_cache(maxsize=512)
-def _territory_currency(territory: str, symbol: str) -> str | None:
+def territory_currency(territory: str, symbol: str) -> str | None:
     try:
         codes = babel.numbers.get_territory_currencies(territory)
     except Exception:  # an unknown territory code
