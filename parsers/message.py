@@ -600,18 +600,6 @@ class Email:
     cache: dict[str, object] = field(default_factory=dict, repr=False)  # per-email results (schema.org)
     mime: email.message.Message | None = field(default=None, repr=False)  # the read message, for attachments
 
-    def attachments(self, content_type: str) -> list[bytes]:
-        """Decoded attached files of one type ("application/pdf"; also found by file extension)."""
-        suffix = "." + content_type.rsplit("/", 1)[-1]
-        found = []
-        for part in walk_own_parts(self.mime) if self.mime is not None else ():
-            name = str(part.get_filename() or "").lower()
-            if part.get_content_type() == content_type or name.endswith(suffix):
-                data = part.get_payload(decode=True)
-                if isinstance(data, bytes) and data:
-                    found.append(data)
-        return found
-
     @cached_property
     def tree(self) -> etree._Element | None:
         """The HTML body parsed once (lxml); None when there is no HTML."""
