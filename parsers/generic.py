@@ -14,7 +14,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 
 from parsers.candidates import Candidate, candidates_of
 from parsers.classify import body_kind
@@ -22,7 +21,7 @@ from parsers.items import read_items, text_items
 from parsers.layout import Layout, layout_from_lines, layout_of
 from parsers.message import Email
 from parsers.model import Extraction, Item, Kind
-from parsers.normalize import parse_date_text, territory_of_domain
+from parsers.normalize import UNAMBIGUOUS_SIGNS, parse_date_text, territory_of_domain
 from parsers.pdf import attachment_text
 from parsers.select import Selection, select
 
@@ -39,11 +38,10 @@ ORDER_DATE = re.compile(
     r"([^|\n]{6,40})",
     re.IGNORECASE,
 )
-# Tax labels that only one dollar country prints (on a tax line: "PST" elsewhere is a time zone).
-# Country codes sold as generic names (.tv, .io): they say nothing about the shop's currency.
+# "Rs." is the rupee of several countries: the sender's country says which.
 _RUPEES = {"IN": "INR", "PK": "PKR", "LK": "LKR", "NP": "NPR", "MU": "MUR", "SC": "SCR"}
-_DOLLAR_CODES = {"us$": "USD", "ca$": "CAD", "c$": "CAD", "a$": "AUD", "au$": "AUD", "nz$": "NZD",
-                 "hk$": "HKD", "s$": "SGD", "mx$": "MXN"}
+# The prefixed dollars ("CA$", "US$") of normalize's one table of signs; "R$" is the real, not a dollar.
+_DOLLAR_CODES = {sign: code for sign, code in UNAMBIGUOUS_SIGNS.items() if sign.endswith("$") and sign != "r$"}
 
 
 @dataclass
@@ -188,19 +186,17 @@ def currency_hint(reading: Reading, mail: Email) -> tuple[str | None, str | None
     return "$", None  # the email's countries decide (parsers.currency, in the pipeline)
 
 
-def labelled_amount(lines: list[str], role: str) -> Decimal | None:
-    """The first amount the vocabulary labels as `role` ("shipping", "tax", "discount") in
-    text lines; a discount is positive. For layers that only need one breakdown line."""
-    for candidate in _line_candidates(tuple(lines)):
+def labelled_amount(mail: Email, role: str) -> Decimal | None:
+    """The first amount the vocabulary labels as `role` ("shipping", "tax", "discount") in the
+    email's visible text lines; a discount is positive. For layers that only need one breakdown
+    line. The lines are read once per email, whatever roles a caller asks about in turn."""
+    found = mail.cache.get("line_candidates")
+    if not isinstance(found, list):
+        found = mail.cache["line_candidates"] = candidates_of(layout_from_lines(mail.body_text.split("\n")))
+    for candidate in found:
         if candidate.role == role:
             return abs(candidate.amount) if role == "discount" else candidate.amount
     return None
-
-
-@lru_cache(maxsize=4)
-def _line_candidates(lines: tuple[str, ...]) -> list[Candidate]:
-    """One reading per text for the several roles a caller asks about in turn."""
-    return candidates_of(layout_from_lines(list(lines)))
 
 
 def candidate_amounts(mail: Email) -> list[Decimal]:

@@ -246,11 +246,10 @@ def _summary_from_text(result: Extraction, mail: Email) -> None:
 
     if adds_up(known):
         return
-    lines = mail.body_text.split("\n")
     read = dict(known)
     for name in ("shipping", "tax", "discount"):
         if read[name] is None:
-            read[name] = generic.labelled_amount(lines, name)
+            read[name] = generic.labelled_amount(mail, name)
     if adds_up(read):
         for name, value in read.items():
             setattr(result, name, value)

@@ -302,9 +302,10 @@ def test_explain_says_why_it_abstained():
 def test_labelled_amount_for_other_layers():
     from parsers.generic import labelled_amount
 
-    lines = ["Blue teapot | $24.00", "Postage & packing | £3.50", "Promotion | -£2.00", "VAT | £4.10"]
-    assert labelled_amount(lines, "shipping") == Decimal("3.50")
-    assert labelled_amount(lines, "discount") == Decimal("2.00") and labelled_amount(lines, "tax") == Decimal("4.10")
+    mail = text_mail("Blue teapot | $24.00\nPostage & packing | £3.50\nPromotion | -£2.00\nVAT | £4.10\n")
+    assert labelled_amount(mail, "shipping") == Decimal("3.50")
+    assert labelled_amount(mail, "discount") == Decimal("2.00") and labelled_amount(mail, "tax") == Decimal("4.10")
+    assert isinstance(mail.cache["line_candidates"], list)  # the lines were read once for the three roles
 
 
 def test_read_layout_reads_text_lines_such_as_a_pdfs():
