@@ -131,9 +131,8 @@ def runs_of(candidates: Sequence[Candidate]) -> list[Run]:
     return runs
 
 
-def _settle(run: Run, items_sum: Decimal | None, pays: bool = False) -> None:
-    """Which of the run's totals it stands for, and whether its breakdown adds up (`pays`: the
-    email names an amount paid with a card or the like somewhere)."""
+def _settle(run: Run, items_sum: Decimal | None) -> None:
+    """Which of the run's totals it stands for, and whether its breakdown adds up."""
     amounts = list(dict.fromkeys(c.amount for c in run.totals))
     stated = [c for c in run.totals if c.role == "total" and c.score >= STRONG and c.amount > 0]
     free = [c for c in run.totals if c.role == "paid_with" and c.amount == 0]
@@ -252,12 +251,11 @@ def select(candidates: Sequence[Candidate], items_sum: Decimal | None = None,
     summary = [c for c in _with_details(candidates)
                if c.role in _TOTALS or c.role in _COMPONENTS or c.role == "item"]
     runs = runs_of(summary)
-    pays = any(c.role == "paid_with" for c in summary)
     selection = Selection(runs=runs)
     if not runs:
         return selection
     for run in runs:
-        _settle(run, items_sum, pays)
+        _settle(run, items_sum)
     conflicted = [r for r in runs if r.total is None]
     settled = _merged([r for r in runs if r.total is not None])
     closed = [r for r in settled if r.closed]
