@@ -213,6 +213,11 @@ def _filler(text: str) -> bool:
     return bool(_WORD.search(text))
 
 
+def is_heading(text: str) -> bool:
+    """A column heading or section title ("Unit price", "Order summary"), never a product's name."""
+    return bool(_HEADING.match(text))
+
+
 def _is_summary(text: str) -> bool:
     if len(text) > 80:
         return False

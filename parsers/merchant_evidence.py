@@ -10,9 +10,12 @@ domain's own label ("shop-name.co.uk" -> "Shop-name").
 from __future__ import annotations
 
 import re
+import tomllib
 from collections import Counter
+from functools import cache
 from urllib.parse import urlsplit
 
+from parsers.candidates import VOCAB_DIR
 from parsers.message import Email
 from parsers.normalize import _EXTRACT, clean_url, registrable_domain, territory_of_domain
 
@@ -36,14 +39,26 @@ INFRASTRUCTURE = frozenset({
     "facebook.com", "fb.com", "fb.me", "instagram.com", "twitter.com", "x.com", "t.co", "youtube.com",
     "youtu.be", "linkedin.com", "pinterest.com", "tiktok.com", "snapchat.com", "whatsapp.com", "reddit.com",
     "tumblr.com", "vk.com", "threads.net", "flickr.com", "vimeo.com", "discord.gg", "telegram.me",
-    # payment providers (the payee, not the processor, is the merchant)
-    "paypal.com", "paypalobjects.com", "paypal-communication.com", "stripe.com", "klarna.com", "affirm.com",
-    "afterpay.com", "adyen.com", "braintreegateway.com", "paddle.com",
     # webmail, link protection, standards
-    "gmail.com", "googlemail.com", "google.com", "outlook.com", "live.com", "hotmail.com", "yahoo.com",
-    "office.com", "urldefense.com", "proofpoint.com", "mimecast.com", "w3.org", "schema.org", "example.com",
+    "google.com", "office.com", "urldefense.com", "proofpoint.com", "mimecast.com", "w3.org", "schema.org", "example.com",
     "example.org", "example.net", "bit.ly", "goo.gl", "tinyurl.com", "ow.ly", "trustpilot.com",
 })  # fmt: skip
+# Payment providers: their receipts name the PAYEE, and the payee, not the processor, is the merchant.
+PAYMENT_PROVIDERS = frozenset({
+    "paypal.com", "paypalobjects.com", "paypal-communication.com", "stripe.com", "klarna.com", "affirm.com",
+    "afterpay.com", "adyen.com", "braintreegateway.com", "paddle.com", "squareup.com", "square.com",
+    "sumup.com", "zettle.com", "mollie.com", "wise.com", "venmo.com", "cash.app",
+})  # fmt: skip
+# Mailbox providers: an address there says nothing about the shop's own domain.
+WEBMAIL = frozenset({
+    "gmail.com", "googlemail.com", "outlook.com", "live.com", "hotmail.com", "hotmail.co.uk", "hotmail.fr",
+    "hotmail.de", "hotmail.it", "hotmail.es", "msn.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de",
+    "yahoo.it", "yahoo.es", "ymail.com", "aol.com", "icloud.com", "me.com", "mac.com", "gmx.de", "gmx.net",
+    "gmx.com", "web.de", "btinternet.com", "sky.com", "virginmedia.com", "talktalk.net", "ntlworld.com",
+    "orange.fr", "free.fr", "wanadoo.fr", "laposte.net", "libero.it", "t-online.de", "proton.me",
+    "protonmail.com", "yandex.ru", "mail.ru", "qq.com", "163.com", "wp.pl", "o2.pl", "onet.pl", "live.co.uk",
+})  # fmt: skip
+INFRASTRUCTURE = INFRASTRUCTURE | PAYMENT_PROVIDERS | WEBMAIL
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
 _COPYRIGHT = re.compile(
     r"(?:©|\(c\)|copyright)\s*(?:\d{4}\s*(?:[-–]\s*\d{4})?)?\s*,?\s*"
@@ -179,3 +194,55 @@ def _copyright_holder(text: str) -> str | None:
     for _ in range(2):  # "Example Holdings, Inc."
         holder = _LEGAL_SUFFIX.sub("", holder).strip(" ,.")
     return holder or None
+
+
+def is_payment_provider(name: str | None, domain: str | None) -> bool:
+    """The merchant found so far is a payment provider (by its domain, or by a name that
+    agrees with one when the email lost its sender's domain)."""
+    if domain:
+        return domain in PAYMENT_PROVIDERS
+    return bool(name) and any(agrees(name, domain_label(provider)) for provider in PAYMENT_PROVIDERS)
+
+
+@cache
+def _payee_labels() -> frozenset[str]:
+    """Every language's payee labels ("Seller", "Payment to", "Händler"), casefolded."""
+    labels: set[str] = set()
+    for path in VOCAB_DIR.glob("??.toml"):
+        labels.update(phrase.casefold() for phrase in tomllib.loads(path.read_text(encoding="utf-8")).get("payee", ()))
+    return frozenset(labels)
+
+
+_CONTACT = re.compile(r"^(?:[\w.+-]+@(?P<mail>[\w-]+(?:\.[\w-]+)+)|(?:https?://|www\.)(?P<site>[\w-]+(?:\.[\w-]+)+)\S*)$",
+                      re.IGNORECASE)
+# "... to Example Shop Ltd (help@example.com)": a name with its contact address in brackets
+_NAME_AND_CONTACT = re.compile(r"\bto\s+(?P<name>[^\W\d_][^\n()]{1,60}?)\s*\(\s*(?P<contact>[\w.+-]+@[\w.-]+\.\w+)\s*\)")
+_SITE_NAME = re.compile(r"[\w-]+(?:\.[\w-]+)+")  # a shop named after its site: "example.co.uk"
+_PAYEE_LINES = 400
+
+
+def payee(mail: Email) -> tuple[str, str | None] | None:
+    """(name, registrable domain or None) of the payee a payment provider's receipt names: a
+    payee label alone on its line ("Seller", "Payment to:"), the name on the next line and
+    the payee's contact (email or web address) right under it, or "to NAME (contact)"."""
+    lines = [line.strip() for line in mail.body_text.splitlines()[:_PAYEE_LINES]]
+    labels = _payee_labels()
+    for index, line in enumerate(lines[:-2]):
+        if line.rstrip(": ").casefold() not in labels:
+            continue
+        name, contact = lines[index + 1], _CONTACT.match(lines[index + 2])
+        if contact and name and len(name) <= 80 and name.rstrip(": ").casefold() not in labels:
+            return name, _payee_domain(name, contact.group("mail") or contact.group("site"))
+    inline = _NAME_AND_CONTACT.search("\n".join(lines))
+    if inline:
+        return inline.group("name").strip(), _payee_domain(inline.group("name"), inline.group("contact").split("@")[1])
+    return None
+
+
+def _payee_domain(name: str, host: str) -> str | None:
+    """The payee's domain from its contact address, unless that is a mailbox provider's (then
+    the name's, when the shop is named after its site)."""
+    domain = registrable_domain(host)
+    if domain and domain not in WEBMAIL and domain not in PAYMENT_PROVIDERS:
+        return domain
+    return registrable_domain(name) if _SITE_NAME.fullmatch(name.strip()) else None

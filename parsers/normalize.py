@@ -135,7 +135,8 @@ _TRACKING_PARAM = re.compile(
     r"s_kwcid|ascsubtag|smid|tag)$",
     re.IGNORECASE,
 )
-_REDIRECT_PARAMS = ("u", "url", "target", "redirect", "redirect_url", "dest", "destination", "to", "r")
+_REDIRECT_PARAMS = ("u", "url", "target", "redirect", "redirect_url", "dest", "destination", "to", "r", "loc", "link",
+                    "goto", "redir")
 
 
 def clean_url(url: str | None) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from parsers.chain import run_chain
 from parsers.currency import currency_of
-from parsers.merchant_evidence import merchant_from_body
+from parsers.merchant_evidence import is_payment_provider, merchant_from_body, payee
 from parsers.message import Email
 from parsers.model import Extraction, Item, Kind
 from parsers.normalize import (
@@ -25,6 +25,7 @@ from parsers.normalize import (
 )
 from parsers.personal import personal_terms
 from parsers.unwrap import unwrap
+from parsers.whole_order import whole_order_item
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ MAX_BYTES = 50 * 1024 * 1024  # beyond this an email is refused, not parsed
 # 20 000-line "order" made an 11 MB page). Owners' add-item and manual entry stop here too.
 MAX_ITEMS = 200
 _CONTROL_BYTES = bytes([*range(9), *range(14, 32)])  # binary data, not text
+_GENERAL_LAYERS = ("generic", "schema_org")  # the layers that read any shop (not a merchant parser)
 
 
 @dataclass
@@ -160,7 +162,12 @@ def _parse(mail: Email, source: str | None, disabled: frozenset[str]) -> ParseRe
     if extracting and claimed is None and domain is None and not (original.from_addr or original.from_name):
         guessed_name, domain = merchant_from_body(mail)  # a bare body, or a forward that lost its From
         name = name or guessed_name
+    paid_to = None
+    if extracting and is_payment_provider(name, domain) and (named := payee(mail)):
+        name, domain = paid_to = named  # a payment provider's receipt: the payee is the merchant
     result.merchant = {"name": name, "domain": domain}
+    if extraction is not None and extracting and extraction.parser in _GENERAL_LAYERS:
+        _add_whole_order_item(extraction, mail, name, paid_to[0] if paid_to else None)
     if extraction is not None and extracting:
         _fill(result, extraction, mail, domain)
         result.personal = personal_terms(mail, result.order_number)
@@ -177,6 +184,16 @@ def _parse(mail: Email, source: str | None, disabled: frozenset[str]) -> ParseRe
     if result.order_date is None and result.status == "purchase" and original.date:
         result.order_date = original.date.date()
     return result
+
+
+def _add_whole_order_item(extraction: Extraction, mail: Email, merchant: str | None, payee_name: str | None) -> None:
+    """A general layer's reading with a total and no item rows: one item for the whole order
+    when the email names what was bought (parsers/whole_order.py); a merchant parser's
+    reading is left as its parser made it."""
+    item = whole_order_item(extraction, mail.body_text, merchant=merchant, payee=payee_name, language=mail.language)
+    if item is not None:
+        extraction.items = [item]
+        extraction.warnings.append("no item rows: one item stands for the whole order")
 
 
 def _fill(result: ParseResult, extraction: Extraction, mail: Email, domain: str | None) -> None:
