@@ -18,6 +18,7 @@ from decimal import Decimal
 from parsers.candidates import Candidate, candidates_of
 from parsers.classify import body_kind
 from parsers.items import read_items, text_items
+from parsers.itinerary import is_fare_label, is_transport_name, journey
 from parsers.layout import Layout, layout_from_lines, layout_of
 from parsers.message import Email
 from parsers.model import Extraction, Item, Kind
@@ -84,6 +85,7 @@ def extract_generic(mail: Email) -> Extraction | None:
         result = _with_pdf(mail, result)
     if result is None:
         return None
+    _name_the_journey(result, reading)
     result.currency, warning = currency_hint(reading, mail)
     pdf = mail.cache.get("generic_pdf_reading")
     if result.currency is None and isinstance(pdf, Reading):
@@ -122,6 +124,31 @@ def _from_reading(reading: Reading) -> Extraction | None:
     result.warnings += chosen.warnings
     result.sum_checked = chosen.closed
     return result
+
+
+def _name_the_journey(result: Extraction, reading: Reading) -> None:
+    """A travel receipt: the fare's item says where it goes (parsers.itinerary). The one item
+    named only "Flight" or "Ticket" is renamed; with no such item, the fare the breakdown
+    states becomes one (per traveller when each traveller's fare was added up)."""
+    route = journey(reading.layout.lines)
+    if route is None:
+        return
+    transport = [item for item in result.items if is_transport_name(item.name)]
+    if transport:
+        if len(transport) == 1:  # several tickets: which one goes where is not said
+            transport[0].name = route
+        return
+    fares = [c for c in reading.candidates if c.amount > 0 and is_fare_label(c.label)]
+    if not fares or any(item.line_total in {c.amount for c in fares} for item in result.items):
+        return
+    used = {id(c) for run in reading.selection.chosen for c in run.used}
+    added = [c for c in fares if id(c) in used] or fares[:1]  # a fare printed twice is one fare
+    if len({c.amount for c in added}) == 1:
+        unit, quantity = added[0].amount, len(added)
+        result.items.insert(0, Item(name=route, quantity=quantity, unit_price=unit, line_total=unit * quantity))
+    else:
+        total = sum((c.amount for c in added), Decimal(0))
+        result.items.insert(0, Item(name=route, quantity=1, unit_price=total, line_total=total))
 
 
 def read_pdf(mail: Email) -> tuple[Reading | None, list[str]]:
