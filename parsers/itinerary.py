@@ -23,6 +23,7 @@ LANGUAGES = ("en", "fr", "de", "es", "it", "nl", "pt", "sv", "pl")
 _VOCAB = tomllib.loads(VOCAB_FILE.read_text(encoding="utf-8"))
 _MAX_LINES = 1500  # an itinerary sits near the top; legal text below it is long
 _MAX_SEGMENTS = 12
+_PLACE_LINE_MAX = 120
 
 
 def _whole(table: str) -> re.Pattern[str]:
@@ -60,6 +61,8 @@ def journey(lines: list[str]) -> str | None:
     lines = [line.strip() for line in lines[:_MAX_LINES]]
     names: dict[str, str] = {}
     for line in lines:
+        if len(line) > _PLACE_LINE_MAX:
+            continue  # prose that names airports ("when departing from Miami, New York (LGA), ...")
         for found in _PLACE.finditer(line):
             names.setdefault(found.group("code"), found.group("name").split(",")[0].strip())
     segments = _segments(lines, names)

@@ -201,7 +201,8 @@ def is_payment_provider(name: str | None, domain: str | None) -> bool:
     agrees with one when the email lost its sender's domain)."""
     if domain:
         return domain in PAYMENT_PROVIDERS
-    return bool(name) and any(agrees(name, domain_label(provider)) for provider in PAYMENT_PROVIDERS)
+    key = _key(_LEGAL_SUFFIX.sub("", name or ""))  # "PayPal", never "Square Pizza" or "Cash Converters"
+    return bool(key) and any(key == _key(domain_label(provider)) for provider in PAYMENT_PROVIDERS)
 
 
 @cache

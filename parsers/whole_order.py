@@ -89,6 +89,8 @@ def _store(text: str, merchant: str | None) -> str | None:
     if found is None:
         return None
     name = " ".join(found.group("name").split())
+    if not name[0].isupper():
+        return None  # "your order with us", "deine Bestellung bei uns": no store named
     key = re.sub(r"\W", "", name.casefold())
     merchant_key = re.sub(r"\W", "", (merchant or "").casefold())
     if not key or (merchant_key and (merchant_key in key or key in merchant_key)):

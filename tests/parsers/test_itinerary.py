@@ -141,3 +141,10 @@ def test_every_language_has_every_travel_word():
     tables = tomllib.loads(VOCAB_FILE.read_text(encoding="utf-8"))
     for name, table in tables.items():
         assert set(table) == set(LANGUAGES) and all(table[lang] for lang in LANGUAGES), name
+
+
+def test_prose_naming_airports_does_not_name_the_stops():
+    prose = ("EXCEPTION: When departing from Anchorage, Atlanta, Austin, Miami, Avalon (AVL), Newark, "
+             "Orange County (SNA), Orlando, the check in requirement time is 45 minutes.")
+    legs = lines_time_code_city([("Thu, Dec 04", "06:10 PM", "09:50 PM", "AVL", "BRW")])
+    assert journey([prose, *legs]) == "Avalon (AVL) → Brightwater (BRW)"

@@ -175,3 +175,14 @@ def test_every_language_has_every_whole_order_word_and_a_payee_label():
         assert all(table[lang] for lang in READ_LANGUAGES), name
     for lang in READ_LANGUAGES:
         assert tomllib.loads((VOCAB_DIR / f"{lang}.toml").read_text(encoding="utf-8"))["payee"], lang
+
+
+def test_an_order_with_us_names_no_store():
+    html = "<html><body><p>Thank you for your order with us.</p><p>Total: $25.00</p></body></html>"
+    assert run(raw_email("Kalomi <hello@kalomi.com>", html)).items == []
+
+
+def test_a_shop_named_like_a_payment_provider_is_not_one():
+    html = provider_receipt("en", "Kalomi", "help@kalomi.com", "30.00")
+    result = run(raw_email("Square Pizza <orders@squarepizza.com>", html))
+    assert result.merchant["domain"] == "squarepizza.com"
