@@ -10,15 +10,20 @@ broken merchant parser is logged and skipped - it never loses the email.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from parsers.classify import classify, notice_reason
 from parsers.generic import extract_generic
+from parsers.layout import layout_of
 from parsers.message import Email
 from parsers.model import Extraction, Kind
 from parsers.registry import candidates
 from parsers.schemaorg import extract_schemaorg
+from parsers.signature import same_template, signature, similarity
+from parsers.templates import Template
+from parsers.templates import read as read_template
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +39,32 @@ class ChainResult:
     extraction: Extraction | None
     warnings: list[str] = field(default_factory=list)
     reason: str | None = None  # why a notice that names a price is not a purchase
+    template_hits: list[Template] = field(default_factory=list)  # learned templates that read the email
+    template_misses: list[Template] = field(default_factory=list)  # ...that matched it but did not add up
 
 
-def run_chain(mail: Email, disabled: frozenset[str] = frozenset()) -> ChainResult:
+def _read_with_templates(mail: Email, templates: Sequence[Template], result: ChainResult) -> Extraction | None:
+    """The first learned template of this sender whose layout signature matches reads the email;
+    one that matches but does not add up is a miss (the next layers read the email)."""
+    domain = mail.sender_domain
+    mine = [t for t in templates if t.sender_domain == domain]
+    if not mine:
+        return None
+    own = signature(layout_of(mail))
+    for template in sorted(mine, key=lambda t: -similarity(t.signature, own)):
+        if not same_template(template.signature, own):
+            break
+        extraction = read_template(template, mail)
+        if extraction is not None:
+            result.template_hits.append(template)
+            return extraction
+        result.template_misses.append(template)
+    return None
+
+
+def run_chain(mail: Email, disabled: frozenset[str] = frozenset(), templates: Sequence[Template] = ()) -> ChainResult:
+    """`templates`: layouts learned from corrections (parsers/templates.py) that may read this
+    email - the caller passes only those its owner may use."""
     kind, confidence = classify(mail)
     notice = notice_reason(mail) if kind in (Kind.ORDER, Kind.RECEIPT, Kind.OTHER) else None
     if notice is not None:  # a renewal reminder, a quote, an abandoned cart: nothing was charged
@@ -59,6 +87,17 @@ def run_chain(mail: Email, disabled: frozenset[str] = frozenset()) -> ChainResul
         if extraction.has_purchase_data or extraction.kind is not None:
             break
 
+    outcome = ChainResult(kind=kind, confidence=confidence, extraction=None)
+    if gaps and templates and kind not in (Kind.SHIPPING, Kind.NEWSLETTER):
+        learned = _read_with_templates(mail, templates, outcome)
+        if learned is not None:
+            spoken.append(learned)
+            gaps = False
+            if kind in (Kind.OTHER, Kind.NEWSLETTER) and notice is None:
+                kind = Kind.ORDER  # the owner taught this layout as a purchase
+            filler = extract_generic(mail)  # what was not taught (currency, date, order number)
+            if filler is not None:
+                spoken.append(filler)
     if gaps:
         # Nothing read yet, or a merchant parser left gaps: the next layers may fill them.
         if kind not in (Kind.SHIPPING, Kind.NEWSLETTER):
@@ -83,7 +122,8 @@ def run_chain(mail: Email, disabled: frozenset[str] = frozenset()) -> ChainResul
                 merge(winner, other)
         confidence = winner.confidence if winner.has_purchase_data else confidence
     reason = notice if kind == Kind.OTHER else None  # a merchant parser may have read a purchase after all
-    return ChainResult(kind=kind, confidence=confidence, extraction=winner, warnings=warnings, reason=reason)
+    return ChainResult(kind=kind, confidence=confidence, extraction=winner, warnings=warnings, reason=reason,
+                       template_hits=outcome.template_hits, template_misses=outcome.template_misses)
 
 
 def _has_gaps(extraction: Extraction, states_total: bool) -> bool:

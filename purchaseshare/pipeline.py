@@ -7,6 +7,7 @@ normalize -> validate. Never raises: every failure becomes a status and a reason
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -24,6 +25,7 @@ from parsers.normalize import (
     registrable_domain,
 )
 from parsers.personal import personal_terms
+from parsers.templates import Template
 from parsers.unwrap import unwrap
 from parsers.whole_order import whole_order_item
 
@@ -34,7 +36,8 @@ MAX_BYTES = 50 * 1024 * 1024  # beyond this an email is refused, not parsed
 # 20 000-line "order" made an 11 MB page). Owners' add-item and manual entry stop here too.
 MAX_ITEMS = 200
 _CONTROL_BYTES = bytes([*range(9), *range(14, 32)])  # binary data, not text
-_GENERAL_LAYERS = ("generic", "schema_org")  # the layers that read any shop (not a merchant parser)
+# The layers that read any shop (not a merchant parser): prefixes of Extraction.parser.
+_GENERAL_LAYERS = ("generic", "schema_org", "learned:")
 
 
 @dataclass
@@ -64,6 +67,10 @@ class ParseResult:
     # The email's own personal values (recipient's name, address lines, phone, card digits, order
     # numbers): stored privately with the purchase to redact its public text. Not in the CONTRACT.
     personal: list[str] = field(default_factory=list)
+    # Learned templates that read this email, and those that matched it but did not add up
+    # (their counters are the caller's to keep). Not in the CONTRACT.
+    template_hits: list[Template] = field(default_factory=list, repr=False)
+    template_misses: list[Template] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The CONTRACT's object: money as decimal strings, dates as ISO strings."""
@@ -105,7 +112,8 @@ class ParseResult:
         }
 
 
-def run(raw: bytes, source: str | None = None, disabled: frozenset[str] = frozenset()) -> ParseResult:
+def run(raw: bytes, source: str | None = None, disabled: frozenset[str] = frozenset(),
+        templates: Sequence[Template] = ()) -> ParseResult:
     """The whole pipeline on one email's bytes. Never raises.
 
     `disabled`: merchant parser slugs left out (parsers.registry.ALL_MERCHANTS: every one)."""
@@ -114,7 +122,7 @@ def run(raw: bytes, source: str | None = None, disabled: frozenset[str] = frozen
         return ParseResult(source=source, status="error", error=problem, reason=problem)
     try:
         mail = unwrap(raw)
-        return _parse(mail, source, disabled)
+        return _parse(mail, source, disabled, templates)
     except RecursionError:
         return ParseResult(source=source, status="error", error="email structure nested too deeply to read")
     except MemoryError:
@@ -136,8 +144,8 @@ def _refuse(raw: bytes) -> str | None:
     return None
 
 
-def _parse(mail: Email, source: str | None, disabled: frozenset[str]) -> ParseResult:
-    chain = run_chain(mail, disabled)
+def _parse(mail: Email, source: str | None, disabled: frozenset[str], templates: Sequence[Template] = ()) -> ParseResult:
+    chain = run_chain(mail, disabled, templates)
     original = mail.original
     result = ParseResult(
         source=source,
@@ -153,6 +161,8 @@ def _parse(mail: Email, source: str | None, disabled: frozenset[str]) -> ParseRe
         },
         warnings=[*mail.warnings, *chain.warnings],
         message_id=original.message_id,
+        template_hits=chain.template_hits,
+        template_misses=chain.template_misses,
     )
     extraction = chain.extraction
     claimed = extraction.merchant_domain if extraction else None  # "" = the parser knows there is none
@@ -166,7 +176,7 @@ def _parse(mail: Email, source: str | None, disabled: frozenset[str]) -> ParseRe
     if extracting and is_payment_provider(name, domain) and (named := payee(mail)):
         name, domain = paid_to = named  # a payment provider's receipt: the payee is the merchant
     result.merchant = {"name": name, "domain": domain}
-    if extraction is not None and extracting and extraction.parser in _GENERAL_LAYERS:
+    if extraction is not None and extracting and extraction.parser.startswith(_GENERAL_LAYERS):
         _add_whole_order_item(extraction, mail, name, paid_to[0] if paid_to else None)
     if extraction is not None and extracting:
         _fill(result, extraction, mail, domain)
