@@ -10,7 +10,7 @@ broken merchant parser is logged and skipped - it never loses the email.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -43,10 +43,15 @@ class ChainResult:
     template_misses: list[Template] = field(default_factory=list)  # ...that matched it but did not add up
 
 
-def _read_with_templates(mail: Email, templates: Sequence[Template], result: ChainResult) -> Extraction | None:
+Templates = Sequence[Template] | Callable[[str | None], Sequence[Template]]
+
+
+def _read_with_templates(mail: Email, templates: Templates, result: ChainResult) -> Extraction | None:
     """The first learned template of this sender whose layout signature matches reads the email;
     one that matches but does not add up is a miss (the next layers read the email)."""
     domain = mail.sender_domain
+    if callable(templates):  # a loader: asked only now that the sender is known
+        templates = templates(domain) if domain else ()
     mine = [t for t in templates if t.sender_domain == domain]
     if not mine:
         return None
@@ -62,9 +67,10 @@ def _read_with_templates(mail: Email, templates: Sequence[Template], result: Cha
     return None
 
 
-def run_chain(mail: Email, disabled: frozenset[str] = frozenset(), templates: Sequence[Template] = ()) -> ChainResult:
+def run_chain(mail: Email, disabled: frozenset[str] = frozenset(), templates: Templates = ()) -> ChainResult:
     """`templates`: layouts learned from corrections (parsers/templates.py) that may read this
-    email - the caller passes only those its owner may use."""
+    email - the caller passes only those its owner may use, or a loader that returns them for
+    the email's sender domain."""
     kind, confidence = classify(mail)
     notice = notice_reason(mail) if kind in (Kind.ORDER, Kind.RECEIPT, Kind.OTHER) else None
     if notice is not None:  # a renewal reminder, a quote, an abandoned cart: nothing was charged

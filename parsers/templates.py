@@ -14,6 +14,7 @@ subtotal -> total); anything else is a miss and the next layer reads the email.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import Counter
@@ -32,6 +33,7 @@ AMOUNT_FIELDS = ("total", "subtotal", "shipping", "tax", "discount")
 _PRICE_WINDOW = 12  # blocks from an item's name to its price
 _QTY = re.compile(r"^\D{0,12}?(\d{1,3})\D{0,8}$")  # "3 pcs", "Qty: 2", "x1": one small number, few letters
 _CENT = Decimal("0.01")
+_CHARGES_CONSIDERED = 30  # amounts looked at for the charges the owner did not name (3 of 30: 4 525 sums)
 
 
 @dataclass
@@ -40,6 +42,7 @@ class AmountAnchor:
     occurrence: int = 0  # which of the amounts with that label (0: the first)
     landmark: str = ""  # unlabelled: the text class of the nearest static block before it
     offset: int = 0  # blocks from the landmark to the amount
+    adds_to: str = ""  # a charge the owner did not name, found by the arithmetic: "shipping" or "tax"
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Template:
     signature: str
     amounts: dict[str, AmountAnchor] = field(default_factory=dict)
     items: ItemAnchor | None = None
+    id: int | None = field(default=None, compare=False)  # its database row, when it has one
 
     def anchors_json(self) -> str:
         return json.dumps({"amounts": {k: asdict(v) for k, v in self.amounts.items()},
@@ -108,9 +112,44 @@ def learn(mail: Email, corrected: Correction, sender_domain: str) -> Learned:
         template.items = _item_anchor(layout, candidates, corrected.items)
         if template.items is None:
             unplaced.append("items")
+        else:
+            _learn_charges(layout, candidates, corrected, template, used)
     if not template.amounts and template.items is None:
         return Learned(None, unplaced)
     return Learned(template, unplaced)
+
+
+def _learn_charges(layout: Layout, candidates: list[Candidate], corrected: Correction, template: Template,
+                   used: set[int]) -> None:
+    """What the owner did not name but the arithmetic needs: the printed sum of the items (a
+    subtotal), and the charges between it and the total ("Carriage", "Duty" in a shop's own
+    words) - at most three amounts after the items that make up exactly the difference."""
+    priced = [item.line_total for item in corrected.items]
+    if corrected.total is None or any(price is None for price in priced):
+        return
+    items_sum = sum(priced, Decimal(0))  # type: ignore[arg-type]
+    prices = set(priced)
+    free = [c for c in candidates if id(c) not in used and c.amount > 0 and c.amount not in prices]
+    if corrected.subtotal is None:
+        printed = next((c for c in free if c.amount == items_sum), None)
+        if printed is not None and (anchor := _amount_anchor(layout, candidates, "subtotal", items_sum, used)):
+            template.amounts["subtotal"] = anchor
+            free = [c for c in free if id(c) not in used]
+    known = (corrected.shipping or 0) + (corrected.tax or 0) - (corrected.discount or 0)
+    gap = corrected.total - items_sum - known
+    if gap <= 0 or (corrected.shipping is not None and corrected.tax is not None):
+        return
+    free = [c for c in free if c.amount < corrected.total][:_CHARGES_CONSIDERED]
+    for size in (1, 2, 3):
+        for combination in itertools.combinations(free, size):
+            if sum((c.amount for c in combination), Decimal(0)) == gap:
+                for number, candidate in enumerate(combination, 1):
+                    anchor = _amount_anchor(layout, candidates, "charge", candidate.amount, used)
+                    if anchor is None:
+                        return
+                    anchor.adds_to = "shipping" if candidate.role == "shipping" else "tax"
+                    template.amounts[f"charge {number}"] = anchor
+                return
 
 
 def _label_key(candidate: Candidate) -> str:
@@ -202,7 +241,10 @@ def read(template: Template, mail: Email, parser_name: str | None = None) -> Ext
         amount = _read_amount(layout, candidates, anchor)
         if amount is None:
             return None  # a taught field is missing: this email is not what the template knows
-        setattr(result, name, abs(amount) if name == "discount" else amount)
+        if anchor.adds_to:  # a charge found by the arithmetic: taxes and fees are one line, as in the generic reader
+            setattr(result, anchor.adds_to, (getattr(result, anchor.adds_to) or Decimal(0)) + amount)
+        else:
+            setattr(result, name, abs(amount) if name == "discount" else amount)
     if template.items is not None:
         result.items = _read_items(layout, candidates, template.items)
         if not result.items:

@@ -40,6 +40,8 @@ from purchaseshare.models import (
     RawEmail,
     Review,
     SenderAddress,
+    Template,
+    TemplateTeacher,
     User,
 )
 
@@ -102,6 +104,9 @@ def _tables(user: User) -> dict[str, tuple[type[SQLModel], Any]]:
         "follows": (Follow, or_(Follow.follower_id == uid, Follow.followee_id == uid)),
         "notifications": (Notification, Notification.user_id == uid),
         "outbox_mail": (OutboxMail, OutboxMail.user_id == uid),
+        # Layouts learned from their corrections (labels and offsets, no values).
+        "templates": (Template, col(Template.id).in_(select(TemplateTeacher.template_id)
+                                                     .where(TemplateTeacher.user_id == uid))),
         "login_attempts": (LoginAttempt, LoginAttempt.key == f"user:{user.handle}"),
     }
 
@@ -261,6 +266,9 @@ def delete_account(session: Session, user: User) -> None:
         delete(Purchase).where(Purchase.user_id == uid),
         delete(SenderAddress).where(SenderAddress.user_id == uid),
         delete(OutboxMail).where(OutboxMail.user_id == uid),
+        delete(TemplateTeacher).where(TemplateTeacher.user_id == uid),
+        # A template nobody taught any more goes too (one another user also taught stays theirs).
+        delete(Template).where(~col(Template.id).in_(select(TemplateTeacher.template_id))),
         delete(LoginAttempt).where(or_(LoginAttempt.key == f"user:{user.handle}",  # and per (account, client)
                                        col(LoginAttempt.key).startswith(f"user:{user.handle}:ip:"))),
         delete(User).where(User.id == uid),

@@ -327,3 +327,29 @@ class HandleReservation(SQLModel, table=True):
     handle: str = Field(sa_column=Column(String(40), primary_key=True))
     user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     expires_at: datetime
+
+
+class Template(SQLModel, table=True):
+    """A sender's layout learned from an owner's correction (parsers/templates.py): where each
+    field sits, never a value. It reads its teachers' mail; once two users' corrections agree,
+    everyone's. A template that keeps missing retires itself."""
+
+    __tablename__ = "template"
+    id: int | None = Field(default=None, primary_key=True)
+    sender_domain: str = Field(max_length=253, index=True)
+    signature: str = Field(sa_column=Column(Text, nullable=False))  # parsers.signature: hashes, no text
+    anchors: str = Field(sa_column=Column(Text, nullable=False))  # JSON: labels and offsets only
+    hits: int = 0
+    misses: int = 0
+    retired: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TemplateTeacher(SQLModel, table=True):
+    """A user whose correction taught (or agreed with) a template."""
+
+    __tablename__ = "template_teacher"
+    template_id: int = Field(foreign_key="template.id", primary_key=True, ondelete="CASCADE")
+    user_id: int = Field(foreign_key="user.id", primary_key=True, index=True, ondelete="CASCADE")
+    taught_at: datetime = Field(default_factory=utcnow)

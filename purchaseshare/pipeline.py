@@ -7,13 +7,12 @@ normalize -> validate. Never raises: every failure becomes a status and a reason
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from parsers.chain import run_chain
+from parsers.chain import Templates, run_chain
 from parsers.currency import currency_of
 from parsers.merchant_evidence import is_payment_provider, merchant_from_body, payee
 from parsers.message import Email
@@ -113,7 +112,7 @@ class ParseResult:
 
 
 def run(raw: bytes, source: str | None = None, disabled: frozenset[str] = frozenset(),
-        templates: Sequence[Template] = ()) -> ParseResult:
+        templates: Templates = ()) -> ParseResult:
     """The whole pipeline on one email's bytes. Never raises.
 
     `disabled`: merchant parser slugs left out (parsers.registry.ALL_MERCHANTS: every one)."""
@@ -144,7 +143,7 @@ def _refuse(raw: bytes) -> str | None:
     return None
 
 
-def _parse(mail: Email, source: str | None, disabled: frozenset[str], templates: Sequence[Template] = ()) -> ParseResult:
+def _parse(mail: Email, source: str | None, disabled: frozenset[str], templates: Templates = ()) -> ParseResult:
     chain = run_chain(mail, disabled, templates)
     original = mail.original
     result = ParseResult(

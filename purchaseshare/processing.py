@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, and_, col, or_, select, update
 
 from parsers.model import Item
-from purchaseshare import gmail, memory, pipeline, quota
+from purchaseshare import gmail, learning, memory, pipeline, quota
 from purchaseshare.attribution import attribute
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
@@ -81,7 +81,8 @@ def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
             return _outcome(raw, mail_ids)
         # Read once here, so /settings/forwarding never parses a stored email on a page view.
         confirm_url = gmail.confirmation_url(raw.raw) if gmail.is_confirmation(raw.from_addr, raw.size) else None
-        result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}")
+        result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}", templates=learning.loader(session, raw.user_id))
+        learning.record(session, result.template_hits, result.template_misses)
         memory.give_back(raw.size)  # the parse is over: its garbage goes back to the system
         for attempt in range(3):  # a unique-key race with another worker: re-read and link
             try:

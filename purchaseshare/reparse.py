@@ -12,7 +12,7 @@ import json
 
 from sqlmodel import select
 
-from purchaseshare import memory, pipeline
+from purchaseshare import learning, memory, pipeline
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
@@ -36,7 +36,8 @@ def reparse_raw_email(raw_id: int, settings: Settings) -> Outcome:
             raw.status, raw.reason, raw.attempts = RawStatus.RECEIVED.value, None, 0
             session.commit()
             return process_raw_email(raw_id, settings)
-        result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}")
+        result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}", templates=learning.loader(session, raw.user_id))
+        learning.record(session, result.template_hits, result.template_misses)
         memory.give_back(raw.size)  # the parse is over: its garbage goes back to the system
         raw.result_json = json.dumps(result.to_json(), ensure_ascii=False)
         items = session.exec(select(PurchaseItem).where(PurchaseItem.purchase_id == purchase.id)).all()

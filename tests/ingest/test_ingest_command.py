@@ -58,7 +58,7 @@ def test_a_failing_parse_is_retried_then_marked_failed_with_the_reason(settings,
     get_settings.cache_clear()
     calls = []
 
-    def broken(raw: bytes, source: str | None = None):
+    def broken(raw: bytes, source: str | None = None, **_options):
         calls.append(source)
         raise RuntimeError("disk on fire")
 

@@ -128,3 +128,19 @@ def test_a_correction_with_values_the_email_does_not_hold_teaches_nothing():
     lesson = learn(unwrap(raw), Correction(total=Decimal("123456.78"), items=[Item(name="Not in this email")]),
                    "kalomi-goods.com")
     assert lesson.template is None and set(lesson.unplaced) == {"total", "items"}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_charges_the_owner_did_not_name_are_learned_from_the_arithmetic(seed):
+    """The owner corrects only the total and the items: the printed items' sum becomes the
+    subtotal and the amounts that close the gap ("Carriage", "Duty") become charges."""
+    raw, truth = _order(random.Random(seed))
+    lesson = learn(unwrap(raw), Correction(total=truth.total, items=truth.items), "kalomi-goods.com")
+    assert lesson.template is not None and lesson.unplaced == []
+    assert {"subtotal", "charge 1"} <= set(lesson.template.amounts)
+    raw, truth = _order(random.Random(200 + seed))
+    result = run(raw, templates=[lesson.template])
+    assert result.parser == "learned:kalomi-goods.com"
+    assert (result.total, result.subtotal, result.tax) == (truth.total, truth.subtotal, truth.shipping + truth.tax)
+    assert [(i.name, i.quantity, i.line_total) for i in result.items] == [
+        (i.name, i.quantity, i.line_total) for i in truth.items]

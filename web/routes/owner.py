@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, func, select
 
-from purchaseshare import sharing
+from purchaseshare import learning, sharing
 from purchaseshare.account import delete_purchase
 from purchaseshare.clock import utcnow
 from purchaseshare.limits import TEXT_MAX
@@ -361,7 +361,23 @@ def correct(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, fo
         if price_changed:  # the parsed line total no longer holds
             item.line_total = item.unit_price * item.quantity if item.unit_price is not None else None
     purchase.updated_at = now
-    return _saved(request, db, purchase, "Corrections saved.")
+    db.commit()
+    return _saved(request, db, purchase, "Corrections saved." + _learned(db, user, purchase))
+
+
+def _learned(db: Session, user: User, purchase: Purchase) -> str:
+    """Learn the email's layout from what the owner saved (purchaseshare.learning), read their
+    other emails from that sender again, and say so."""
+    lesson = learning.teach(db, user.id or 0, purchase)
+    if lesson is None or lesson.template_id is None:
+        return ""
+    from workers.actors import reparse_email
+
+    for raw_id in lesson.caught_up:  # after teach's commit: the workers see the template
+        reparse_email.send(raw_id)
+    again = (f" {len(lesson.caught_up)} of your other emails from this sender are being read again."
+             if lesson.caught_up else "")
+    return f" The next receipts laid out like this one will be read the same way.{again}"
 
 
 @router.post("/purchases/{purchase_id}/reject")
