@@ -173,7 +173,8 @@ def deliver_outbox(mail_id: int, settings: Settings) -> str:
                     return SENDING  # another worker claimed it between our reads
                 stage = "DATA"
                 try:
-                    code, answer = smtp.data(message.as_bytes())
+                    # CRLF line ends: smtplib sends bytes as they are, and SMTP lines end in CRLF.
+                    code, answer = smtp.data(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
                 except smtplib.SMTPDataError as exc:  # refused at DATA itself, before the content went
                     code, answer = exc.smtp_code, exc.smtp_error
                 if code != 250:

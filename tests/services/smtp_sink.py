@@ -1,6 +1,7 @@
 """A real SMTP server for the tests (run by tests/services/servers.py in its own process):
 aiosmtpd speaking SMTP on a loopback port, relaying nothing. Every accepted message is written
-to DIR/NNNNNN.json with its envelope (MAIL FROM exactly as given, RCPT TOs) and its bytes.
+to DIR/NNNNNN.json with its envelope (MAIL FROM as aiosmtpd reads it: "<>" for the null
+path, RCPT TOs) and its bytes.
 Answers can be scripted per recipient in DIR/script.json: {"addr@x": ["451 4.7.1 Try later"]}
 answers the next RCPT TO for that address with the first line and drops it (later ones accept).
 
