@@ -26,8 +26,9 @@ from purchaseshare.clock import utcnow
 from purchaseshare.models import OutboxMail, SenderAddress, User
 
 ROBOT_LOCALS = {"mailer-daemon", "postmaster"}
-SUBJECT = re.compile(r"undeliver|delivery (status|failure|has failed|notification)|returned mail|failure notice|"
-                     r"mail delivery failed|delivery problem", re.I)
+# Only with an empty envelope sender (a shop's "Delivery notification" about a parcel has one).
+SUBJECT = re.compile(r"undeliver|delivery status notification|delivery (failure|has failed)|returned mail|"
+                     r"failure notice|mail delivery failed|delivery problem", re.I)
 STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 SMTP_CODE = re.compile(r"^\s*([45]\d\d)[ -]", re.M)
 MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^<>\s]+>)", re.I | re.M)

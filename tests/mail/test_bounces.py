@@ -104,9 +104,10 @@ def plain_bounce(inbox: str, original: email.message.EmailMessage, recipient: st
 
 
 @pytest.mark.parametrize("kind", ["rfc3464", "non-standard"])
-def test_a_hard_bounce_of_our_verification_mail_marks_the_address_and_tells_the_user(settings, smtp, client, kind):
+def test_a_hard_bounce_of_our_verification_mail_marks_the_address_and_tells_the_user(settings, smtp, client,
+                                                                                     other_client, kind):
     address = random_sender()
-    sign_up(client, address)
+    handle = sign_up(client, address)
     verify = send_all(settings, "verify")
     _, original = received(smtp, address)
     bounce = (dsn(settings.inbox_address, original, address, "5.1.1", "failed") if kind == "rfc3464"
@@ -123,6 +124,10 @@ def test_a_hard_bounce_of_our_verification_mail_marks_the_address_and_tells_the_
     page = client.get("/settings/addresses", headers=HTML).text
     [line] = [text for text in page.splitlines() if "bounced" in text]
     assert address in line and "5.1.1" in line and "does not take mail" in line
+    # Signing in (on another browser) says it once too.
+    signed_in = post(other_client, "/login", {"handle": handle, "password": PASSWORD}, page="/login")
+    after = other_client.get(signed_in.headers["location"], headers=HTML).text
+    assert f"Our mail to {address} bounced" in after and "5.1.1" in after
     assert len(smtp.messages()) == 1
 
 

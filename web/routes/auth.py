@@ -261,6 +261,9 @@ def login(request: Request, db: DbDep, user: OptionalUser, handle: Text = "", pa
         return render(request, "auth/login.html", context, status_code=400, user=user, db=db)
     clear_login_failures(db, account.handle, address)
     sign_in(request, account, db)
+    if account.email_bounced_at:  # our verification or reset mail bounced (purchaseshare.bounces)
+        flash(request, f"Our mail to {account.email} bounced ({account.email_bounce_reason}): that address does "
+                       "not take mail. See Settings, Addresses.")
     return see_other(safe_next(next))
 
 
