@@ -167,3 +167,32 @@ def test_a_bounce_is_never_parsed_as_a_purchase_nor_answered(settings, smtp, cli
         assert session.exec(select(Purchase)).all() == []
         assert len(session.exec(select(OutboxMail)).all()) == 1
     assert smtp.messages() == []
+
+
+@pytest.mark.parametrize("purpose", ["reset", "notification"])
+def test_a_hard_bounce_marks_the_account_address_only_for_reset_mail(settings, smtp, client, other_client, purpose):
+    from purchaseshare.mailer import queue_mail
+
+    address = random_sender()
+    sign_up(client, address)
+    with session_scope(settings) as session:
+        user = session.exec(select(User)).one()
+        session.exec(select(OutboxMail)).one()  # the welcome mail stays queued: only ours below is sent
+        mail = queue_mail(session, to=address, template="signup_existing", user_id=user.id, purpose=purpose,
+                          user=user, login_url="x", reset_url="y", base_url="z")
+        session.commit()
+        mail_id = mail.id
+    assert deliver_outbox(mail_id, settings) == "sent"
+    _, original = received(smtp, address)
+    outcome = ingest(settings, dsn(settings.inbox_address, original, address, "5.2.1", "failed"))
+    with session_scope(settings) as session:
+        assert session.get(OutboxMail, mail_id).state == "bounced"
+        user = session.exec(select(User)).one()
+        row = session.exec(select(SenderAddress).where(SenderAddress.address == address)).one()
+    if purpose == "reset":
+        assert "marked undeliverable" in outcome.reason
+        assert user.email_bounced_at is not None and "5.2.1" in user.email_bounce_reason
+        assert row.bounced_at is not None  # the same address is also a (pending) sender address
+    else:  # a notification's loss locks nobody out: the row says bounced, the user is not told
+        assert "marked bounced" in outcome.reason
+        assert user.email_bounced_at is None and row.bounced_at is None
