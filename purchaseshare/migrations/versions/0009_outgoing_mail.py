@@ -14,6 +14,7 @@ sender_address.bounced_* for a sender address.
 from __future__ import annotations
 
 import sqlalchemy as sa
+import sqlmodel
 from alembic import op
 
 revision = '0009'
@@ -29,12 +30,12 @@ def upgrade() -> None:
     op.add_column('outbox_mail', sa.Column('message_id', sa.String(998), nullable=True))
     op.add_column('outbox_mail', sa.Column('in_reply_to', sa.String(998), nullable=True))
     op.add_column('outbox_mail', sa.Column('smtp_reply', sa.Text(), nullable=True))
-    op.add_column('outbox_mail', sa.Column('sending_at', sa.DateTime(), nullable=True))
+    op.add_column('outbox_mail', sa.Column('sending_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
     op.create_index('ix_outbox_mail_message_id', 'outbox_mail', ['message_id'])
     op.execute("UPDATE outbox_mail SET state = 'sent' WHERE sent_at IS NOT NULL")
-    op.add_column('user', sa.Column('email_bounced_at', sa.DateTime(), nullable=True))
+    op.add_column('user', sa.Column('email_bounced_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
     op.add_column('user', sa.Column('email_bounce_reason', sa.Text(), nullable=True))
-    op.add_column('sender_address', sa.Column('bounced_at', sa.DateTime(), nullable=True))
+    op.add_column('sender_address', sa.Column('bounced_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
     op.add_column('sender_address', sa.Column('bounce_reason', sa.Text(), nullable=True))
 
 
