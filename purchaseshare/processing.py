@@ -17,12 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, and_, col, or_, select, update
 
 from parsers.model import Item
-from purchaseshare import gmail, learning, memory, pipeline, quota
-from purchaseshare.attribution import attribute
+from purchaseshare import bounces, gmail, learning, memory, pipeline, quota
+from purchaseshare.attribution import attribute, read_headers
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
-from purchaseshare.mailer import queue_reply
+from purchaseshare.mailer import queue_reply, reply
 from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus, User
 from purchaseshare.pipeline import ParseResult
 
@@ -60,12 +60,21 @@ def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
             session.commit()
             return _outcome(raw)
         mail_ids: list[int] = []
+        if bounces.looks_like_bounce(read_headers(raw.raw)):
+            # Never a purchase, never answered; a hard bounce of our own mail marks its address.
+            note = bounces.record(session, bounces.read_bounce(raw.raw))
+            _finish(raw, RawStatus.NOT_PURCHASE if raw.user_id else RawStatus.QUARANTINED, note)
+            session.commit()
+            return _outcome(raw)
         if raw.user_id is None:
             who = attribute(session, raw.raw, settings, raw.envelope_to)
             if who.user is None:
                 _finish(raw, RawStatus.QUARANTINED, who.reason)
                 if settings.smtp_url and raw.from_addr:
-                    mail_ids += queue_reply(session, raw, "unknown_sender", settings)
+                    ids, why = reply(session, raw, "unknown_sender", settings)
+                    mail_ids += ids
+                    if why:  # quarantined silently: the operator sees why nobody was answered
+                        raw.reason = f"{who.reason}; no reply sent: {why}"
                 session.commit()
                 return _outcome(raw, mail_ids)
             # No unique key holds user_id: the row keeps its `inbox` dedup scope, so giving it an

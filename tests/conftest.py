@@ -9,7 +9,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from tests.helpers import IN_CI
-from tests.services.servers import dovecot_server, postgres_server, redis_server
+from tests.services.servers import dovecot_server, postgres_server, redis_server, smtp_sink
 
 # Under CI the property tests draw the same examples every run: a red build is reproducible
 # (locally they keep exploring, and keep what they found in .hypothesis/).
@@ -37,6 +37,26 @@ def redis_service():
 def dovecot_service():
     with dovecot_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def smtp_service():
+    with smtp_sink() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp(smtp_service, settings, monkeypatch):
+    """The real SMTP server, emptied, with SMTP_URL pointing at it (settings and environment)."""
+    from purchaseshare.config import get_settings
+
+    smtp_service.clear()
+    settings.smtp_url = smtp_service.url
+    monkeypatch.setenv("SMTP_URL", smtp_service.url)
+    get_settings.cache_clear()
+    yield smtp_service
+    smtp_service.clear()
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

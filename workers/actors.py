@@ -17,7 +17,7 @@ from sqlmodel import Session, col, update
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings, get_settings
 from purchaseshare.db import session_scope
-from purchaseshare.models import OutboxMail, RawEmail
+from purchaseshare.models import RawEmail
 from purchaseshare.processing import mark_failed, process_raw_email, purge_expired_raw, record_error
 from purchaseshare.reparse import reparse_raw_email
 from workers.broker import broker, send_many  # noqa: F401  (broker: set before the actors bind to it)
@@ -47,23 +47,21 @@ def reparse_email(raw_id: int) -> None:
     send_after_commit(settings, reparse_raw_email(raw_id, settings).mail_ids)
 
 
-@dramatiq.actor(**RETRY)
-def send_mail(mail_id: int) -> None:
-    from purchaseshare.mailer import deliver
+class MailDeferred(Exception):
+    """A 4xx or a lost connection: dramatiq retries the send with backoff."""
 
-    settings = get_settings()
-    with session_scope(settings) as session:
-        mail = session.get(OutboxMail, mail_id)
-        if mail is None or mail.sent_at is not None:
-            return
-        try:
-            deliver(mail, settings)
-        except Exception as exc:
-            mail.error = f"{type(exc).__name__}: {exc}"
-            session.commit()
-            raise
-        mail.sent_at, mail.error = utcnow(), None
-        session.commit()
+
+# Greylisting and full mailboxes clear in minutes, not seconds: 30 s, 1 min, 2 min ... up to 30 min.
+SEND_RETRY = {"max_retries": 12, "min_backoff": 30_000, "max_backoff": 1_800_000}
+
+
+@dramatiq.actor(**SEND_RETRY)
+def send_mail(mail_id: int) -> None:
+    """Deliver one outbox row (a no-op once sent, failed or in doubt: see purchaseshare.mailer)."""
+    from purchaseshare.mailer import QUEUED, deliver_outbox
+
+    if deliver_outbox(mail_id, get_settings()) == QUEUED:
+        raise MailDeferred(f"outbox mail {mail_id}: the server deferred it, retrying later")
 
 
 @dramatiq.actor(max_retries=3)

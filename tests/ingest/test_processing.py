@@ -173,8 +173,11 @@ def test_unproven_senders_are_quarantined(session, settings, auth, verified, why
 
 
 def test_unknown_sender_gets_a_reply_when_smtp_is_configured(session, settings):
+    # Only when our MX authenticated its From (issue 16: a forged From gets nothing, tests/mail).
     settings.smtp_url = "smtp://127.0.0.1:1"
-    outcome = _ingest(session, settings, _receipt_to(settings.inbox_address, sender="stranger@example.net"))
+    auth = "Authentication-Results: mx.purchaseshare.test; dmarc=pass header.from=example.net\r\n"
+    outcome = _ingest(session, settings, _receipt_to(settings.inbox_address, sender="stranger@example.net",
+                                                     extra_headers=auth))
     assert outcome.status == "quarantined" and outcome.mail_ids
     mail = session.get(OutboxMail, outcome.mail_ids[0])
     assert mail.to_addr == "stranger@example.net" and "Who sent this?" in mail.subject

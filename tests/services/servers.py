@@ -1,17 +1,20 @@
 """Real services for the tests, each started on a free loopback port in a temp dir.
 
 redis-server, Dovecot (IMAP) and PostgreSQL run from Debian's packages (scripts/test installs
-them). When one is missing the tests that need it skip locally and FAIL under CI=true.
+them); the SMTP server is aiosmtpd (a test dependency) in its own process, see `SmtpSink`. When one is missing the tests that need it skip locally and FAIL under CI=true.
 Dovecot's login process refuses root, so it runs as the package's dovenull/dovecot users.
 """
 
 from __future__ import annotations
 
+import base64
 import glob
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -250,3 +253,61 @@ def postgres_server() -> Iterator[Postgres]:
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@dataclass
+class SmtpSink:
+    """A real SMTP server (aiosmtpd, tests/services/smtp_sink.py) in its own process, relaying
+    nothing: it keeps what it accepts in `folder`. Chosen over Debian's postfix: postfix is not on
+    this machine, its package installs and starts a system MTA on port 25 (system services are
+    off limits here), and scripting a 4xx-then-2xx per recipient would take access maps and reloads;
+    this one speaks the same SMTP over TCP, records the envelope exactly, and can be scripted."""
+
+    port: int
+    folder: Path
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def clear(self) -> None:
+        for path in self.folder.iterdir():
+            path.unlink()
+
+    def script(self, answers: dict[str, list[str]]) -> None:
+        """The next RCPT TO answers per recipient, e.g. {"a@x": ["451 4.7.1 Try again later"]}."""
+        (self.folder / "script.json").write_text(json.dumps({k.lower(): v for k, v in answers.items()}))
+
+    def messages(self) -> list[dict]:
+        """What the server accepted, in order: {"mail_from", "rcpt_tos", "data" (bytes)}."""
+        found = []
+        for path in sorted(self.folder.glob("[0-9]*.json")):
+            record = json.loads(path.read_text())
+            record["data"] = base64.b64decode(record["data"])
+            found.append(record)
+        return found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@contextmanager
+def smtp_sink() -> Iterator[SmtpSink]:
+    try:
+        import aiosmtpd  # noqa: F401
+    except ImportError:
+        require(None, "aiosmtpd (pip install -e '.[test]')")
+    folder = Path(tempfile.mkdtemp(prefix="ps-smtp-"))
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "tests.services.smtp_sink", str(port), str(folder)],
+                               cwd=Path(__file__).resolve().parents[2])
+    server = SmtpSink(port=port, folder=folder, process=process)
+    try:
+        wait_for_port(port)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -261,6 +261,9 @@ def login(request: Request, db: DbDep, user: OptionalUser, handle: Text = "", pa
         return render(request, "auth/login.html", context, status_code=400, user=user, db=db)
     clear_login_failures(db, account.handle, address)
     sign_in(request, account, db)
+    if account.email_bounced_at:  # our verification or reset mail bounced (purchaseshare.bounces)
+        flash(request, f"Our mail to {account.email} bounced ({account.email_bounce_reason}): that address does "
+                       "not take mail. See Settings, Addresses.")
     return see_other(safe_next(next))
 
 
@@ -339,6 +342,7 @@ def reset_password(request: Request, token: str, db: DbDep, settings: SettingsDe
                       status_code=400, user=user, db=db)
     account.password_hash = hash_password(password)
     account.session_version += 1  # every other session, and this link, stop working
+    account.email_bounced_at = account.email_bounce_reason = None  # the link arrived: the address works
     db.add(account)
     revoke_all(db, account.id)
     db.commit()
@@ -356,10 +360,22 @@ def own_addresses(db: Session, user: User) -> list[SenderAddress]:
                         .order_by(col(SenderAddress.created_at), col(SenderAddress.id))).all())
 
 
+def bounced(user: User, rows: list[SenderAddress]) -> list[dict[str, str]]:
+    """The user's addresses our verification or reset mail bounced from (purchaseshare.bounces),
+    until a later verification proves mail arrives there again."""
+    found = [{"address": user.email, "reason": user.email_bounce_reason or ""}] if (
+        user.email and user.email_bounced_at) else []
+    for row in rows:
+        if row.bounced_at and (row.verified_at is None or row.bounced_at > row.verified_at) and row.address != user.email:
+            found.append({"address": row.address, "reason": row.bounce_reason or ""})
+    return found
+
+
 @router.get("/settings/addresses")
 def addresses(request: Request, user: CurrentUser, db: DbDep):
-    return render(request, "auth/addresses.html", {"addresses": own_addresses(db, user), "error": None,
-                                                   "address": ""}, user=user, db=db)
+    rows = own_addresses(db, user)
+    return render(request, "auth/addresses.html", {"addresses": rows, "error": None, "address": "",
+                                                   "bounced": bounced(user, rows)}, user=user, db=db)
 
 
 @router.post("/settings/addresses")
@@ -462,6 +478,10 @@ def verify(request: Request, token: str, user: CurrentUser, db: DbDep, settings:
     row = confirm_claim(db, user, target.address) if target is not None else None
     if row is None:
         return bad_link(request, user, db, "verification", "/settings/addresses")
+    row.bounced_at = row.bounce_reason = None  # the link arrived: the address works
+    if user.email == row.address:
+        user.email_bounced_at = user.email_bounce_reason = None
+        db.add(user)
     db.commit()
     flash(request, f"{row.address} is verified: receipts you forward from it now reach your inbox.")
     return see_other("/settings/addresses")
