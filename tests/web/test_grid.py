@@ -223,3 +223,15 @@ def test_the_favicon_is_ours_and_linked_on_every_page(client) -> None:
     for href in icons:
         response = client.get(href)
         assert response.status_code == 200 and response.headers["content-type"].startswith("image/")
+
+
+def test_the_avatar_comes_through_our_image_proxy(settings, client) -> None:
+    owner = make_user(settings, "vera")
+    with session_scope(settings) as session:
+        row = session.get(User, owner.id)
+        row.avatar_url = f"https://pics.example/{word(random.Random(2))}.png"
+        session.add(row)
+        session.commit()
+    tree = html.fromstring(client.get("/u/vera", headers=HTML).text)
+    (src,) = tree.xpath('//img[@class="avatar"]/@src')
+    assert src.startswith("/img/")  # never the remote address: the visitor's browser asks us only
