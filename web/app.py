@@ -79,7 +79,7 @@ class SecurityHeaders:
 
 
 def viewer_locale(context: Any) -> Locale:
-    """The locale money is written in: a memoized card gets it as `locale`, a page via its request."""
+    """The locale money and dates are written in: a memoized card gets it as `locale`, a page via its request."""
     return context.get("locale") or request_locale(context["request"])
 
 
@@ -104,7 +104,7 @@ def _card_html(view: PublicPurchase, published_at: str, image_key: str, locale: 
 @pass_context
 def public_card(context: Any, view: PublicPurchase) -> Markup:
     """A purchase's card HTML. The card shows nothing but the (immutable) public view, written in
-    the viewer's locale (its money), so it is memoized on the view's value and that locale: a
+    the viewer's locale (its money and dates), so it is memoized on the view's value and that locale: a
     changed view is a new key, never stale, and a French visitor never gets an English card.
     (published_at as text too: equal datetimes in other zones would print differently.)"""
     return _card_html(view, str(view.published_at), image_key(context), viewer_locale(context))

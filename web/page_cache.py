@@ -8,7 +8,7 @@ the counter still has that value: invalidation is exact and works across process
 query per request instead of the page's own queries, templates and framework work.
 
 Keys: method, path, query, host, scheme, Accept, the locale read from Accept-Language (pages
-write money in the viewer's locale: web/money.py), and the session's content — which Starlette's
+write money and dates in the viewer's locale: web/money.py), and the session's content — which Starlette's
 SessionMiddleware (outside this one) has already verified from the signed cookie, so a signed-in
 page is only ever served back to the same session, and only while that session is live on the
 server (one indexed lookup: a logged-out cookie replayed never gets a stored page). Only 200 HTML answers that left the session

@@ -214,6 +214,15 @@ def test_a_notification_names_and_links_the_purchase(settings, client) -> None:
     links = {a.text_content().strip(): a.get("href") for a in tree.xpath("//ul[@class='notifications']//a[@class='target']")}
     assert links == {f"{name} from {merchant}": f"/u/tara/p/{purchase.public_id}",
                      "a purchase you no longer share": f"/purchases/{hidden.id}"}
+    # Someone else's purchase that is no longer shared: named as such, no link to a private page.
+    with session_scope(settings) as session:
+        session.add(Notification(user_id=fan.id, actor_id=owner.id, kind="review", purchase_id=hidden.id))
+        session.commit()
+    log_in(client, "ugo")
+    tree = html.fromstring(client.get("/notifications", headers=HTML).text)
+    assert [" ".join(node.text_content().split()) for node in tree.xpath("//ul[@class='notifications']//*[@class='target']")] == [
+        "a purchase no longer shared"]
+    assert not tree.xpath("//ul[@class='notifications']//a[@class='target']")
 
 
 def test_the_favicon_is_ours_and_linked_on_every_page(client) -> None:
