@@ -96,7 +96,10 @@ def _count_of(table) -> ScalarSelect:
 VIEW_COLUMNS = (_P.id, _P.public_id, _P.merchant_name, _P.merchant_domain, _P.order_number, _P.personal_terms,
                 _P.order_date, _P.published_at, _P.caption, _P.hide_prices, _P.currency, _U.handle, _U.display_name,
                 _count_of(Like.__table__).label("likes"), _count_of(Comment.__table__).label("comments"))
-NEWEST_FIRST = (_P.published_at.desc(), _P.id.desc())
+NEWEST_FIRST = (_P.published_at.desc(), _P.id.desc())  # publication order: feeds (home, Atom)
+# What people browse on a profile: newest BOUGHT first. A purchase whose date is unknown comes after
+# every dated one (a guess would put it anywhere); ties (same day, or both unknown) go newest shared first.
+BOUGHT_NEWEST_FIRST = (_P.order_date.desc().nulls_last(), *NEWEST_FIRST)
 
 
 class _ViewRow(NamedTuple):  # VIEW_COLUMNS, in order
@@ -149,7 +152,9 @@ _ITEMS = (sa_select(_I.purchase_id, _I.position, _I.name, _I.quantity, _I.unit_p
           .where(_FIRST.c.rank <= MAX_ITEMS)
           .order_by(_I.purchase_id, _I.position, _I.id))
 # Statements built once (building one costs more than running it on a small page).
-_PROFILE_PAGE = (view_rows_query().where(_P.user_id == bindparam("owner_id")).order_by(*NEWEST_FIRST)
+_PROFILE_PAGE = (view_rows_query().where(_P.user_id == bindparam("owner_id")).order_by(*BOUGHT_NEWEST_FIRST)
+                 .offset(bindparam("offset")).limit(bindparam("limit")))
+_PROFILE_FEED = (view_rows_query().where(_P.user_id == bindparam("owner_id")).order_by(*NEWEST_FIRST)
                  .offset(bindparam("offset")).limit(bindparam("limit")))
 _ONE = view_rows_query().where(_U.handle == bindparam("handle"), _P.public_id == bindparam("public_id"))
 _BY_IDS = view_rows_query().where(_P.id.in_(bindparam("ids", expanding=True)))
@@ -221,8 +226,11 @@ def _item(item: _ItemRow, purchase: _ViewRow, secrets: tuple[str | None, ...], v
 
 
 def profile_page(session: Session, owner: User, page: int = 1, size: int = PAGE_SIZE) -> list[PublicPurchase]:
-    """An owner's shared purchases, newest first."""
-    return profile_slice(session, owner, page, size)[0]
+    """An owner's shared purchases, newest SHARED first (the Atom feed: its first entry is the
+    latest change; profile pages use `profile_slice`, by purchase date)."""
+    rows = session.connection().execute(_PROFILE_FEED, {"owner_id": owner.id, "offset": (max(page, 1) - 1) * size,
+                                                        "limit": size}).all()
+    return views_from_rows(session, rows)
 
 
 def one(session: Session, handle: str, public_id: str) -> PublicPurchase | None:
@@ -303,15 +311,16 @@ def profile(session: Session, owner: User, with_collections: bool = True) -> Pub
 
 def profile_slice(session: Session, owner: User, page: int = 1,
                   size: int = PAGE_SIZE) -> tuple[list[PublicPurchase], bool]:
-    """One page of the owner's shared purchases, newest first, and whether a next page exists
-    (one extra row, no COUNT). Two queries."""
+    """One page of the owner's shared purchases, newest bought first (BOUGHT_NEWEST_FIRST), and
+    whether a next page exists (one extra row, no COUNT). Two queries."""
     rows = session.connection().execute(_PROFILE_PAGE, {"owner_id": owner.id, "offset": (max(page, 1) - 1) * size,
                                                         "limit": size + 1}).all()
     return views_from_rows(session, rows[:size]), len(rows) > size
 
 
 def collection(session: Session, owner: User, slug: str) -> PublicCollection | None:
-    """A collection with only the approved items of the owner's published purchases in it."""
+    """A collection with only the approved items of the owner's published purchases in it, newest
+    bought first (BOUGHT_NEWEST_FIRST)."""
     found = session.exec(select(Collection).where(Collection.user_id == owner.id, Collection.slug == slug)).first()
     if found is None:
         return None
@@ -322,7 +331,7 @@ def collection(session: Session, owner: User, slug: str) -> PublicCollection | N
         .join(Purchase, Purchase.id == entry.purchase_id)
         .where(CollectionItem.collection_id == found.id, entry.approved == True,  # noqa: E712
                Purchase.user_id == owner.id, published_filter())
-        .order_by(CollectionItem.position, CollectionItem.id)).all()
+        .order_by(*BOUGHT_NEWEST_FIRST, entry.position, entry.id)).all()  # like the profile; a purchase's items in its order
     purchase_ids = list(dict.fromkeys(purchase_id for purchase_id, _ in rows))
     purchases = session.exec(select(Purchase, User).join(User, Purchase.user_id == User.id)
                              .where(col(Purchase.id).in_(purchase_ids))).all() if purchase_ids else []

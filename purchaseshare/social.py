@@ -239,22 +239,43 @@ class NotificationView:
     comment: Markup | None
     unread: bool
     created_at: datetime
+    purchase_title: str | None = None  # WHICH purchase: its public title ("Kettle from Shop")
 
 
 def notifications(session: Session, user: User, limit: int = NOTIFICATIONS_PAGE) -> list[NotificationView]:
-    """Newest first, with who did it and where: one query."""
-    rows = session.exec(select(Notification, User.handle, Purchase.public_id, Comment.body)
+    """Newest first, with who did it and on which purchase: one query, and two more (the public
+    views, for their titles) when a notice is about a purchase."""
+    rows = session.exec(select(Notification, User.handle, Purchase.id, Purchase.user_id, Comment.body)
                         .join(User, Notification.actor_id == User.id, isouter=True)
                         .join(Purchase, Notification.purchase_id == Purchase.id, isouter=True)
                         .join(Comment, Notification.comment_id == Comment.id, isouter=True)
                         .where(Notification.user_id == user.id)
                         .order_by(col(Notification.created_at).desc(), col(Notification.id).desc())
                         .limit(limit)).all()
+    targets = _purchase_targets(session, user, {pid: owner for _, _, pid, owner, _ in rows if pid is not None})
     return [NotificationView(id=note.id or 0, kind=note.kind, actor_handle=actor,
-                             purchase_path=f"/u/{user.handle}/p/{public_id}" if public_id else None,
+                             purchase_path=targets[pid][0] if pid is not None else None,
+                             purchase_title=targets[pid][1] if pid is not None else None,
                              comment=comment_html(body) if body is not None else None,
                              unread=note.read_at is None, created_at=note.created_at)
-            for note, actor, public_id, body in rows]
+            for note, actor, pid, _, body in rows]
+
+
+def _purchase_targets(session: Session, reader: User,
+                      owners: dict[int, int]) -> dict[int, tuple[str | None, str]]:
+    """(link, title) per purchase id: the public page and title while it is shared (the public
+    view: approved items, redacted); once it is not, the owner's own page for its owner, and no
+    link for anyone else."""
+    if not owners:
+        return {}
+    rows = session.connection().execute(public.view_rows_query().where(col(Purchase.id).in_(list(owners)))).all()
+    ids = {row.public_id: row.id for row in rows}
+    targets: dict[int, tuple[str | None, str]] = {
+        pid: (f"/purchases/{pid}", "a purchase you no longer share") if owner == reader.id
+        else (None, "a purchase no longer shared") for pid, owner in owners.items()}
+    for view in public.views_from_rows(session, rows):
+        targets[ids[view.public_id]] = (view.path, view.title)
+    return targets
 
 
 def mark_read(session: Session, user: User, upto: int | None = None) -> None:

@@ -4,8 +4,10 @@ Debian's Chromium driven by Playwright.
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium]
 
-Product images live on merchants' CDNs, which this offline machine cannot reach: they are drawn as
-a neutral placeholder tile so the pages look as they do online, minus the photos.
+Product images live on merchants' CDNs, which this offline machine cannot reach: the pages ask our
+/img proxy for them, and its answers are replaced here by neutral picture tiles (a tint per image)
+so the pages look as they do online, minus the photos. Items without a picture show the page's own
+placeholder (the merchant's initial), as they do online.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import sys
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,10 +26,15 @@ from tests.services.servers import free_port, wait_for_port  # noqa: E402  (afte
 
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-PLACEHOLDER = (b'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="120" viewBox="0 0 120 120">'
-               b'<rect width="120" height="120" rx="10" fill="#e7e9ee"/>'
-               b'<path d="M28 86l22-28 16 19 10-12 16 21z" fill="#b7bcc8"/><circle cx="80" cy="40" r="9" fill="#b7bcc8"/>'
-               b"</svg>")
+PLACEHOLDER = ('<svg xmlns="http://www.w3.org/2000/svg" width="240" height="240" viewBox="0 0 120 120">'
+               '<rect width="120" height="120" fill="hsl({hue} 35% 92%)"/>'
+               '<path d="M28 86l22-28 16 19 10-12 16 21z" fill="hsl({hue} 25% 72%)"/>'
+               '<circle cx="80" cy="40" r="9" fill="hsl({hue} 25% 72%)"/></svg>')
+
+
+def picture_tile(url: str) -> bytes:
+    """A stand-in picture, tinted by its URL: different products look different."""
+    return PLACEHOLDER.format(hue=zlib.crc32(url.encode()) % 360).encode()
 
 
 def pick_pages(settings) -> dict[str, str]:
@@ -97,7 +105,7 @@ def shoot(base: str, password: str, paths: dict[str, str], out: Path, chromium: 
 
     def offline_images(route: Route) -> None:
         if route.request.resource_type == "image":
-            route.fulfill(status=200, content_type="image/svg+xml", body=PLACEHOLDER)
+            route.fulfill(status=200, content_type="image/svg+xml", body=picture_tile(route.request.url))
         else:
             route.abort()
 
@@ -120,7 +128,7 @@ def shoot(base: str, password: str, paths: dict[str, str], out: Path, chromium: 
             for label, viewport, scale in (("desktop", DESKTOP, 1), ("phone", PHONE, 2)):
                 context = browser.new_context(base_url=base, viewport=viewport, device_scale_factor=scale,
                                               is_mobile=label == "phone", has_touch=label == "phone")
-                context.route(lambda url: not url.startswith(base), offline_images)
+                context.route(lambda url: not url.startswith(base) or url.startswith(f"{base}/img/"), offline_images)
                 page = context.new_page()
                 if label == "desktop":  # as a visitor sees them: the pitch, and a purchase with its comments
                     save(page, "home", "/")

@@ -4,11 +4,15 @@ api); this module wires settings, sessions, CSRF, security headers and error pag
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from datetime import date
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from babel import Locale
+from babel.dates import format_date
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -31,6 +35,7 @@ from web.forms import see_other
 from web.hosts import RelativeRedirects, moved_path
 from web.images import image_key, image_src
 from web.limits import BodyLimit
+from web.money import format_money, request_locale
 from web.overload import Overload
 from web.page_cache import GenerationReader, PageCache
 from web.reading import total_in_doubt
@@ -73,22 +78,42 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def viewer_locale(context: Any) -> Locale:
+    """The locale money and dates are written in: a memoized card gets it as `locale`, a page via its request."""
+    return context.get("locale") or request_locale(context["request"])
+
+
+@pass_context
+def money(context: Any, amount: Decimal, currency: str | None) -> str:
+    """Jinja filter `amount|money(currency)`: the amount as the viewer's locale writes it."""
+    return format_money(amount, currency, viewer_locale(context))
+
+
+@pass_context
+def day(context: Any, value: date) -> str:
+    """Jinja filter `when|day`: a date (or a datetime's day) as the viewer's locale writes it."""
+    return format_date(value, "medium", locale=viewer_locale(context))
+
+
 @lru_cache(maxsize=4096)
-def _card_html(view: PublicPurchase, published_at: str, image_key: str) -> Markup:
-    return Markup(TEMPLATES.get_template("public/_purchase_card_body.html").render(purchase=view,
-                                                                                   image_key=image_key))
+def _card_html(view: PublicPurchase, published_at: str, image_key: str, locale: Locale) -> Markup:
+    return Markup(TEMPLATES.get_template("public/_purchase_card_body.html").render(
+        purchase=view, image_key=image_key, locale=locale))
 
 
 @pass_context
 def public_card(context: Any, view: PublicPurchase) -> Markup:
-    """A purchase's card HTML. The card shows nothing but the (immutable) public view, the same to
-    every viewer, so it is memoized on the view's value: a changed view is a new key, never stale.
+    """A purchase's card HTML. The card shows nothing but the (immutable) public view, written in
+    the viewer's locale (its money and dates), so it is memoized on the view's value and that locale: a
+    changed view is a new key, never stale, and a French visitor never gets an English card.
     (published_at as text too: equal datetimes in other zones would print differently.)"""
-    return _card_html(view, str(view.published_at), image_key(context))  # the key signs its image links
+    return _card_html(view, str(view.published_at), image_key(context), viewer_locale(context))
 
 
 TEMPLATES.env.globals["public_card"] = public_card
 TEMPLATES.env.globals["image_src"] = image_src
+TEMPLATES.env.filters["money"] = money
+TEMPLATES.env.filters["day"] = day
 TEMPLATES.env.globals["total_in_doubt"] = total_in_doubt  # owner lists only
 TEMPLATES.env.globals["field_max"] = TEXT_MAX  # maxlength = the server's limit
 

@@ -1,12 +1,16 @@
 """Amounts as people type them: "12.50", "12,50", "1 234,50", "1.234,50" or "1,234.50", read with
 the visitor's locale (babel) where a lone mark is ambiguous ("1,234": a thousand in English,
 one and a bit in German), and kept to the currency's minor units (2 for EUR, 0 for JPY).
-Decimal throughout; nothing is rounded: an amount with more decimals than its currency is refused."""
+Decimal throughout; nothing is rounded: an amount with more decimals than its currency is refused.
+
+And amounts as people read them (`format_money`): in the VIEWER's locale, "€14.90" in English,
+"14,90 €" in French or German, "CA$12.00" for Canadian dollars seen from the US."""
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal
+from functools import lru_cache
 
 import babel.numbers
 from babel import Locale, UnknownLocaleError
@@ -26,7 +30,13 @@ class AmountError(ValueError):
 
 def request_locale(request: Request) -> Locale:
     """The visitor's first Accept-Language that babel knows (English when none)."""
-    header = request.headers.get("accept-language", "")[:200]
+    return header_locale(request.headers.get("accept-language", ""))
+
+
+@lru_cache(maxsize=512)  # browsers send a handful of distinct headers; pages and the page cache ask per request
+def header_locale(header: str) -> Locale:
+    """The first language of an Accept-Language header that babel knows (English when none)."""
+    header = header[:200]
     tags = []
     for index, part in enumerate(header.split(",")[:8]):
         tag, _, params = part.strip().partition(";")
@@ -101,3 +111,15 @@ def parse_amount(text: str, *, locale: Locale = DEFAULT_LOCALE, currency: str | 
         unit = f"{currency} amounts" if currency else "amounts"
         raise AmountError(f"{unit} have {'no decimals' if digits == 0 else f'at most {digits} decimals'}")
     return exact
+
+
+def format_money(amount: Decimal, currency: str | None, locale: Locale = DEFAULT_LOCALE) -> str:
+    """`amount` as the viewer's locale writes money: at least the currency's minor digits, and every
+    digit the amount has beyond them (a 1.799 per litre price is not rounded to 1.80). An unknown
+    currency is a plain number with two decimals."""
+    minor = Decimal(1).scaleb(-minor_digits(currency))
+    if amount == amount.quantize(minor):  # "14.9000" as stored: only zeros beyond the minor unit
+        amount = amount.quantize(minor)
+    if currency:
+        return babel.numbers.format_currency(amount, currency, locale=locale, decimal_quantization=False)
+    return babel.numbers.format_decimal(amount, format="#,##0.00", locale=locale, decimal_quantization=False)

@@ -7,7 +7,8 @@ A page is stored with the counter's value read BEFORE it was rendered, and serve
 the counter still has that value: invalidation is exact and works across processes, for one tiny
 query per request instead of the page's own queries, templates and framework work.
 
-Keys: method, path, query, host, scheme, Accept, and the session's content — which Starlette's
+Keys: method, path, query, host, scheme, Accept, the locale read from Accept-Language (pages
+write money and dates in the viewer's locale: web/money.py), and the session's content — which Starlette's
 SessionMiddleware (outside this one) has already verified from the signed cookie, so a signed-in
 page is only ever served back to the same session, and only while that session is live on the
 server (one indexed lookup: a logged-out cookie replayed never gets a stored page). Only 200 HTML answers that left the session
@@ -32,6 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.money import header_locale
 from web.sessions import SESSION_KEY, live_query
 from web.threads import reserved_threads
 
@@ -46,6 +48,7 @@ REQUIRED_TRIGGERS = frozenset(f"cache_gen_{table}_{event}" for table in WATCHED_
                               for event in ("insert", "update", "delete"))
 _GENERATION_SQL = "SELECT value FROM cache_generation WHERE id = 1"
 _HEADERS_IN_KEY = (b"host", b"accept")
+_LANGUAGE = b"accept-language"
 
 
 # Reads over the network wait for this one thread, not for the shared pool's (which a burst may
@@ -183,7 +186,7 @@ class PageCache:
             await self.app(scope, receive, send)
             return
         session_before = _session_key(scope)
-        key = (scope["path"], scope["query_string"], scope.get("scheme"), session_before,
+        key = (scope["path"], scope["query_string"], scope.get("scheme"), session_before, _locale_tag(scope),
                *(value for name, value in scope["headers"] if name in _HEADERS_IN_KEY))
         page = self.pages.get(key)
         if page is not None and page.generation == generation and await self._session_live(scope):
@@ -256,6 +259,13 @@ class PageCache:
         while self.size > self.max_bytes:
             _, evicted = self.pages.popitem(last=False)
             self.size -= len(evicted.body)
+
+
+def _locale_tag(scope: Scope) -> str:
+    """The locale the page is written in (as web.money.request_locale reads it): visitors whose
+    headers differ but name the same locale share one stored page."""
+    header = next((value for name, value in scope["headers"] if name == _LANGUAGE), b"")
+    return str(header_locale(header.decode("latin-1")))
 
 
 def _session_key(scope: Scope) -> str:
