@@ -592,3 +592,82 @@ def golden_in(root: Path, fixture: Path) -> dict:
     if done.returncode != 0:
         raise ScaffoldError(f"the new parser does not import or run:\n{done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- from a learned template ------------------------------------------------------------------
+
+LEARNED_TEMPLATE = '''"""{display_name} - emails from {domains_text}.
+
+Started from the layout owners taught PurchaseShare ({hits} emails read with it): the anchors
+below say where each field sits (a label and its occurrence, or a landmark and an offset; the
+items' block). Replace them with this merchant's own rules as its emails vary.
+"""
+
+from functools import cached_property
+
+from parsers.base import FieldNotFound, MerchantParser
+from parsers.model import Extraction
+from parsers.templates import Template, read
+
+ANCHORS = {anchors!r}
+LAYOUT = Template.from_json("{domain}", "", ANCHORS)
+
+
+class {camel}Parser(MerchantParser):
+    slug = "{slug}"
+    display_name = "{display_name}"
+    domains = ({domains})
+
+    @cached_property
+    def _learned(self) -> Extraction:
+        found = read(LAYOUT, self.mail, parser_name=f"merchant:{{self.slug}}")
+        if found is None:
+            raise FieldNotFound("the learned layout does not add up on this email")
+        return found
+
+    def _field(self, name: str):
+        value = getattr(self._learned, name)
+        if value is None:
+            raise FieldNotFound(name)
+        return value
+
+    def total(self):
+        return self._field("total")
+
+    def subtotal(self):
+        return self._field("subtotal")
+
+    def shipping(self):
+        return self._field("shipping")
+
+    def tax(self):
+        return self._field("tax")
+
+    def items(self):
+        return self._field("items") or []
+'''
+
+
+def scaffold_from_template(slug: str, domain: str, anchors: str, *, hits: int = 0, display_name: str | None = None,
+                           dry_run: bool = False, root: Path = ROOT) -> Scaffold:
+    """A merchant parser file (and its registry lines) that starts from a learned template's
+    anchors; the developer adds a fixture and its expected JSON as for any merchant."""
+    check_slug(slug, root)
+    owner = claimed_domain(domain, root)
+    if owner:
+        raise ScaffoldError(f"{domain} is already claimed by parsers/merchants/{owner}.py: extend that parser instead")
+    name = (display_name or slug.replace("_", " ").title()).strip().replace('"', "'")
+    result = Scaffold(slug=slug, camel=camel_case(slug), display_name=name, domains=(domain,), dry_run=dry_run)
+    source = LEARNED_TEMPLATE.format(slug=slug, camel=result.camel, display_name=name, domains=f'"{domain}",',
+                                     domains_text=domain, domain=domain, anchors=anchors, hits=hits)
+    ast.parse(source)  # never write a parser that does not compile
+    registry_path = root / "parsers" / "registry.py"
+    result.files = {
+        root / "parsers" / "merchants" / f"{slug}.py": source,
+        registry_path: add_to_registry(registry_path.read_text(encoding="utf-8"), slug, f"{result.camel}Parser"),
+    }
+    if not dry_run:
+        for path, content in result.files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+    return result

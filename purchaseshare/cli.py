@@ -68,19 +68,74 @@ def _explain(path: Path, disabled: frozenset[str]) -> None:
 @app.command("new-merchant")
 def new_merchant(
     slug: Annotated[str, typer.Argument(help="The brand in lowercase snake_case, e.g. acme_outdoor")],
-    source: Annotated[Path, typer.Option("--from", help="A real order email (.eml) from this merchant")],
+    source: Annotated[Path | None, typer.Option("--from", help="A real order email (.eml) from this merchant")] = None,
+    from_template: Annotated[str | None, typer.Option(
+        "--from-template", help="Start from the template owners taught for this sender domain")] = None,
     display_name: Annotated[str | None, typer.Option("--display-name", help="Brand as people know it")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be written; write nothing")] = False,
 ) -> None:
-    """Scaffold a merchant: parser file, registry lines, scrubbed fixture and a draft golden to review."""
-    from parsers.scaffold import ScaffoldError, scaffold
+    """Scaffold a merchant: parser file, registry lines, scrubbed fixture and a draft golden to
+    review (--from), or a parser that starts from a learned template's anchors (--from-template)."""
+    from parsers.scaffold import ScaffoldError, scaffold, scaffold_from_template
 
+    if (source is None) == (from_template is None):
+        typer.echo("error: give exactly one of --from FILE.eml and --from-template DOMAIN", err=True)
+        raise typer.Exit(2)
     try:
-        result = scaffold(slug, source, display_name=display_name, dry_run=dry_run)
+        if source is not None:
+            result = scaffold(slug, source, display_name=display_name, dry_run=dry_run)
+        else:
+            row = _best_template(from_template or "")
+            result = scaffold_from_template(slug, row.sender_domain, row.anchors, hits=row.hits,
+                                            display_name=display_name, dry_run=dry_run)
     except ScaffoldError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(result.summary())
+
+
+def _best_template(domain: str):
+    """The sender's most confirmed live template (most hits), or exit with a message."""
+    from sqlmodel import col, select
+
+    from purchaseshare.config import get_settings
+    from purchaseshare.db import session_scope
+    from purchaseshare.models import Template
+
+    with session_scope(get_settings()) as session:
+        row = session.exec(select(Template).where(Template.sender_domain == domain.lower(),
+                                                  Template.retired == False)  # noqa: E712
+                           .order_by(col(Template.hits).desc())).first()
+    if row is None:
+        typer.echo(f"error: no learned template for {domain} (see `purchaseshare templates`)", err=True)
+        raise typer.Exit(1)
+    return row
+
+
+@app.command()
+def templates() -> None:
+    """List the layouts learned from owners' corrections: domain, users, hits, misses, state."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from purchaseshare.config import get_settings
+    from purchaseshare.db import session_scope
+    from purchaseshare.learning import SHARED_AT
+    from purchaseshare.models import Template, TemplateTeacher
+
+    with session_scope(get_settings()) as session:
+        teachers = dict(session.exec(select(TemplateTeacher.template_id, func.count())
+                                     .group_by(col(TemplateTeacher.template_id))).all())
+        rows = session.exec(select(Template).order_by(Template.sender_domain, col(Template.hits).desc())).all()
+        if not rows:
+            typer.echo("no learned templates yet (an owner's correction on a generic reading teaches one)")
+            return
+        typer.echo(f"{'id':>5}  {'sender domain':<32}{'signature':<20}{'users':>6}{'hits':>6}{'misses':>7}  state")
+        for row in rows:
+            users = teachers.get(row.id, 0)
+            state = "retired" if row.retired else ("shared" if users >= SHARED_AT else "private")
+            typer.echo(f"{row.id:>5}  {row.sender_domain:<32}{row.signature[:17] + '...':<20}{users:>6}"
+                       f"{row.hits:>6}{row.misses:>7}  {state}")
 
 
 @app.command()
