@@ -30,7 +30,7 @@ SHARED_AT = 2  # teachers whose corrections agree: from then on it reads everyon
 RETIRE_AFTER = 3  # misses, when they outnumber the hits
 CATCH_UP_BELOW = 0.6  # a reading less sure than this is read again once its sender is taught
 CATCH_UP_LIMIT = 500  # of the owner's most recent emails
-LEARNING_LAYERS = ("generic", "schema_org", "learned:")  # readings a correction can teach from
+LEARNING_LAYERS = ("generic", "schema_org", "learned:", "taught")  # readings a correction can teach from
 
 
 @dataclass

@@ -178,8 +178,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         return {"status": "ok"}
 
     from web import images
-    from web.routes import account, api, auth, mail, owner, public, social
+    from web.routes import account, api, auth, mail, owner, public, social, teach
 
-    for module in (auth, owner, mail, account, social, public, api, images):
+    for module in (auth, owner, mail, teach, account, social, public, api, images):
         app.include_router(module.router)
     return app

@@ -41,6 +41,10 @@ def layer_words(parser: str | None) -> str | None:
         return "read by the generic reader"
     if parser == "schema_org":
         return "from schema.org data"
+    if parser == "taught":
+        return "taught by you, pointing at the email"
+    if parser.startswith("learned:"):
+        return f"read with the layout learned for {parser.removeprefix('learned:')}"
     if parser.startswith("merchant:"):
         slug = parser.removeprefix("merchant:")
         known = BY_SLUG.get(slug)
