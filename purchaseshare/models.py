@@ -184,6 +184,12 @@ class PurchaseItem(SQLModel, table=True):
     variant: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # "Size: M" (owner only)
     approved: bool = False  # private until the owner approves this item
     approved_at: datetime | None = None
+    # Its image as WE store it (purchaseshare/item_images.py): the stored file's name, the digest
+    # of the URL it was made from (or last failed from), when that fetch failed. Set only while
+    # the item is shared; public pages show nothing else.
+    image_file: str | None = Field(default=None, max_length=32, index=True)
+    image_from: str | None = Field(default=None, max_length=32)
+    image_failed_at: datetime | None = None
 
 
 class ImapState(SQLModel, table=True):

@@ -4,6 +4,8 @@
 `reparse_email(raw_id)`: run it again after a parser changed (keeps the owner's choices).
 `send_mail(mail_id)`: deliver one outbox mail over SMTP (a no-op once sent).
 `purge_raw()`: the raw-mail retention sweep.
+`store_item_images(purchase_id)`: fetch and store the images of its shared items, drop the others'.
+`release_images(names)`: delete stored image files no item names any more.
 Enqueue only after the commit that created the row (see `enqueue_parse`).
 """
 
@@ -73,6 +75,28 @@ def purge_raw() -> None:
         purged = purge_expired_raw(session, settings)
     if purged:
         log.info("retention: purged the raw bytes of %d emails", purged)
+
+
+@dramatiq.actor(**RETRY)
+def store_item_images(purchase_id: int) -> None:
+    from purchaseshare.item_images import sync_purchase
+
+    sync_purchase(get_settings(), purchase_id)  # a refused image is recorded, not raised: no retry
+
+
+@dramatiq.actor(**RETRY)
+def release_images(names: list[str]) -> None:
+    from purchaseshare.item_images import release
+
+    release(get_settings(), names)
+
+
+def send_image_work(purchase_ids: list[int], names: list[str]) -> None:
+    """Queue the image sync of these purchases and the release of these files (after the commit
+    that shared or deleted them: purchaseshare/item_images.py calls this)."""
+    send_many(store_item_images, [(purchase_id,) for purchase_id in purchase_ids])
+    if names:
+        release_images.send(names)
 
 
 def send_after_commit(settings: Settings, mail_ids: list[int | None]) -> None:
