@@ -271,8 +271,8 @@ def delete_account(session: Session, user: User) -> None:
                                        col(LoginAttempt.key).startswith(f"user:{user.handle}:ip:"))),
         delete(User).where(User.id == uid),
     ]
-    # Their stored product images go once the rows are gone (files another user's item shows stay).
-    queue_release(session, names_of(session, col(PurchaseItem.purchase_id).in_(purchases)))
+    # Their stored images go once the rows are gone (a file another user's item shows stays).
+    queue_release(session, [user.avatar_file, *names_of(session, col(PurchaseItem.purchase_id).in_(purchases))])
     _run_in_one_transaction(session, statements)
     if user in session:
         session.expunge(user)

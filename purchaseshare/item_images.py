@@ -3,7 +3,9 @@
 `queue_sync(session, purchase_id)` is called where items get shared (purchaseshare/sharing.py,
 processing.add_items): once that session COMMITS, the `store_item_images` actor (workers/actors.py)
 gets the purchase's id. `queue_release(session, names)` likewise where items are deleted (an item,
-a purchase, an account): the `release_images` actor then deletes the files nobody names. `sync_purchase` (the actor's body) is idempotent and may run any number of
+a purchase, an account): the `release_images` actor then deletes the files nobody names.
+Avatars are stored the same way (`queue_avatar` when the owner saves a new avatar URL; public
+profiles show only our copy). `sync_purchase` (the actor's body) is idempotent and may run any number of
 times: for each item it compares what is stored (`image_from`, the digest of the URL the file was
 made from) with what should be (the image of an APPROVED item), fetches only what differs, and
 records a failure instead of trying again. An item no longer shared loses its file; a file is
@@ -31,7 +33,7 @@ from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.image_proxy import ImageError, Policy, fetch, policy_from
 from purchaseshare.images import ImageStore, content_name, reencode
-from purchaseshare.models import PurchaseItem
+from purchaseshare.models import PurchaseItem, User
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +64,28 @@ def queue_release(session: Session | OrmSession, names: Iterable[str | None]) ->
     _pending(session)[1].update(name for name in names if name)
 
 
-def _pending(session: Session | OrmSession) -> tuple[set[int], set[str]]:
-    return session.info.setdefault(_PENDING, (set(), set()))
+def queue_avatar(session: Session | OrmSession, user_id: int | None) -> None:
+    """Store (or drop) this user's avatar once `session` commits."""
+    if user_id is not None:
+        _pending(session)[2].add(user_id)
+
+
+def _pending(session: Session | OrmSession) -> tuple[set[int], set[str], set[int]]:
+    return session.info.setdefault(_PENDING, (set(), set(), set()))
 
 
 @event.listens_for(OrmSession, "after_commit")
 def _send_pending(session: OrmSession) -> None:
     pending = session.info.pop(_PENDING, None)
-    if not pending or not (pending[0] or pending[1]):
+    if not pending or not any(pending):
         return
-    purchase_ids, names = pending
+    purchase_ids, names, user_ids = (sorted(part) for part in pending)  # type: ignore[type-var]
     try:
         from workers.actors import send_image_work
 
-        send_image_work(sorted(purchase_ids), sorted(names))
-    except Exception:  # the change is committed: its images wait for the next sync of the purchase
-        log.exception("could not queue the image work of purchases %s", sorted(purchase_ids))
+        send_image_work(purchase_ids, names, user_ids)
+    except Exception:  # the change is committed: its images wait for the next sync
+        log.exception("could not queue the image work of purchases %s, users %s", purchase_ids, user_ids)
 
 
 @event.listens_for(OrmSession, "after_rollback")
@@ -146,15 +154,52 @@ def _store_one(settings: Settings, item_id: int, url: str,
         release(settings, [name])
 
 
+def sync_avatar(settings: Settings, user_id: int,
+                fetcher: Callable[[str, Settings], dict[int, bytes]] = fetch_image) -> int:
+    """The same for a user's avatar: stored once per URL, dropped when the URL goes; fetches made."""
+    with session_scope(settings) as session:
+        user = session.get(User, user_id)
+        if user is None:
+            return 0
+        url = user.avatar_url
+        digest = source_digest(url) if url else None
+        if user.avatar_from == digest:
+            return 0
+        old, user.avatar_file, user.avatar_from = user.avatar_file, None, None
+        session.commit()
+    release(settings, [old])
+    if not url:
+        return 0
+    store = store_for(settings)
+    name, variants = None, None
+    try:
+        variants = fetcher(url, settings)
+        name = content_name(variants)
+        store.put(name, variants)
+    except ImageError as exc:
+        log.info("no stored avatar for user %s: %s", user_id, exc)
+    with session_scope(settings) as session:
+        user = session.get(User, user_id)
+        if user is not None and user.avatar_url == url and user.avatar_from is None:
+            user.avatar_file, user.avatar_from = name, digest
+            session.commit()
+            if name and variants:
+                store.put(name, variants)  # again: a concurrent `release` may have taken it
+            return 1
+    release(settings, [name])
+    return 1
+
+
 def release(settings: Settings, names: Iterable[str | None]) -> None:
-    """Delete the stored files of these names that no item names any more (call after the commit
-    that stopped naming them)."""
+    """Delete the stored files of these names that no item or avatar names any more (call after
+    the commit that stopped naming them)."""
     wanted = {name for name in names if name}
     if not wanted:
         return
     with session_scope(settings) as session:
         used = set(session.exec(select(PurchaseItem.image_file)
                                 .where(col(PurchaseItem.image_file).in_(wanted))).all())
+        used |= set(session.exec(select(User.avatar_file).where(col(User.avatar_file).in_(wanted))).all())
     store = store_for(settings)
     for name in wanted - used:
         store.remove(name)

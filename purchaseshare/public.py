@@ -20,7 +20,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from purchaseshare.images import media_path
+from purchaseshare.images import THUMB, media_path
 from purchaseshare.models import Collection, CollectionItem, Comment, Like, Purchase, PurchaseItem, Review, User
 from purchaseshare.pipeline import MAX_ITEMS
 from purchaseshare.redact import public_url, redact
@@ -268,7 +268,7 @@ class PublicProfile:
     handle: str
     display_name: str
     bio: str
-    avatar_url: str | None
+    avatar_url: str | None  # OUR stored copy's path (/media/...), never the URL the owner typed
     allow_indexing: bool
     collections: tuple[PublicCollectionRef, ...] = ()
 
@@ -298,7 +298,8 @@ def profile(session: Session, owner: User, with_collections: bool = True) -> Pub
                             .order_by(Collection.name, Collection.id)).all()
         collections = tuple(PublicCollectionRef(slug=slug, name=redact(name) or slug) for slug, name in rows)
     return PublicProfile(handle=owner.handle, display_name=redact(owner.display_name) or owner.handle,
-                         bio=redact(owner.bio) or "", avatar_url=public_url(owner.avatar_url, image=True),
+                         bio=redact(owner.bio) or "",
+                         avatar_url=media_path(owner.avatar_file, THUMB) if owner.avatar_file else None,
                          allow_indexing=owner.allow_indexing, collections=collections)
 
 

@@ -5,13 +5,15 @@
 `send_mail(mail_id)`: deliver one outbox mail over SMTP (a no-op once sent).
 `purge_raw()`: the raw-mail retention sweep.
 `store_item_images(purchase_id)`: fetch and store the images of its shared items, drop the others'.
-`release_images(names)`: delete stored image files no item names any more.
+`store_avatar(user_id)`: the same for a user's avatar.
+`release_images(names)`: delete stored image files no item or avatar names any more.
 Enqueue only after the commit that created the row (see `enqueue_parse`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import dramatiq
 from sqlmodel import Session, col, update
@@ -91,10 +93,18 @@ def release_images(names: list[str]) -> None:
     release(get_settings(), names)
 
 
-def send_image_work(purchase_ids: list[int], names: list[str]) -> None:
-    """Queue the image sync of these purchases and the release of these files (after the commit
-    that shared or deleted them: purchaseshare/item_images.py calls this)."""
+@dramatiq.actor(**RETRY)
+def store_avatar(user_id: int) -> None:
+    from purchaseshare.item_images import sync_avatar
+
+    sync_avatar(get_settings(), user_id)
+
+
+def send_image_work(purchase_ids: list[int], names: list[str], user_ids: Sequence[int] = ()) -> None:
+    """Queue the image sync of these purchases and users and the release of these files (after the
+    commit that shared, changed or deleted them: purchaseshare/item_images.py calls this)."""
     send_many(store_item_images, [(purchase_id,) for purchase_id in purchase_ids])
+    send_many(store_avatar, [(user_id,) for user_id in user_ids])
     if names:
         release_images.send(names)
 

@@ -26,7 +26,7 @@ from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.image_proxy import ImageError
 from purchaseshare.images import THUMB, media_path, resized_path
-from purchaseshare.item_images import release, store_for, sync_purchase
+from purchaseshare.item_images import release, store_for, sync_avatar, sync_purchase
 from purchaseshare.models import Purchase, PurchaseItem, User
 from tests.images.fakes import fake_fetcher
 from tests.web.conftest import log_in, make_user, post
@@ -40,7 +40,7 @@ class Queue:
     """What was queued after commits, and the worker that runs it when the test says so."""
 
     settings: Settings
-    sent: list[tuple[list[int], list[str]]] = field(default_factory=list)
+    sent: list[tuple[list[int], list[str], list[int]]] = field(default_factory=list)
     fetched: list[str] = field(default_factory=list)
 
     def fetcher(self, url: str, settings: Settings) -> dict[int, bytes]:
@@ -51,17 +51,19 @@ class Queue:
 
     def run(self) -> None:
         while self.sent:
-            purchase_ids, names = self.sent.pop(0)
+            purchase_ids, names, user_ids = self.sent.pop(0)
             for purchase_id in purchase_ids:
                 sync_purchase(self.settings, purchase_id, fetcher=self.fetcher)
+            for user_id in user_ids:
+                sync_avatar(self.settings, user_id, fetcher=self.fetcher)
             release(self.settings, names)
 
 
 @pytest.fixture
 def queue(settings, monkeypatch) -> Queue:
     recorder = Queue(settings)
-    monkeypatch.setattr(workers.actors, "send_image_work",
-                        lambda purchase_ids, names: recorder.sent.append((purchase_ids, names)))
+    monkeypatch.setattr(workers.actors, "send_image_work", lambda purchase_ids, names, user_ids=():
+                        recorder.sent.append((list(purchase_ids), list(names), list(user_ids))))
     return recorder
 
 
@@ -115,7 +117,7 @@ def test_sharing_stores_each_image_once_after_the_commit(settings, client, queue
     first, second = image_url("kettle"), image_url("cup")
     purchase, (kettle, cup, plain, private) = add_purchase(settings, alice, [first, second, None, image_url("x")])
     share(settings, purchase.id, {kettle, cup, plain})
-    assert queue.sent == [([purchase.id], [])]  # queued once the approval committed
+    assert queue.sent == [([purchase.id], [], [])]  # queued once the approval committed
     queue.run()
     assert sorted(queue.fetched) == sorted([first, second])  # the private item's image is never fetched
     names = {stored(settings, kettle).image_file, stored(settings, cup).image_file}
@@ -266,7 +268,7 @@ def test_items_shared_as_they_arrive_queue_their_images_too(settings, queue):
         add_items(session, purchase.id, [Item(name="Auto", quantity=1, image=url)], approved=True)
         assert queue.sent == []
         session.commit()
-    assert queue.sent == [([purchase.id], [])]
+    assert queue.sent == [([purchase.id], [], [])]
     queue.run()
     assert queue.fetched == [url]
 
@@ -292,3 +294,43 @@ def test_stored_images_are_not_in_the_owner_s_export_beyond_their_columns(settin
     [row] = json.loads(archive.read("purchase_items.json"))
     # The user's own data: the URL their email gave, and the name of our copy; not the pictures.
     assert row["image_file"] == name and row["image"].startswith(f"https://{HOST}/")
+
+
+def _settings_form(handle: str, avatar: str) -> dict[str, str]:
+    return {"handle": handle, "display_name": "", "avatar_url": avatar, "bio": "", "raw_retention_days": ""}
+
+
+def test_avatars_are_stored_the_same_way_and_go_with_the_account(settings, client, other_client, queue):
+    alice = make_user(settings, "alice")
+    log_in(client, "alice")
+    typed = f"https://{HOST}/me.png?session=abc"
+    assert post(client, "/settings", _settings_form("alice", typed), page="/settings").status_code == 303
+    assert queue.sent == [([], [], [alice.id])]
+    queue.run()
+    with session_scope(settings) as session:
+        name = session.get(User, alice.id).avatar_file
+    assert name and queue.fetched == [typed]
+    profile = other_client.get("/u/alice", headers=HTML).text
+    assert html.fromstring(profile).xpath('//img[contains(@class, "avatar")]/@src') == [media_path(name, THUMB)]
+    api = other_client.get("/api/v1/users/alice").json()
+    assert api["avatar_url"] == settings.base_url + media_path(name, THUMB)
+    assert HOST not in profile + json.dumps(api)
+    assert other_client.get(media_path(name, THUMB)).status_code == 200
+    # Saving the settings again (same avatar) fetches nothing; clearing it removes the file.
+    assert post(client, "/settings", _settings_form("alice", typed), page="/settings").status_code == 303
+    queue.run()
+    assert queue.fetched == [typed]
+    assert post(client, "/settings", _settings_form("alice", ""), page="/settings").status_code == 303
+    queue.run()
+    assert store_for(settings).names() == set()
+    assert other_client.get("/api/v1/users/alice").json()["avatar_url"] is None
+    assert not html.fromstring(other_client.get("/u/alice", headers=HTML).text).xpath('//img[contains(@class, "avatar")]')
+
+    # An avatar goes with the account.
+    assert post(client, "/settings", _settings_form("alice", typed), page="/settings").status_code == 303
+    queue.run()
+    assert len(store_for(settings).names()) == 1
+    assert post(client, "/settings/delete", {"handle": "alice", "password": "correct horse battery"},
+                page="/settings/delete").status_code == 303
+    queue.run()
+    assert store_for(settings).names() == set()
