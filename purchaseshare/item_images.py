@@ -190,6 +190,18 @@ def sync_avatar(settings: Settings, user_id: int,
     return 1
 
 
+def never_synced(settings: Settings) -> tuple[list[int], list[int]]:
+    """Purchases with a shared item, and users with an avatar, whose image was never fetched (rows
+    from before migration 0009, or a queue that was down at the commit): for a backfill."""
+    with session_scope(settings) as session:
+        purchases = session.exec(select(PurchaseItem.purchase_id).distinct().where(
+            PurchaseItem.approved == True, col(PurchaseItem.image).is_not(None),  # noqa: E712
+            col(PurchaseItem.image_from).is_(None))).all()
+        users = session.exec(select(User.id).where(col(User.avatar_url).is_not(None), User.avatar_url != "",
+                                                   col(User.avatar_from).is_(None))).all()
+    return sorted(purchases), sorted(user_id for user_id in users if user_id is not None)
+
+
 def release(settings: Settings, names: Iterable[str | None]) -> None:
     """Delete the stored files of these names that no item or avatar names any more (call after
     the commit that stopped naming them)."""

@@ -109,6 +109,16 @@ def send_image_work(purchase_ids: list[int], names: list[str], user_ids: Sequenc
         release_images.send(names)
 
 
+def queue_missing_images() -> int:
+    """Queue the image sync of every shared item and avatar never fetched (a backfill after
+    migration 0009, or after the queue was down at an approval); how many were queued."""
+    from purchaseshare.item_images import never_synced
+
+    purchase_ids, user_ids = never_synced(get_settings())
+    send_image_work(purchase_ids, [], user_ids)
+    return len(purchase_ids) + len(user_ids)
+
+
 def send_after_commit(settings: Settings, mail_ids: list[int | None]) -> None:
     """Deliver outbox mail over SMTP_URL, once the rows that caused it are committed (the worker
     reads them). With no SMTP_URL the mail stays in the outbox."""

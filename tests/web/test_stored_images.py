@@ -22,6 +22,7 @@ from sqlmodel import select
 
 import workers.actors
 from purchaseshare import sharing
+from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.image_proxy import ImageError
@@ -334,3 +335,19 @@ def test_avatars_are_stored_the_same_way_and_go_with_the_account(settings, clien
                 page="/settings/delete").status_code == 303
     queue.run()
     assert store_for(settings).names() == set()
+
+
+def test_rows_shared_before_the_worker_existed_are_queued_by_the_backfill(settings, queue):
+    alice = make_user(settings, "alice")
+    _, (item, private) = add_purchase(settings, alice, [image_url("old"), image_url("private")])
+    with session_scope(settings) as session:  # approved by a direct write, as before migration 0009
+        row = session.get(PurchaseItem, item)
+        row.approved, row.approved_at = True, utcnow()
+        user = session.get(User, alice.id)
+        user.avatar_url = f"https://{HOST}/avatar.png"
+        session.commit()
+    assert queue.sent == []
+    assert workers.actors.queue_missing_images() == 2
+    queue.run()
+    assert stored(settings, item).image_file and stored(settings, private).image_file is None
+    assert workers.actors.queue_missing_images() == 0  # stored now: nothing left to backfill
