@@ -1,7 +1,11 @@
-"""Product images through this site (like GitHub's camo): public pages show /img/<token>, where the
-token is the image's URL signed with SECRET_KEY, and the server fetches the image itself. A
-visitor's browser then never contacts the merchant's (or an email sender's) server, so a tracking
-pixel learns nothing about who viewed a page. Unsigned URLs are refused: this is no open proxy.
+"""The SSRF-safe image fetch, and the proxy left for the owner's own private pages.
+
+Public pages, feeds and the API show only images WE store (purchaseshare/images.py: fetched once
+by a worker with `fetch` below, re-encoded, served from /media). What still goes through /img/<token>
+(like GitHub's camo: the token is the image's URL signed with SECRET_KEY, and the server fetches
+the image itself) is the image of an item its owner has not shared yet, on the owner's own pages:
+their browser never contacts the merchant's (or an email sender's) server either. Unsigned URLs
+are refused: this is no open proxy.
 
 The fetch: https only, no user info in the URL, no cookies or credentials sent; the host is
 resolved ONCE and that very address is connected to (and checked: no private, loopback,
