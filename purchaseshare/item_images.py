@@ -107,8 +107,10 @@ def fetch_image(url: str, settings: Settings) -> dict[int, bytes]:
     return reencode(data)
 
 
-def sync_purchase(settings: Settings, purchase_id: int,
-                  fetcher: Callable[[str, Settings], dict[int, bytes]] = fetch_image) -> int:
+Fetcher = Callable[[str, Settings], dict[int, bytes]]
+
+
+def sync_purchase(settings: Settings, purchase_id: int, fetcher: Fetcher = fetch_image) -> int:
     """Bring the stored images of one purchase's items in step with what is shared; the number
     of fetches made. No database session is open while fetching."""
     released: list[str] = []
@@ -126,36 +128,23 @@ def sync_purchase(settings: Settings, purchase_id: int,
                 todo.append((item.id, wanted))
         session.commit()
     release(settings, released)
+    fetched: dict[str, tuple[str | None, dict[int, bytes] | None]] = {}
     for item_id, url in todo:
-        _store_one(settings, item_id, url, fetcher)
-    return len(todo)
+        if url not in fetched:  # the same picture twice in one order: one fetch
+            fetched[url] = _fetch_into_store(settings, url, fetcher, f"item {item_id}")
+        name, variants = fetched[url]
+        with session_scope(settings) as session:
+            item = session.get(PurchaseItem, item_id)
+            current = item is not None and item.approved and item.image == url and item.image_from is None
+            if item is not None and current:
+                item.image_file, item.image_from = name, source_digest(url)
+                item.image_failed_at = None if name else utcnow()
+                session.commit()
+        _settle(settings, name, variants, kept=current)
+    return len(fetched)
 
 
-def _store_one(settings: Settings, item_id: int, url: str,
-               fetcher: Callable[[str, Settings], dict[int, bytes]]) -> None:
-    store = store_for(settings)
-    name, variants = None, None
-    try:
-        variants = fetcher(url, settings)
-        name = content_name(variants)
-        store.put(name, variants)
-    except ImageError as exc:  # for good: recorded, the item shows the placeholder
-        log.info("no stored image for item %s: %s", item_id, exc)  # not the URL: it may be personal
-    with session_scope(settings) as session:
-        item = session.get(PurchaseItem, item_id)
-        if item is not None and item.approved and item.image == url and item.image_from is None:
-            item.image_file, item.image_from = name, source_digest(url)
-            item.image_failed_at = None if name else utcnow()
-            session.commit()
-            if name and variants:
-                store.put(name, variants)  # again: a concurrent `release` may have taken it
-            return
-    if name:  # the item changed or went meanwhile: keep no file for it
-        release(settings, [name])
-
-
-def sync_avatar(settings: Settings, user_id: int,
-                fetcher: Callable[[str, Settings], dict[int, bytes]] = fetch_image) -> int:
+def sync_avatar(settings: Settings, user_id: int, fetcher: Fetcher = fetch_image) -> int:
     """The same for a user's avatar: stored once per URL, dropped when the URL goes; fetches made."""
     with session_scope(settings) as session:
         user = session.get(User, user_id)
@@ -170,24 +159,37 @@ def sync_avatar(settings: Settings, user_id: int,
     release(settings, [old])
     if not url:
         return 0
-    store = store_for(settings)
-    name, variants = None, None
-    try:
-        variants = fetcher(url, settings)
-        name = content_name(variants)
-        store.put(name, variants)
-    except ImageError as exc:
-        log.info("no stored avatar for user %s: %s", user_id, exc)
+    name, variants = _fetch_into_store(settings, url, fetcher, f"the avatar of user {user_id}")
     with session_scope(settings) as session:
         user = session.get(User, user_id)
-        if user is not None and user.avatar_url == url and user.avatar_from is None:
+        current = user is not None and user.avatar_url == url and user.avatar_from is None
+        if user is not None and current:
             user.avatar_file, user.avatar_from = name, digest
             session.commit()
-            if name and variants:
-                store.put(name, variants)  # again: a concurrent `release` may have taken it
-            return 1
-    release(settings, [name])
+    _settle(settings, name, variants, kept=current)
     return 1
+
+
+def _fetch_into_store(settings: Settings, url: str, fetcher: Fetcher,
+                      what: str) -> tuple[str | None, dict[int, bytes] | None]:
+    """(name, files) of the stored copy of `url`, or (None, None) when it is refused for good."""
+    try:
+        variants = fetcher(url, settings)
+    except ImageError as exc:  # recorded by the caller: the page shows the placeholder
+        log.info("no stored image for %s: %s", what, exc)  # not the URL: it may be personal
+        return None, None
+    name = content_name(variants)
+    store_for(settings).put(name, variants)
+    return name, variants
+
+
+def _settle(settings: Settings, name: str | None, variants: dict[int, bytes] | None, kept: bool) -> None:
+    """After the row was (or was not) pointed at the file: write it again if a concurrent
+    `release` took it meanwhile, or give it up when the row changed or went while fetching."""
+    if name and variants and kept:
+        store_for(settings).put(name, variants)
+    elif name:
+        release(settings, [name])
 
 
 def never_synced(settings: Settings) -> tuple[list[int], list[int]]:

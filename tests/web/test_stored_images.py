@@ -351,3 +351,30 @@ def test_rows_shared_before_the_worker_existed_are_queued_by_the_backfill(settin
     queue.run()
     assert stored(settings, item).image_file and stored(settings, private).image_file is None
     assert workers.actors.queue_missing_images() == 0  # stored now: nothing left to backfill
+
+
+def test_one_picture_twice_in_an_order_is_fetched_once(settings, queue):
+    alice = make_user(settings, "alice")
+    same = image_url("pair")
+    purchase, (left, right) = add_purchase(settings, alice, [same, same])
+    share(settings, purchase.id, {left, right})
+    queue.run()
+    assert queue.fetched == [same]
+    assert stored(settings, left).image_file == stored(settings, right).image_file is not None
+
+
+def test_an_item_unshared_while_its_image_is_fetched_keeps_no_file(settings, queue):
+    alice = make_user(settings, "alice")
+    purchase, (item,) = add_purchase(settings, alice, [image_url("race")])
+    share(settings, purchase.id, {item})
+    queue.sent.clear()
+
+    def fetch_while_the_owner_unshares(url: str, settings: Settings) -> dict[int, bytes]:
+        with session_scope(settings) as session:
+            row = session.get(PurchaseItem, item)
+            row.approved = False
+            session.commit()
+        return fake_fetcher(url, settings)
+
+    assert sync_purchase(settings, purchase.id, fetcher=fetch_while_the_owner_unshares) == 1
+    assert stored(settings, item).image_file is None and store_for(settings).names() == set()
