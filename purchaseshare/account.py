@@ -3,6 +3,10 @@ delete the account with everything about it (`delete_account`), delete one purch
 (`delete_purchase`). Used by the web (/settings/export, /settings/delete,
 /purchases/{id}/delete) and the tests; works the same on SQLite and PostgreSQL.
 
+Stored product images (purchaseshare/images.py) are files named by the rows of shared items:
+deleting those rows queues the removal of the files nobody else's item names. The export adds
+nothing for them: they are re-encoded copies of merchants' pictures whose URLs (`image`) it has.
+
 Deletion removes rows explicitly, children first, instead of trusting ON DELETE CASCADE alone:
 SQLite only enforces foreign keys when the connection turned them on, and an explicit list is
 also the list of what "everything about the user" means.
@@ -26,6 +30,7 @@ from sqlmodel import Session, SQLModel, col, select
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
+from purchaseshare.item_images import names_of, queue_release
 from purchaseshare.models import (
     Collection,
     CollectionItem,
@@ -237,6 +242,7 @@ def delete_purchase(session: Session, purchase: Purchase) -> None:
         delete(PurchaseItem).where(PurchaseItem.purchase_id == pid),
         delete(Purchase).where(Purchase.id == pid),
     ]
+    queue_release(session, names_of(session, PurchaseItem.purchase_id == pid))  # its stored images
     _run_in_one_transaction(session, statements)
     if purchase in session:
         session.expunge(purchase)
@@ -273,6 +279,8 @@ def delete_account(session: Session, user: User) -> None:
                                        col(LoginAttempt.key).startswith(f"user:{user.handle}:ip:"))),
         delete(User).where(User.id == uid),
     ]
+    # Their stored images go once the rows are gone (a file another user's item shows stays).
+    queue_release(session, [user.avatar_file, *names_of(session, col(PurchaseItem.purchase_id).in_(purchases))])
     _run_in_one_transaction(session, statements)
     if user in session:
         session.expunge(user)

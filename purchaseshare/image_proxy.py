@@ -1,7 +1,11 @@
-"""Product images through this site (like GitHub's camo): public pages show /img/<token>, where the
-token is the image's URL signed with SECRET_KEY, and the server fetches the image itself. A
-visitor's browser then never contacts the merchant's (or an email sender's) server, so a tracking
-pixel learns nothing about who viewed a page. Unsigned URLs are refused: this is no open proxy.
+"""The SSRF-safe image fetch, and the proxy left for the owner's own private pages.
+
+Public pages, feeds and the API show only images WE store (purchaseshare/images.py: fetched once
+by a worker with `fetch` below, re-encoded, served from /media). What still goes through /img/<token>
+(like GitHub's camo: the token is the image's URL signed with SECRET_KEY, and the server fetches
+the image itself) is the image of an item its owner has not shared yet, on the owner's own pages:
+their browser never contacts the merchant's (or an email sender's) server either. Unsigned URLs
+are refused: this is no open proxy.
 
 The fetch: https only, no user info in the URL, no cookies or credentials sent; the host is
 resolved ONCE and that very address is connected to (and checked: no private, loopback,
@@ -87,6 +91,17 @@ def policy_from(allow: str, ca_file: str | None) -> Policy:
     return Policy(allow=networks, ca_file=ca_file)
 
 
+class _PinnedHTTP(http.client.HTTPConnection):
+    """Plain HTTP to an address resolved beforehand (the stored-image worker only: see `fetch`)."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
 class _PinnedHTTPS(http.client.HTTPSConnection):
     """HTTPS to an address resolved beforehand; the certificate is still checked for the host name."""
 
@@ -110,17 +125,21 @@ def _resolve(host: str, port: int, policy: Policy) -> str:
     return address
 
 
-def fetch(url: str, policy: Policy) -> tuple[bytes, str]:
-    """(bytes, content type) of the image at `url`, or ImageError."""
+def fetch(url: str, policy: Policy, schemes: tuple[str, ...] = ("https",)) -> tuple[bytes, str]:
+    """(bytes, content type) of the image at `url`, or ImageError. The proxy fetches https only;
+    the stored-image worker (purchaseshare/images.py) also plain http, since it re-encodes what
+    it gets and serves it from our origin (every hop is still pinned and checked the same way)."""
     deadline = time.monotonic() + DEADLINE_S
     context = ssl.create_default_context(cafile=policy.ca_file)
     for _hop in range(MAX_REDIRECTS + 1):
         parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-            raise ImageError("only plain https URLs")
-        port = parts.port or 443
+        if parts.scheme not in schemes or not parts.hostname or parts.username or parts.password:
+            raise ImageError(f"only plain {' or '.join(schemes)} URLs")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         address = _resolve(parts.hostname, port, policy)
-        connection = _PinnedHTTPS(parts.hostname, port, address, context, TIMEOUT_S)
+        connection: http.client.HTTPConnection = (
+            _PinnedHTTPS(parts.hostname, port, address, context, TIMEOUT_S) if parts.scheme == "https"
+            else _PinnedHTTP(parts.hostname, port, address, TIMEOUT_S))
         try:
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             # Nothing of the visitor's: no cookie, no referrer, no credentials.

@@ -70,6 +70,10 @@ class User(SQLModel, table=True):
                                                                               nullable=False))
     bio: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     avatar_url: str | None = Field(default=None, max_length=500)
+    # The avatar as WE store it (purchaseshare/item_images.py): the stored file's name and the
+    # digest of the URL it was made (or failed) from. Public pages show only this copy.
+    avatar_file: str | None = Field(default=None, max_length=32, index=True)
+    avatar_from: str | None = Field(default=None, max_length=32)
     default_share_items: bool = False  # new purchases start private unless the owner changed this
     allow_indexing: bool = False  # search engines: noindex unless the owner opts in
     raw_retention_days: int | None = None  # None: the site's setting
@@ -190,6 +194,12 @@ class PurchaseItem(SQLModel, table=True):
     variant: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # "Size: M" (owner only)
     approved: bool = False  # private until the owner approves this item
     approved_at: datetime | None = None
+    # Its image as WE store it (purchaseshare/item_images.py): the stored file's name, the digest
+    # of the URL it was made from (or last failed from), when that fetch failed. Set only while
+    # the item is shared; public pages show nothing else.
+    image_file: str | None = Field(default=None, max_length=32, index=True)
+    image_from: str | None = Field(default=None, max_length=32)
+    image_failed_at: datetime | None = None
 
 
 class ImapState(SQLModel, table=True):

@@ -22,6 +22,7 @@ from purchaseshare.attribution import attribute, read_headers
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
+from purchaseshare.item_images import queue_sync
 from purchaseshare.mailer import queue_reply, reply
 from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus, User
 from purchaseshare.pipeline import ParseResult
@@ -189,6 +190,8 @@ def add_items(session: Session, purchase_id: int, items: list[Item], approved: b
             unit_price=item.unit_price, line_total=item.line_total, url=item.url, image=item.image,
             sku=item.sku, variant=item.variant, approved=approved, approved_at=approved_at,
         ))
+    if approved and items:  # shared as it arrives (the owner's default): store its images after the commit
+        queue_sync(session, purchase_id)
 
 
 def _create_purchase(session: Session, raw: RawEmail, result: ParseResult) -> Purchase:

@@ -20,6 +20,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from purchaseshare.images import THUMB, media_path
 from purchaseshare.models import Collection, CollectionItem, Comment, Like, Purchase, PurchaseItem, Review, User
 from purchaseshare.pipeline import MAX_ITEMS
 from purchaseshare.redact import public_url, redact
@@ -42,7 +43,7 @@ class PublicItem:
     price: Decimal | None  # unit price; None when the owner hides prices
     currency: str | None
     url: str | None
-    image: str | None
+    image: str | None  # OUR stored image's path (/media/...), never the merchant's URL; None: none
     review: PublicReview | None = None
 
 
@@ -127,7 +128,7 @@ class _ItemRow(NamedTuple):  # _ITEMS after purchase_id, in order
     unit_price: Decimal | None
     line_total: Decimal | None
     url: str | None
-    image: str | None
+    image_file: str | None  # the stored image's name (purchaseshare/images.py), not the merchant's URL
     rating: int | None
     body: str | None
 
@@ -146,7 +147,7 @@ _FIRST = (sa_select(_I.id, func.row_number().over(partition_by=_I.purchase_id, o
                     .label("rank"))
           .where(_I.purchase_id.in_(bindparam("ids", expanding=True)), _I.approved == true()).subquery())
 _ITEMS = (sa_select(_I.purchase_id, _I.position, _I.name, _I.quantity, _I.unit_price, _I.line_total, _I.url,
-                    _I.image, _R.rating, _R.body)
+                    _I.image_file, _R.rating, _R.body)
           .select_from(PurchaseItem.__table__.join(_FIRST, _FIRST.c.id == _I.id)
                        .outerjoin(Review.__table__, _R.item_id == _I.id))
           .where(_FIRST.c.rank <= MAX_ITEMS)
@@ -222,7 +223,7 @@ def _item(item: _ItemRow, purchase: _ViewRow, secrets: tuple[str | None, ...], v
         review = PublicReview(rating=item.rating, body=redact(item.body, secrets) or "", verified=verified or "")
     return PublicItem(position=item.position, name=redact(item.name, secrets) or "", quantity=item.quantity,
                       price=price, currency=purchase.currency, url=public_url(item.url, secrets),
-                      image=public_url(item.image, secrets, image=True), review=review)
+                      image=media_path(item.image_file) if item.image_file else None, review=review)
 
 
 def profile_page(session: Session, owner: User, page: int = 1, size: int = PAGE_SIZE) -> list[PublicPurchase]:
@@ -254,7 +255,7 @@ def to_json(view: PublicPurchase, base_url: str = "") -> dict:
         "items": [{
             "name": item.name, "quantity": item.quantity,
             "price": str(item.price) if item.price is not None else None, "currency": item.currency,
-            "url": item.url, "image": item.image,
+            "url": item.url, "image": base_url + item.image if item.image else None,
             "review": {"rating": item.review.rating, "body": item.review.body, "verified": item.review.verified}
             if item.review else None,
         } for item in view.items],
@@ -275,7 +276,7 @@ class PublicProfile:
     handle: str
     display_name: str
     bio: str
-    avatar_url: str | None
+    avatar_url: str | None  # OUR stored copy's path (/media/...), never the URL the owner typed
     allow_indexing: bool
     collections: tuple[PublicCollectionRef, ...] = ()
 
@@ -305,7 +306,8 @@ def profile(session: Session, owner: User, with_collections: bool = True) -> Pub
                             .order_by(Collection.name, Collection.id)).all()
         collections = tuple(PublicCollectionRef(slug=slug, name=redact(name) or slug) for slug, name in rows)
     return PublicProfile(handle=owner.handle, display_name=redact(owner.display_name) or owner.handle,
-                         bio=redact(owner.bio) or "", avatar_url=public_url(owner.avatar_url, image=True),
+                         bio=redact(owner.bio) or "",
+                         avatar_url=media_path(owner.avatar_file, THUMB) if owner.avatar_file else None,
                          allow_indexing=owner.allow_indexing, collections=collections)
 
 

@@ -10,9 +10,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, delete, select
 
 from purchaseshare.clock import utcnow
+from purchaseshare.item_images import queue_release, queue_sync
 from purchaseshare.models import CollectionItem, Purchase, PurchaseItem, Review
 
 
@@ -37,6 +39,7 @@ def set_approved(purchase: Purchase, items: list[PurchaseItem], approved_ids: se
     if any(item.approved for item in items) and purchase.published_at is None:
         purchase.published_at = now  # the first time only: a later re-approval keeps its place
     purchase.updated_at = now
+    queue_sync(object_session(purchase), purchase.id)  # after the commit: store / drop item images
 
 
 def approve_all(purchase: Purchase, items: list[PurchaseItem], now: datetime | None = None) -> None:
@@ -73,6 +76,7 @@ def remove_item(session: Session, purchase: Purchase, item: PurchaseItem) -> Non
     """Delete a wrongly parsed item (a "Shipping" line, say) with what hangs on it: its review and
     collection entries. A purchase left with no approved item stops being public by the rule above
     (and published_filter), so nothing else changes. The caller commits."""
+    queue_release(session, [item.image_file])  # its stored image, unless another item has it
     session.exec(delete(CollectionItem).where(CollectionItem.item_id == item.id))
     session.exec(delete(Review).where(Review.item_id == item.id))
     session.delete(item)

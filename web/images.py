@@ -1,5 +1,9 @@
-"""/img/<token>: product images fetched by the server (purchaseshare/image_proxy.py), and the
-template helper that turns an image URL into that path. Pages never point at a remote image."""
+"""Images on our pages. Product images of SHARED items are stored by us (purchaseshare/images.py)
+and served here from /media/<name>-<size>.webp: content-addressed, so cached for a year as
+immutable. `image_src` is the template helper: a stored path stays ours (a size picks the
+thumbnail); any other URL - only the owner's own private pages still show a merchant's image,
+before the item is shared - goes through /img/<signed token>, the server-side proxy
+(purchaseshare/image_proxy.py). Pages never point at a remote image."""
 
 from __future__ import annotations
 
@@ -8,14 +12,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
 from jinja2 import pass_context
 from starlette.concurrency import run_in_threadpool
 
 from purchaseshare.image_proxy import DiskCache, ImageError, fetch, image_path, policy_from, url_from_token
+from purchaseshare.images import MEDIA_PREFIX, resized_path
+from purchaseshare.item_images import store_for
 from web.deps import SettingsDep, not_found
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger(__name__)
+
+# A stored file never changes under its name; it is an image, no document.
+STORED_HEADERS = {"cache-control": "public, max-age=31536000, immutable",
+                  "content-security-policy": "default-src 'none'", "x-content-type-options": "nosniff",
+                  "content-disposition": "inline"}
 
 
 def image_key(context: Any) -> str:
@@ -24,8 +36,19 @@ def image_key(context: Any) -> str:
 
 
 @pass_context
-def image_src(context: Any, url: str) -> str:
+def image_src(context: Any, url: str, size: int | None = None) -> str:
+    """The src for an image: our stored path as it is (or its `size`), anything else via /img."""
+    if url.startswith(MEDIA_PREFIX):
+        return resized_path(url, size) if size else url
     return image_path(image_key(context), url)
+
+
+@router.get("/media/{file}")
+async def stored_image(file: str, settings: SettingsDep) -> Response:
+    path = store_for(settings).path(file)  # None for any name we never make (no path tricks)
+    if path is None or not await run_in_threadpool(path.is_file):
+        raise not_found()
+    return FileResponse(path, media_type="image/webp", headers=STORED_HEADERS)
 
 
 @router.get("/img/{token}")

@@ -4,12 +4,16 @@
 `reparse_email(raw_id)`: run it again after a parser changed (keeps the owner's choices).
 `send_mail(mail_id)`: deliver one outbox mail over SMTP (a no-op once sent).
 `purge_raw()`: the raw-mail retention sweep.
+`store_item_images(purchase_id)`: fetch and store the images of its shared items, drop the others'.
+`store_avatar(user_id)`: the same for a user's avatar.
+`release_images(names)`: delete stored image files no item or avatar names any more.
 Enqueue only after the commit that created the row (see `enqueue_parse`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import dramatiq
 from sqlmodel import Session, col, update
@@ -71,6 +75,46 @@ def purge_raw() -> None:
         purged = purge_expired_raw(session, settings)
     if purged:
         log.info("retention: purged the raw bytes of %d emails", purged)
+
+
+@dramatiq.actor(**RETRY)
+def store_item_images(purchase_id: int) -> None:
+    from purchaseshare.item_images import sync_purchase
+
+    sync_purchase(get_settings(), purchase_id)  # a refused image is recorded, not raised: no retry
+
+
+@dramatiq.actor(**RETRY)
+def release_images(names: list[str]) -> None:
+    from purchaseshare.item_images import release
+
+    release(get_settings(), names)
+
+
+@dramatiq.actor(**RETRY)
+def store_avatar(user_id: int) -> None:
+    from purchaseshare.item_images import sync_avatar
+
+    sync_avatar(get_settings(), user_id)
+
+
+def send_image_work(purchase_ids: list[int], names: list[str], user_ids: Sequence[int] = ()) -> None:
+    """Queue the image sync of these purchases and users and the release of these files (after the
+    commit that shared, changed or deleted them: purchaseshare/item_images.py calls this)."""
+    send_many(store_item_images, [(purchase_id,) for purchase_id in purchase_ids])
+    send_many(store_avatar, [(user_id,) for user_id in user_ids])
+    if names:
+        release_images.send(names)
+
+
+def queue_missing_images() -> int:
+    """Queue the image sync of every shared item and avatar never fetched (a backfill after
+    migration 0009, or after the queue was down at an approval); how many were queued."""
+    from purchaseshare.item_images import never_synced
+
+    purchase_ids, user_ids = never_synced(get_settings())
+    send_image_work(purchase_ids, [], user_ids)
+    return len(purchase_ids) + len(user_ids)
 
 
 def send_after_commit(settings: Settings, mail_ids: list[int | None]) -> None:

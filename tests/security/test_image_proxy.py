@@ -1,5 +1,7 @@
-"""Point 19 (images): product images reach visitors only through /img/<signed token>, fetched by
-the server (https, bounded size and time, real PNG/JPEG/GIF/WebP only, never a private address,
+"""Point 19 (images): product images never reach visitors from a merchant's server. Shared items'
+images are stored by us (issue 13: the worker fetches them once; tests/images and
+tests/web/test_stored_images.py); what is left of /img/<signed token> serves the owner's own
+private pages. Both fetch on the server (https, bounded size and time, real PNG/JPEG/GIF/WebP only, never a private address,
 redirects included), so a tracking pixel in an email never sees a visitor. Unsigned tokens: 404
 (no open proxy). The remote servers here are local HTTPS servers on 127.0.0.2 ("the internet",
 let through by the test-only PURCHASESHARE_IMAGE_PROXY_ALLOW) and 127.0.0.1 (the private network
@@ -12,6 +14,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from purchaseshare.image_proxy import DiskCache, ImageError, fetch, image_path, policy_from
-from tests.security.conftest import serve, share_purchase
+from tests.security.conftest import post_form, serve, share_purchase
 from tests.services.servers import free_port
 
 OUTSIDE, PRIVATE = "127.0.0.2", "127.0.0.1"
@@ -186,35 +189,88 @@ def share_with_image(site, image: str) -> str:
     return share_purchase(site.settings, site.make_user("owner"), image=image)
 
 
-def test_public_pages_show_images_only_through_the_signed_proxy(proxied_site, remote):
+def _purchase_id(site, path: str) -> int:
+    from sqlmodel import select
+
+    from purchaseshare.db import session_scope
+    from purchaseshare.models import Purchase
+
+    with session_scope(site.settings) as session:
+        return session.exec(select(Purchase.id).where(Purchase.public_id == path.rsplit("/", 1)[-1])).one()
+
+
+def _stored_file(site, purchase_id: int, timeout: float = 20.0) -> str | None:
+    """The item's stored image name, once the server's in-process worker has written it."""
+    from sqlmodel import select
+
+    from purchaseshare.db import session_scope
+    from purchaseshare.models import PurchaseItem
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(site.settings) as session:
+            item = session.exec(select(PurchaseItem).where(PurchaseItem.purchase_id == purchase_id)).one()
+            if item.image_file or item.image_failed_at:
+                return item.image_file
+        time.sleep(0.1)
+    return None
+
+
+def test_shared_images_are_fetched_once_by_the_worker_and_served_from_our_origin(proxied_site, remote):
+    """Issue 13: approving queues the fetch; the real server's worker stores a re-encoded copy;
+    visitors' pages, feed and API name only /media on our origin; views never reach the merchant."""
     site = proxied_site
     pixel = remote.url("/pixel.png")
     path = share_with_image(site, pixel)
+    purchase_id = _purchase_id(site, path)
+    before = remote.hits("/pixel.png", OUTSIDE)
+    with site.client() as owner:
+        site.log_in(owner, "owner")
+        assert post_form(owner, f"/purchases/{purchase_id}/approve", page=f"/purchases/{purchase_id}").status_code == 303
+    name = _stored_file(site, purchase_id)
+    assert name, site.server_log()[-2000:]
+    assert remote.hits("/pixel.png", OUTSIDE) == before + 1
     site.make_user("visitor")
     with site.client() as visitor:
-        site.log_in(visitor, "visitor")  # the visitor has a session cookie: it must not travel on
-        for page in (path, "/u/owner", "/u/owner/feed.atom"):
+        site.log_in(visitor, "visitor")
+        for page in (path, "/u/owner", "/u/owner/feed.atom", f"/api/v1/users/owner/purchases/{path.rsplit('/', 1)[-1]}"):
             text = visitor.get(page, headers={"accept": "text/html"}).text
-            assert OUTSIDE not in text, page  # the visitor's browser is never sent there
-            assert image_path(site.settings.secret_key, pixel) in text, page
+            assert OUTSIDE not in text and "/img/" not in text, page  # the visitor's browser is never sent there
+            assert f"/media/{name}-480.webp" in text, page
         answer = visitor.get(path, headers={"accept": "text/html"})
-        assert "img-src 'self' data:;" in answer.headers["content-security-policy"]
-        [src] = re.findall(r'<img src="(/img/[^"]+)"', answer.text)
-
-        before = remote.hits("/pixel.png", OUTSIDE)
+        [src] = re.findall(r'<img src="(/media/[^"]+)"', answer.text)
         image = visitor.get(src)
+        assert image.status_code == 200 and image.content.startswith(b"RIFF") and image.content[8:12] == b"WEBP"
+        assert image.headers["content-type"] == "image/webp" and "immutable" in image.headers["cache-control"]
+    assert remote.hits("/pixel.png", OUTSIDE) == before + 1  # views fetch nothing
+    assert remote.hits("/pixel.png", PRIVATE) == 0
+
+
+def test_the_proxy_is_left_for_the_owner_s_own_private_pages(proxied_site, remote):
+    """Before an item is shared, only its owner sees its image: through the signed proxy still."""
+    site = proxied_site
+    pixel = remote.url("/pixel.png")
+    path = share_with_image(site, pixel)
+    purchase_id = _purchase_id(site, path)
+    with site.client() as owner:
+        site.log_in(owner, "owner")  # the owner has a session cookie: it must not travel on
+        page = owner.get(f"/purchases/{purchase_id}", headers={"accept": "text/html"}).text
+        # (its URL is in the correction form, but no <img> loads it)
+        assert not re.search(r'<img[^>]+src="[a-z]+:', page) and image_path(site.settings.secret_key, pixel) in page
+        [src] = set(re.findall(r'<img src="(/img/[^"]+)"', page))
+        before = remote.hits("/pixel.png", OUTSIDE)
+        image = owner.get(src)
         assert image.status_code == 200 and image.content == PNG
         assert image.headers["content-type"] == "image/png" and image.headers["x-content-type-options"] == "nosniff"
-        assert remote.hits("/pixel.png", OUTSIDE) == before + 1
         _, _, headers = remote.requests[-1]
         assert "cookie" not in {name.lower() for name in headers}
-        assert visitor.get(src).content == PNG  # from the disk cache:
+        assert owner.get(src).content == PNG  # from the disk cache:
         assert remote.hits("/pixel.png", OUTSIDE) == before + 1
 
         # No open proxy: a token not signed with this site's key, or no token, is a 404, with no fetch.
         for forged in (image_path("another-key", remote.url("/pixel.png")), "/img/" + "A" * 40, "/img/x.y"):
-            assert visitor.get(forged).status_code == 404, forged
+            assert owner.get(forged).status_code == 404, forged
         # Signed but bad: HTML posing as an image, too big, a redirect into the private network.
         for bad in ("/html-as-image.png", "/huge.png", "/to-private.png"):
-            assert visitor.get(image_path(site.settings.secret_key, remote.url(bad))).status_code == 404, bad
+            assert owner.get(image_path(site.settings.secret_key, remote.url(bad))).status_code == 404, bad
         assert remote.hits("/pixel.png", PRIVATE) == 0

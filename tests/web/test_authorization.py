@@ -63,6 +63,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/swagger-ui"): Rule(PUBLIC, ok=frozenset({200}), url="/swagger-ui/swagger-ui-bundle.js"),
     # Only tokens signed by the site are fetched (tests/security/test_image_proxy.py): no open proxy.
     ("GET", "/img/{token}"): Rule(PUBLIC, ok=frozenset({404}), url="/img/unsigned.token"),
+    # Stored product images (tests/web/test_stored_images.py): public files; none in this world.
+    ("GET", "/media/{file}"): Rule(PUBLIC, ok=frozenset({404}), url="/media/" + "0" * 32 + "-480.webp"),
     ("GET", "/static"): Rule(PUBLIC, ok=frozenset({200}), url="/static/style.css"),
     ("GET", "/"): Rule(PUBLIC, ok=frozenset({200})),
     ("GET", "/u/{handle}"): Rule(PUBLIC, ok=frozenset({200})),

@@ -14,8 +14,8 @@ from sqlmodel import select
 
 from purchaseshare.clock import utcnow
 from purchaseshare.db import session_scope
-from purchaseshare.image_proxy import image_path
 from purchaseshare.models import Collection, CollectionItem, Purchase, PurchaseItem, Review, User
+from tests.images.fakes import store_images
 from tests.web.conftest import make_user, receive
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "emails"
@@ -97,7 +97,12 @@ def test_profile_shows_approved_items_of_a_received_email_only(settings, client)
     assert "203-7716405-2290318" not in page.text  # the order number
     assert "1081.47" not in page.text  # the order total would reveal the unapproved item
     tree = html.fromstring(page.text)
-    assert tree.xpath('//img[@alt="Ceramic Plant Pot Set, Matt White, 3 Sizes"]/@src')
+    # Its image is shown once the worker stored it, from our origin only (issue 13).
+    assert not tree.xpath('//img[@alt="Ceramic Plant Pot Set, Matt White, 3 Sizes"]/@src')
+    stored = store_images(settings, outcome.purchase_id)
+    page = client.get("/u/alice", headers=HTML)
+    tree = html.fromstring(page.text)
+    assert tree.xpath('//img[@alt="Ceramic Plant Pot Set, Matt White, 3 Sizes"]/@src') == [stored[0]]
     assert "£18.49" in page.text  # the viewer's locale (English by default) writes the money
     # The profile's card leads to the purchase page, where each item has its shop link.
     path = tree.xpath('//article[@class="card"]//h3/a/@href')[0]
@@ -177,6 +182,7 @@ def test_purchase_page_items_json_ld_and_open_graph(settings, client):
         session.add(Review(item_id=teapot_id, user_id=erin.id, rating=4, body="Pours well"))
         session.commit()
 
+    stored = store_images(settings, purchase.id)
     page = client.get(f"/u/erin/p/{purchase.public_id}", headers=HTML)
     assert page.status_code == 200
     assert "Hidden cosy" not in page.text
@@ -198,9 +204,9 @@ def test_purchase_page_items_json_ld_and_open_graph(settings, client):
 
     tags = meta(page.text)
     url = f"{settings.base_url}/u/erin/p/{purchase.public_id}"
-    # Unfurlers fetch og:image: through the image proxy too, never the remote server.
-    assert tags["og:url"] == url and tags["og:image"] == settings.base_url + image_path(settings.secret_key,
-                                                                                        "https://img.example/0.jpg")
+    # Unfurlers fetch og:image: our stored copy too, never the remote server.
+    assert tags["og:url"] == url and tags["og:image"] == settings.base_url + stored[0]
+    assert teapot["image"] == settings.base_url + stored[0] and cups["image"] == settings.base_url + stored[2]
     assert tags["og:title"].startswith("Teapot </script>") and tags["og:title"].endswith("and 1 more from Wrenfield Books")
     assert tags["og:description"] == "For the new flat"
     assert tags["twitter:card"] == "summary_large_image"
@@ -305,6 +311,7 @@ def test_api_lists_and_shows_public_purchases(settings, client):
     for n in range(21):
         purchase = add_purchase(settings, lea, [(f"Book {n:02d}", True), ("Diary", False)],
                                 published_at=utcnow() - timedelta(days=30 - n))
+    stored = store_images(settings, purchase.id)
     first = client.get("/api/v1/users/lea/purchases")
     assert first.status_code == 200
     body = first.json()
@@ -315,7 +322,7 @@ def test_api_lists_and_shows_public_purchases(settings, client):
         "merchant": {"name": "Wrenfield Books", "domain": "wrenfield-books.co.uk"}, "bought_on": "2025-04-14",
         "shared_at": body[0]["shared_at"], "caption": None, "likes": 0, "comments": 0,
         "items": [{"name": "Book 20", "quantity": 1, "price": "10", "currency": "GBP",
-                   "url": "https://shop.example/p/0?id=0", "image": "https://img.example/0.jpg", "review": None}]}
+                   "url": "https://shop.example/p/0?id=0", "image": settings.base_url + stored[0], "review": None}]}
     second = client.get("/api/v1/users/lea/purchases?page=2")
     assert [p["items"][0]["name"] for p in second.json()] == ["Book 00"] and "link" not in second.headers
     assert "Diary" not in first.text + second.text

@@ -14,6 +14,7 @@ from starlette.concurrency import iterate_in_threadpool
 
 from purchaseshare.account import delete_account, export_chunks
 from purchaseshare.config import Settings
+from purchaseshare.item_images import queue_avatar
 from purchaseshare.limits import TEXT_MAX
 from purchaseshare.models import Purchase, RawEmail, User
 from purchaseshare.users import HANDLE, handle_free, rename
@@ -79,6 +80,8 @@ def save_settings(request: Request, user: CurrentUser, db: DbDep, form: FormDep)
         return render(request, "owner/settings.html", {"values": values, "errors": errors.messages},
                       status_code=400, user=user, db=db)
     rename(db, user, handle)  # the old handle stays reserved for this user a while
+    if avatar != user.avatar_url:
+        queue_avatar(db, user.id)  # stored by the worker after the commit; public pages show only that copy
     user.display_name, user.avatar_url = display_name or handle, avatar
     user.bio, user.raw_retention_days = values["bio"], days
     user.default_share_items, user.allow_indexing = values["default_share_items"], values["allow_indexing"]

@@ -79,8 +79,9 @@ class UserOut(_Out):
 def user(handle: str, db: DbDep, settings: SettingsDep) -> UserOut:
     profile = public.profile(db, user_or_404(db, handle))
     home = settings.base_url.rstrip("/") + profile.path
+    avatar = settings.base_url.rstrip("/") + profile.avatar_url if profile.avatar_url else None  # our stored copy
     return UserOut(handle=profile.handle, display_name=profile.display_name, bio=profile.bio,
-                   avatar_url=profile.avatar_url, url=home, feed=home + "/feed.atom",
+                   avatar_url=avatar, url=home, feed=home + "/feed.atom",
                    purchases=f"{settings.base_url.rstrip('/')}/api/v1/users/{profile.handle}/purchases",
                    collections=[CollectionOut(slug=c.slug, name=c.name, url=f"{home}/c/{c.slug}")
                                 for c in profile.collections])

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, func, select
 from purchaseshare import learning, sharing
 from purchaseshare.account import delete_purchase
 from purchaseshare.clock import utcnow
+from purchaseshare.item_images import queue_sync
 from purchaseshare.limits import TEXT_MAX
 from purchaseshare.models import Purchase, PurchaseItem, RawEmail, User
 from purchaseshare.pipeline import MAX_ITEMS
@@ -350,6 +351,8 @@ def correct(request: Request, purchase_id: str, user: CurrentUser, db: DbDep, fo
     if errors.messages:
         return _purchase_page(request, user, db, purchase, errors, submitted, status_code=400)
     now = utcnow()
+    if any(item_changes[item.id].get("image", item.image) != item.image for item in items):
+        queue_sync(db, purchase.id)  # an image URL changed: the worker stores (or drops) it after the commit
     for name, value in changes.items():
         setattr(purchase, name, value)
     for item in items:

@@ -18,7 +18,6 @@ from markupsafe import Markup
 
 from purchaseshare import public
 from purchaseshare.demo import DEMO_HANDLE, is_demo
-from purchaseshare.image_proxy import image_path
 from web.deps import DbDep, OptionalUser, SettingsDep, not_found, render, user_or_404
 from web.forms import PageDep
 from web.routes import social
@@ -112,7 +111,7 @@ def json_ld(view: public.PublicPurchase, base_url: str, image_key: str) -> Marku
     for item in view.items:
         product: dict[str, Any] = {"@type": "Product", "name": item.name, "url": page}
         if item.image:
-            product["image"] = base_url + image_path(image_key, item.image)  # crawlers too: via /img
+            product["image"] = base_url + item.image  # our stored copy (crawlers never reach the merchant)
         if view.merchant_name:
             product["brand"] = {"@type": "Brand", "name": view.merchant_name}
         offer: dict[str, Any] = {"@type": "Offer", "url": item.url or page}
@@ -144,7 +143,7 @@ def open_graph(view: public.PublicPurchase, base_url: str, image_key: str) -> di
             "twitter:card": "summary_large_image" if image else "summary", "twitter:title": view.title,
             "twitter:description": description}
     if image:
-        tags["og:image"] = tags["twitter:image"] = base_url + image_path(image_key, image)
+        tags["og:image"] = tags["twitter:image"] = base_url + image  # our stored copy
     return tags
 
 
@@ -206,8 +205,8 @@ def _xhtml(div: ET.Element, view: public.PublicPurchase, base_url: str, image_ke
     for item in view.items:
         li = el(items, "li")
         if item.image:
-            # Through /img like the pages: a feed reader must not fetch a tracking pixel either.
-            el(li, "img", src=base_url + image_path(image_key, item.image), alt=item.name, width="64",
+            # Our stored copy like the pages: a feed reader must not fetch a tracking pixel either.
+            el(li, "img", src=base_url + item.image, alt=item.name, width="64",
                height="64").tail = " "
         target = el(li, "a", item.name, href=item.url) if item.url else el(li, "span", item.name)
         extra = f" × {item.quantity}" if item.quantity != 1 else ""
