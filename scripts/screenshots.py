@@ -4,10 +4,11 @@ Debian's Chromium driven by Playwright.
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium]
 
-Product images live on merchants' CDNs, which this offline machine cannot reach: the pages ask our
-/img proxy for them, and its answers are replaced here by neutral picture tiles (a tint per image)
-so the pages look as they do online, minus the photos. Items without a picture show the page's own
-placeholder (the merchant's initial), as they do online.
+Product images live on merchants' CDNs, which this offline machine cannot reach: the worker that
+stores a shared item's picture (purchaseshare/item_images.py) is given neutral picture tiles (a
+tint per image) instead, and the owner's /img proxy answers are replaced the same way, so the pages
+look as they do online, minus the photos. Items without a picture show the page's own placeholder
+(the merchant's initial), as they do online.
 """
 
 from __future__ import annotations
@@ -37,6 +38,44 @@ def picture_tile(url: str) -> bytes:
     return PLACEHOLDER.format(hue=zlib.crc32(url.encode()) % 360).encode()
 
 
+def tile_fetcher(url: str, settings) -> dict[int, bytes]:
+    """The worker's fetch, offline: a tinted raster tile re-encoded like a fetched picture."""
+    import colorsys
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from purchaseshare.images import reencode
+
+    hue = zlib.crc32(url.encode()) % 360 / 360
+    light, shade = ([round(c * 255) for c in colorsys.hls_to_rgb(hue, lum, 0.35)] for lum in (0.92, 0.72))
+    tile = Image.new("RGB", (240, 240), tuple(light))
+    draw = ImageDraw.Draw(tile)
+    draw.polygon([(56, 172), (100, 116), (132, 154), (152, 130), (184, 172)], fill=tuple(shade))
+    draw.ellipse([(142, 62), (178, 98)], fill=tuple(shade))
+    out = io.BytesIO()
+    tile.save(out, format="PNG")
+    return reencode(out.getvalue())
+
+
+def store_shared_images(settings) -> None:
+    """What the worker does for each shared purchase, with the offline tiles."""
+    from sqlmodel import col, select, update
+
+    from purchaseshare.db import session_scope
+    from purchaseshare.item_images import sync_purchase
+    from purchaseshare.models import Purchase, PurchaseItem
+
+    with session_scope(settings) as session:
+        ids = session.exec(select(Purchase.id).where(col(Purchase.published_at).is_not(None))).all()
+        # The seeding's own worker found no network: forget those failures, fetch the tiles instead.
+        session.exec(update(PurchaseItem).where(col(PurchaseItem.image_failed_at).is_not(None))
+                     .values(image_from=None, image_failed_at=None))
+        session.commit()
+    for purchase_id in ids:
+        sync_purchase(settings, purchase_id, fetcher=tile_fetcher)
+
+
 def pick_pages(settings) -> dict[str, str]:
     """Paths worth showing in the seeded data: a shared purchase with likes and a comment, and a
     private one in the inbox with several items."""
@@ -60,7 +99,9 @@ def pick_pages(settings) -> dict[str, str]:
         private = session.exec(counts).first()
         if shared is None or private is None:
             raise SystemExit("the demo data has no shared or no private purchase to show")
-        return {"shared": f"/u/demo/p/{shared.public_id}", "private": f"/purchases/{private[0]}"}
+        source = session.get(Purchase, private[0]).source_raw_id
+        return {"shared": f"/u/demo/p/{shared.public_id}", "private": f"/purchases/{private[0]}",
+                "teach": f"/emails/{source}/teach"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = prepare_environment(Path(data_dir), base_url=base)  # before the broker is imported
         print("seeding the demo data (the sample emails go through the queue)...", flush=True)
         info = seed(settings)
+        store_shared_images(settings)
 
         import uvicorn
 
@@ -145,6 +187,7 @@ def shoot(base: str, password: str, paths: dict[str, str], out: Path, chromium: 
                     save(page, "feed", "/feed")
                     save(page, "forwarding", "/settings/forwarding")
                     save(page, "notifications", "/notifications")
+                    save(page, "teach", paths["teach"])
                 else:
                     save(page, "phone-profile", "/u/demo")
                     save(page, "phone-inbox", "/inbox")

@@ -17,7 +17,9 @@ from sqlmodel import select
 
 from purchaseshare.clock import utcnow
 from purchaseshare.db import session_scope
+from purchaseshare.item_images import sync_avatar
 from purchaseshare.models import Collection, CollectionItem, Like, Notification, Purchase, PurchaseItem, User
+from tests.images.fakes import fake_fetcher, store_images
 from tests.web.conftest import log_in, make_user
 from web.money import format_money, header_locale
 
@@ -113,18 +115,19 @@ def test_cards_show_the_image_or_a_placeholder_with_an_initial_and_the_merchant_
     rng = random.Random(21)
     owner = make_user(settings, "pia")
     merchant, pictured, plain, orphan = word(rng), word(rng), word(rng), word(rng)
-    add(settings, owner, [{"name": pictured, "image": f"https://cdn.example/{word(rng)}.jpg"}],
-        merchant=merchant, bought=date(2025, 3, 1))
+    shown = add(settings, owner, [{"name": pictured, "image": f"https://cdn.example/{word(rng)}.jpg"}],
+                merchant=merchant, bought=date(2025, 3, 1))
+    store_images(settings, shown.id)  # what the worker does once the item is shared
     add(settings, owner, [{"name": plain}], merchant=merchant, bought=date(2025, 2, 1))
     add(settings, owner, [{"name": orphan}], merchant=None, bought=date(2025, 1, 1))
     page = client.get("/u/pia", headers=HTML).text
     tree = html.fromstring(page)
     cards = tree.xpath(CARDS)
     assert [card.xpath("string(.//h3)").strip() for card in cards] == [pictured, plain, orphan]
-    # Image first, through our /img proxy only; the tile under it is CSS, no request.
+    # Image first, our stored copy only (/media); the tile under it is CSS, no request.
     first = cards[0]
     assert first.xpath("./*[1]/@class") == ["thumb"]
-    assert first.xpath(".//img/@src")[0].startswith("/img/") and first.xpath(".//img/@alt") == [pictured]
+    assert first.xpath(".//img/@src")[0].startswith("/media/") and first.xpath(".//img/@alt") == [pictured]
     assert not cards[1].xpath(".//img") and not cards[2].xpath(".//img")
     assert [card.xpath("string(.//span[@class='placeholder'])") for card in cards] == [
         merchant[0], merchant[0], orphan[0]]
@@ -156,7 +159,7 @@ def test_profile_cards_lead_with_a_pictured_item_and_name_the_others(settings, c
     names = [word(rng) for _ in range(6)]
     items = [{"name": n} for n in names]
     items[2]["image"] = f"https://cdn.example/{word(rng)}.png"
-    add(settings, owner, items, merchant=word(rng), bought=date(2025, 5, 5))
+    store_images(settings, add(settings, owner, items, merchant=word(rng), bought=date(2025, 5, 5)).id)
     tree = html.fromstring(client.get("/u/rosa", headers=HTML).text)
     (card,) = tree.xpath(CARDS)
     assert card.xpath("string(.//h3)").strip() == names[2]
@@ -234,13 +237,17 @@ def test_the_favicon_is_ours_and_linked_on_every_page(client) -> None:
         assert response.status_code == 200 and response.headers["content-type"].startswith("image/")
 
 
-def test_the_avatar_comes_through_our_image_proxy(settings, client) -> None:
+def test_the_avatar_is_our_stored_copy_never_the_remote_address(settings, client) -> None:
     owner = make_user(settings, "vera")
+    remote = f"https://pics.example/{word(random.Random(2))}.png"
     with session_scope(settings) as session:
         row = session.get(User, owner.id)
-        row.avatar_url = f"https://pics.example/{word(random.Random(2))}.png"
+        row.avatar_url = remote
         session.add(row)
         session.commit()
+    page = client.get("/u/vera", headers=HTML).text
+    assert remote not in page and not html.fromstring(page).xpath('//img[contains(@class, "avatar")]')
+    sync_avatar(settings, owner.id, fetcher=fake_fetcher)  # the worker's copy
     tree = html.fromstring(client.get("/u/vera", headers=HTML).text)
-    (src,) = tree.xpath('//img[@class="avatar"]/@src')
-    assert src.startswith("/img/")  # never the remote address: the visitor's browser asks us only
+    (src,) = tree.xpath('//img[contains(@class, "avatar")]/@src')
+    assert src.startswith("/media/")  # the visitor's browser asks us only
