@@ -194,7 +194,7 @@ def _settle(settings: Settings, name: str | None, variants: dict[int, bytes] | N
 
 def never_synced(settings: Settings) -> tuple[list[int], list[int]]:
     """Purchases with a shared item, and users with an avatar, whose image was never fetched (rows
-    from before migration 0009, or a queue that was down at the commit): for a backfill."""
+    from before migration 0011, or a queue that was down at the commit): for a backfill."""
     with session_scope(settings) as session:
         purchases = session.exec(select(PurchaseItem.purchase_id).distinct().where(
             PurchaseItem.approved == True, col(PurchaseItem.image).is_not(None),  # noqa: E712

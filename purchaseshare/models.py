@@ -79,7 +79,7 @@ class User(SQLModel, table=True):
     raw_retention_days: int | None = None  # None: the site's setting
     is_operator: bool = False
     created_at: datetime = Field(default_factory=utcnow)
-    # A hard bounce of our verification or reset mail to `email` (migration 0009): shown to the user.
+    # A hard bounce of our verification or reset mail to `email` (migration 0010): shown to the user.
     email_bounced_at: datetime | None = None
     email_bounce_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
@@ -94,7 +94,7 @@ class SenderAddress(SQLModel, table=True):
     verified_at: datetime | None = None
     verify_token: str | None = Field(default=None, max_length=64, index=True)
     created_at: datetime = Field(default_factory=utcnow)
-    # A hard bounce of the verification mail to this address (migration 0009): shown to the user.
+    # A hard bounce of the verification mail to this address (migration 0010): shown to the user.
     bounced_at: datetime | None = None
     bounce_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
@@ -229,7 +229,7 @@ class OutboxMail(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    # Delivery (migration 0009, purchaseshare.mailer): queued -> sending -> sent | failed |
+    # Delivery (migration 0010, purchaseshare.mailer): queued -> sending -> sent | failed |
     # uncertain (a worker stopped after handing it to the server: never sent again) | bounced.
     state: str = Field(default="queued", sa_column=Column(String(20), nullable=False, server_default="queued"))
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))

@@ -690,3 +690,24 @@ def test_database_cascades_agree_with_delete_account(settings):
         session.exec(delete(User).where(User.id == carol.id))
         session.commit()
     assert counts(settings) == before
+
+
+def test_the_operator_outbox_shows_bounced_and_uncertain_mail_as_such(settings, client):
+    from purchaseshare.clock import utcnow
+    from purchaseshare.models import OutboxMail
+
+    operator = make_user(settings, "op2")
+    with session_scope(settings) as session:
+        session.get(User, operator.id).is_operator = True
+        for state, to in (("bounced", "gone@example.org"), ("uncertain", "maybe@example.org"),
+                          ("sent", "fine@example.org")):
+            session.add(OutboxMail(to_addr=to, subject="Verify", body="x", purpose="verify", state=state,
+                                   sent_at=utcnow(), error="550 5.1.1 no such user" if state == "bounced" else None))
+        session.commit()
+    log_in(client, "op2")
+    page = client.get("/operator/outbox", headers=HTML).text
+    rows = {to: page.split(to, 1)[1].split("</span>", 1)[0] for to in
+            ("gone@example.org", "maybe@example.org", "fine@example.org")}
+    assert "bounced: 550 5.1.1 no such user" in rows["gone@example.org"]
+    assert "uncertain" in rows["maybe@example.org"] and "sent" not in rows["maybe@example.org"].split("uncertain")[0]
+    assert rows["fine@example.org"].strip().endswith("sent")
