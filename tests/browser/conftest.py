@@ -32,3 +32,17 @@ def live_server(settings):
         thread.join(10)
         stop_in_process_worker()
         time.sleep(0.05)
+
+
+@pytest.fixture
+def browser_context_args(browser_context_args, live_server):
+    # Every context (page, new_context) talks to this test's server; contexts close before it stops.
+    return {**browser_context_args, "base_url": live_server, "accept_downloads": True}
+
+
+@pytest.fixture
+def site(settings, tmp_path):
+    """The demo-like data the grid and third-party tests browse (tests/browser/demo_site.py)."""
+    from tests.browser.demo_site import seed_demo
+
+    return seed_demo(settings, tmp_path)

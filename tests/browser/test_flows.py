@@ -37,11 +37,6 @@ PASSWORD = "correct horse battery"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
-@pytest.fixture
-def browser_context_args(browser_context_args, live_server):
-    # Every context (page, new_context) talks to this test's server; contexts close before it stops.
-    return {**browser_context_args, "base_url": live_server, "accept_downloads": True}
-
 
 @pytest.fixture
 def new_context(new_context):

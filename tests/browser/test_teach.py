@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from purchaseshare.db import session_scope
 from purchaseshare.models import Purchase, PurchaseItem, RawEmail
-from tests.browser.test_flows import browser_context_args, log_in, make_user  # noqa: F401  (the fixture: this test server as base URL)
+from tests.browser.test_flows import log_in, make_user
 from tests.parsers.test_templates import _order
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.browser.demo_site import DemoSite, seed_demo
+from tests.browser.demo_site import DemoSite
 
 pytestmark = [pytest.mark.services, pytest.mark.parametrize("settings", ["sqlite"], indirect=True)]
 
@@ -26,14 +26,6 @@ RESOURCES_JS = """() => Array.from(document.querySelectorAll(
 ].filter(Boolean))"""
 
 
-@pytest.fixture
-def site(settings, tmp_path) -> DemoSite:
-    return seed_demo(settings, tmp_path)
-
-
-@pytest.fixture
-def browser_context_args(browser_context_args, live_server):
-    return {**browser_context_args, "base_url": live_server}
 
 
 class Outside:

@@ -58,13 +58,17 @@ def _mail(raw: RawEmail) -> Email | None:
     return unwrap(raw.raw) if raw.raw is not None else None
 
 
+def _purged(request: Request):
+    flash(request, "The original of this email was deleted (retention): there is nothing to point at.")
+    return see_other("/emails")
+
+
 @router.get("/emails/{raw_id}/teach")
 def teach_page(request: Request, raw_id: str, user: CurrentUser, db: DbDep):
     raw = owned_or_404(db, RawEmail, raw_id, user)
     mail = _mail(raw)
     if mail is None:
-        flash(request, "The original of this email was deleted (retention): there is nothing to point at.")
-        return see_other("/emails")
+        return _purged(request)
     reading = reading_of(mail)
     money = {id(c.block): c for c in reading.candidates}
     rows: list[list[Shown]] = []
@@ -99,8 +103,7 @@ def teach(request: Request, raw_id: str, user: CurrentUser, db: DbDep, form: For
     raw = owned_or_404(db, RawEmail, raw_id, user)
     mail = _mail(raw)
     if mail is None:
-        flash(request, "The original of this email was deleted (retention): there is nothing to learn from.")
-        return see_other("/emails")
+        return _purged(request)
     reading = reading_of(mail)
     blocks = reading.layout.blocks
     money = {c.block.index: c for c in reading.candidates}
