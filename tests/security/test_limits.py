@@ -349,8 +349,9 @@ def test_a_purchase_with_20000_items_renders_small_pages_and_takes_no_more(site)
                  "/u/shopper/feed.atom"):
         page = anonymous.get(path, headers={"accept": "text/html"})
         assert page.status_code == 200 and len(page.content) < 512 * 1024, (path, len(page.content))
-        assert f"Pencil number {cap - 1}" in page.text and f"Pencil number {cap}\"" not in page.text
-        assert f"Pencil number {cap}<" not in page.text, path
+        if path != "/u/shopper":  # the profile's card names a few items and links to the purchase page
+            assert f"Pencil number {cap - 1}" in page.text, path
+        assert f"Pencil number {cap}\"" not in page.text and f"Pencil number {cap}<" not in page.text, path
     # The owner cannot add a 20 001st; the manual entry form takes at most MAX_ITEMS lines.
     added = post_form(client, f"/purchases/{purchase_id}/add-item", {"name": "One more", "quantity": "1"},
                       page=f"/purchases/{purchase_id}")
