@@ -1,0 +1,228 @@
+"""Bounds on what one email can make the reader do (issue 17): caps where a real receipt never goes.
+
+Three cuts, each reported as a warning (never an error), each far above anything in the corpus:
+- `trim_raw`: before the MIME parse of a large email, each MIME part's body over a limit is cut
+  on the raw bytes: a text body keeps its head and its tail (the totals are at the end), any
+  other body (attachments: zip, image, a PDF too large for parsers.pdf to read) is dropped
+  without being decoded. The stdlib parser then never copies megabytes nobody reads.
+- `cap_html` / `cap_text`: a decoded body over a length keeps its head and tail; in a large
+  HTML body, inline `data:` images (never read: items keep http(s) pictures only) go first.
+- `prune_tree`: an HTML tree of more elements than a receipt has keeps its first HEAD_ELEMENTS
+  and last TAIL_ELEMENTS (pre-order); whole subtrees between them are removed, so the layout,
+  items and candidates that walk the tree stay bounded (a 300 000-row item table).
+Every step is linear in the email's size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from lxml import etree
+
+MB = 1024 * 1024
+TRIM_ABOVE = 4 * MB  # emails up to this size are parsed as they are (the corpus's largest: 1.8 MB)
+PART_LIMIT = 2 * MB  # a MIME body (encoded) over this is cut
+TEXT_HEAD = 1536 * 1024  # of a cut text body, the bytes kept from its start...
+TEXT_TAIL = 512 * 1024  # ...and from its end
+PDF_KEEP = 7 * MB  # an encoded PDF up to this is kept whole for parsers.pdf (5 MB decoded, its own limit)
+MAX_BOUNDARIES = 1000  # multipart boundaries looked for (a real email has a handful)
+OMITTED_HEADER = "X-PurchaseShare-Omitted-Bytes"  # on a part whose body was dropped: its size
+
+MAX_HTML_CHARS = 2_000_000  # a decoded HTML body (corpus: 1.36 MB, most of it inline images)
+MAX_PARTS = 500  # MIME parts a body is looked for in (corpus: 12)
+MAX_TEXT_CHARS = 1_000_000  # a decoded text body (corpus: 28 kB)
+HEAD_ELEMENTS = 8000  # HTML elements kept from the start (corpus: 1 011 at most)...
+TAIL_ELEMENTS = 2000  # ...and from the end
+_COUNT_ABOVE = 100_000  # HTML shorter than this cannot hold HEAD + TAIL elements worth pruning... much
+
+_BOUNDARY = re.compile(rb'(?i)\bboundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))')
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_CONTENT_TYPE = re.compile(rb"(?im)^content-type\s*:\s*([\w.+-]+/[\w.+-]+)")
+_ENCODING = re.compile(rb"(?im)^content-transfer-encoding\s*:\s*([\w-]+)")
+_FILENAME = re.compile(rb'(?i)\b(?:file)?name\*?\s*=\s*"?([^";\r\n]*)')
+_DATA_URI_BYTES = re.compile(rb"data:[A-Za-z0-9+/=;,.:%_\r\n-]{2000,}")
+_DATA_URI = re.compile(r"data:[A-Za-z0-9+/=;,.:%_\r\n-]{2000,}")
+
+
+def _size(count: int) -> str:
+    return f"{count / MB:.1f} MB" if count >= MB else f"{count // 1024} kB"
+
+
+def trim_raw(raw: bytes) -> tuple[bytes, list[str]]:
+    """The raw email with each oversized MIME body cut (see the module), and what was cut.
+    Emails up to TRIM_ABOVE come back as they are (the same object)."""
+    if len(raw) <= TRIM_ABOVE:
+        return raw, []
+    names: list[bytes] = []
+    for found in _BOUNDARY.finditer(raw):
+        name = found.group(1) or found.group(2)
+        if name not in names:
+            names.append(name)
+        if len(names) >= MAX_BOUNDARIES:
+            break
+    # Delimiter lines of every boundary cut the email into leaf parts (and container headers).
+    cuts = [0]
+    if names:
+        delimiter = re.compile(rb"(?m)^--(?:" + b"|".join(re.escape(n) for n in names) + rb")(?:--)?[ \t]*\r?$")
+        for found in delimiter.finditer(raw):
+            cuts += [found.start(), found.end()]
+    cuts.append(len(raw))
+    pieces: list[bytes] = []
+    warnings: list[str] = []
+    changed = False
+    for number in range(0, len(cuts), 2):  # even: a part's span; odd: a delimiter line's
+        start, end = cuts[number], cuts[number + 1]
+        if end - start > PART_LIMIT:
+            piece, warning = _trim_part(raw, start, end, top=number == 0)
+            if warning:
+                changed = True
+                warnings.append(warning)
+                pieces.append(piece)
+            else:
+                pieces.append(raw[start:end])
+        else:
+            pieces.append(raw[start:end])
+        if number + 2 < len(cuts):
+            pieces.append(raw[end:cuts[number + 2]])
+    if not changed:
+        return raw, []
+    return b"".join(pieces), warnings
+
+
+def _trim_part(raw: bytes, start: int, end: int, top: bool) -> tuple[bytes, str | None]:
+    """One part's span (its delimiter's line end, headers, blank line, body) with its body cut;
+    (b"", None): keep it whole."""
+    lead = start if top else start + (raw[start:start + 1] == b"\n")
+    if raw.startswith(b"\r\n", lead) or raw.startswith(b"\n", lead):
+        body_start = lead + (2 if raw.startswith(b"\r\n", lead) else 1)  # no headers: text/plain
+        headers = b""
+    else:
+        header_end = _HEADER_END.search(raw, lead, min(end, lead + 256 * 1024))
+        if header_end is None:
+            return b"", None
+        headers, body_start = raw[lead:header_end.start()], header_end.end()
+    head = raw[start:lead]
+    blank = raw[len(headers) + lead:body_start]
+    ctype_found = _CONTENT_TYPE.search(headers)
+    ctype = ctype_found.group(1).lower().decode() if ctype_found else "text/plain"
+    cte_found = _ENCODING.search(headers)
+    cte = cte_found.group(1).lower() if cte_found else b"7bit"
+    body_size = end - body_start
+    if ctype.startswith("message/"):
+        return b"", None  # an attached email: its own parts are cut where they are big
+    if ctype.startswith("multipart/"):
+        return b"", None  # headers and a preamble: the parts follow, each cut on its own
+    if ctype.startswith("text/"):
+        body = raw[body_start:end]
+        if ctype == "text/html" and cte != b"base64" and b"data:" in body:
+            body = _DATA_URI_BYTES.sub(b"data:,", body)
+            if len(body) <= PART_LIMIT:
+                return head + headers + blank + body, f"inline images dropped from a {_size(body_size)} HTML body"
+        return head + headers + blank + _head_and_tail(body, cte == b"base64"), (
+            f"a {_size(body_size)} {ctype} body: read its first {_size(TEXT_HEAD)} and last {_size(TEXT_TAIL)}")
+    name_found = _FILENAME.search(headers)
+    name = name_found.group(1).decode("utf-8", "replace").strip() if name_found else ctype
+    is_pdf = ctype == "application/pdf" or name.lower().endswith(".pdf")
+    if is_pdf and body_size <= PDF_KEEP:
+        return b"", None
+    size = body_size * 3 // 4 if cte == b"base64" else body_size
+    line_end = b"\r\n" if blank.startswith(b"\r") else b"\n"
+    note = f"{OMITTED_HEADER}: {size}".encode() + line_end
+    return head + note + headers + blank, f"attachment {name} ({_size(body_size)}) not read"
+
+
+def _head_and_tail(body: bytes, is_base64: bool) -> bytes:
+    """The first TEXT_HEAD and last TEXT_TAIL bytes of a body, cut at line ends (a multi-byte
+    character is never split: a line end is one byte in every charset mail uses)."""
+    if is_base64:
+        try:
+            head = binascii.a2b_base64(body[:TEXT_HEAD * 4 // 3 // 4 * 4 + 4096])
+            tail_part = body[-(TEXT_TAIL * 4 // 3):]
+            tail_part = tail_part[tail_part.find(b"\n") + 1:]
+            tail = binascii.a2b_base64(tail_part)
+        except binascii.Error:
+            return b""
+        head, tail = head[:TEXT_HEAD], tail[-TEXT_TAIL:]
+        return base64.encodebytes(_cut_head(head) + b"\n" + _cut_tail(tail))
+    return _cut_head(body[:TEXT_HEAD]) + b"\n" + _cut_tail(body[-TEXT_TAIL:])
+
+
+def _cut_head(data: bytes) -> bytes:
+    """Up to its last line end (or tag end) when that is in its second half, else up to its last
+    ASCII byte: never a multi-byte character cut in two."""
+    end = max(data.rfind(b"\n"), data.rfind(b">"))
+    if end > len(data) // 2:
+        return data[:end + 1]
+    return data[:len(data.rstrip(bytes(range(128, 256))))]
+
+
+def _cut_tail(data: bytes) -> bytes:
+    """From its first line start (or tag start) when that is in its first half, else from its
+    first ASCII byte."""
+    start = min((i for i in (data.find(b"\n"), data.find(b"<")) if i >= 0), default=-1)
+    if 0 <= start < len(data) // 2:
+        return data[start:]
+    return data[len(data) - len(data.lstrip(bytes(range(128, 256)))):]
+
+
+def cap_html(html: str) -> tuple[str, list[str]]:
+    """A decoded HTML body within MAX_HTML_CHARS: inline images dropped first, then the middle."""
+    if len(html) <= MAX_HTML_CHARS:
+        return html, []
+    warnings = []
+    if "data:" in html:
+        stripped = _DATA_URI.sub("data:,", html)
+        if len(stripped) < len(html):
+            warnings.append(f"inline images dropped from a {_size(len(html))} HTML body")
+            html = stripped
+    if len(html) <= MAX_HTML_CHARS:
+        return html, warnings
+    head, tail = MAX_HTML_CHARS * 3 // 4, MAX_HTML_CHARS // 4
+    cut = html.rfind("<", 0, head)
+    after = html.find("<", len(html) - tail)
+    warnings.append(f"HTML body of {len(html)} characters: read its first {head} and last {tail}")
+    return html[:cut if cut > head // 2 else head] + html[after if after >= 0 else len(html) - tail:], warnings
+
+
+def cap_text(text: str) -> tuple[str, list[str]]:
+    """A decoded text body within MAX_TEXT_CHARS: its head and tail, cut at line ends."""
+    if len(text) <= MAX_TEXT_CHARS:
+        return text, []
+    head, tail = MAX_TEXT_CHARS * 3 // 4, MAX_TEXT_CHARS // 4
+    cut = text.rfind("\n", 0, head)
+    after = text.find("\n", len(text) - tail)
+    kept = text[:cut if cut > head // 2 else head] + "\n" + text[after + 1 if after >= 0 else len(text) - tail:]
+    return kept, [f"text body of {len(text)} characters: read its first {head} and last {tail}"]
+
+
+def prune_tree(tree: etree._Element, html_size: int) -> str | None:
+    """Keep an HTML tree's first HEAD_ELEMENTS and last TAIL_ELEMENTS elements (pre-order),
+    removing the whole subtrees in between; a warning when something was removed."""
+    if html_size < _COUNT_ABOVE:
+        return None
+    total = int(tree.xpath("count(//*)")) + 1
+    if total <= HEAD_ELEMENTS + TAIL_ELEMENTS:
+        return None
+    last = total - TAIL_ELEMENTS  # elements from here on are kept
+    removable: list[tuple[int, etree._Element]] = []  # maximal middle subtrees, by start index
+    starts: list[int] = []
+    counter = 0
+    for event, element in etree.iterwalk(tree, events=("start", "end")):
+        if event == "start":
+            starts.append(counter)
+            counter += 1
+            continue
+        start = starts.pop()
+        if start >= HEAD_ELEMENTS and counter <= last and element.getparent() is not None:
+            while removable and removable[-1][0] > start:  # its descendants: it holds them
+                removable.pop()
+            removable.append((start, element))
+    for _, element in removable:
+        parent = element.getparent()
+        if parent is not None:
+            parent.remove(element)
+    removed = sum(1 for _ in removable)
+    return (f"HTML of {total} elements: read the first {HEAD_ELEMENTS} and the last {TAIL_ELEMENTS} "
+            f"({removed} parts in between left out)")
