@@ -55,11 +55,10 @@ def item_table(rows: int, seed: int = 1) -> bytes:
     out = ["<html><body><h1>Thank you for your order</h1><p>Order number: A12345</p><table>",
            "<tr><th>Item</th><th>Qty</th><th>Price</th></tr>"]
     cents = 0
-    for number in range(rows):
+    for _ in range(rows):  # ~57 bytes a row: 20 000 rows are 1.1 MB, 300 000 rows 17 MB
         price = rng.randint(100, 9999)
         cents += price
-        out.append(f'<tr><td><a href="https://shop.example/p/{number}">{_name(rng)}</a></td>'
-                   f"<td>1</td><td>${price // 100}.{price % 100:02d}</td></tr>")
+        out.append(f"<tr><td>{_name(rng)}</td><td>1</td><td>${price // 100}.{price % 100:02d}</td></tr>")
     out.append("</table>" + _totals(f"{cents // 100}.{cents % 100:02d}") + "</body></html>")
     return html_email("\n".join(out))
 
