@@ -222,11 +222,11 @@ def cap_text(text: str) -> tuple[str, list[str]]:
     return kept, [f"text body of {len(text)} characters: read its first {head} and last {tail}"]
 
 
-def prune_tree(tree: etree._Element, html_size: int) -> str | None:
+def prune_tree(tree: etree._Element, html: str) -> str | None:
     """Keep an HTML tree's first HEAD_ELEMENTS and last TAIL_ELEMENTS elements (pre-order),
     removing the whole subtrees in between; a warning when something was removed."""
-    if html_size < _COUNT_ABOVE:
-        return None
+    if len(html) < _COUNT_ABOVE or html.count("<") <= HEAD_ELEMENTS + TAIL_ELEMENTS:
+        return None  # every element starts with a "<": too few to prune (a C scan, no tree walk)
     total = int(tree.xpath("count(//*)")) + 1
     if total <= HEAD_ELEMENTS + TAIL_ELEMENTS:
         return None

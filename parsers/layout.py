@@ -60,6 +60,7 @@ class Block:
 class Layout:
     blocks: list[Block] = field(default_factory=list)
     rows: list[list[Block]] = field(default_factory=list)
+    chars: int = 0  # characters of its blocks' text (the MAX_LAYOUT_CHARS bound)
 
     def block(self, index: int) -> Block | None:
         return self.blocks[index] if 0 <= index < len(self.blocks) else None
@@ -97,6 +98,7 @@ class Layout:
         """Append a block; `row_open` False starts a new line."""
         if len(text) > MAX_BLOCK_CHARS:
             text = f"{text[:MAX_BLOCK_CHARS * 3 // 4]} … {text[-(MAX_BLOCK_CHARS // 4):]}"
+        self.chars += len(text)
         if not row_open or not self.rows:
             self.rows.append([])
         row = self.rows[-1]
@@ -125,10 +127,10 @@ def layout_of(mail: Email) -> Layout:
 def bounded(layout: Layout) -> tuple[Layout, str | None]:
     """The layout within MAX_LAYOUT_CHARS: its first rows (three quarters of it) and its last
     (the totals are at the end); a warning when rows were left out."""
-    sizes = [sum(len(b.text) for b in row) for row in layout.rows]
-    total = sum(sizes)
-    if total <= MAX_LAYOUT_CHARS:
+    if layout.chars <= MAX_LAYOUT_CHARS:
         return layout, None
+    sizes = [sum(len(b.text) for b in row) for row in layout.rows]
+    total = layout.chars
     head = tail = 0
     used = 0
     while head < len(sizes) and used + sizes[head] <= MAX_LAYOUT_CHARS * 3 // 4:

@@ -624,7 +624,7 @@ class Email:
         """The HTML body parsed once (lxml); None when there is no HTML. A tree larger than any
         receipt keeps its head and tail (parsers.bounded.prune_tree, with a warning)."""
         tree = _html_tree(self.html) if self.html else None
-        if tree is not None and self.html and (cut := prune_tree(tree, len(self.html))):
+        if tree is not None and self.html and (cut := prune_tree(tree, self.html)):
             self.warnings.append(cut)
         return tree
 
