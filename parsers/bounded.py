@@ -37,6 +37,7 @@ HEAD_ELEMENTS = 4000  # HTML elements kept from the start (corpus: 1 011 at most
 TAIL_ELEMENTS = 1000  # ...and from the end
 _COUNT_ABOVE = 30_000  # shorter HTML cannot hold more elements than the tree keeps
 
+_SPACES = b" \t\r\n"
 _BOUNDARY = re.compile(rb'(?i)boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))')
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _CONTENT_TYPE = re.compile(rb"(?im)^content-type\s*:\s*([\w.+-]+/[\w.+-]+)")
@@ -146,7 +147,7 @@ def _trim_part(raw: bytes, start: int, end: int, top: bool) -> tuple[bytes, str 
             if len(body) <= PART_LIMIT:
                 return head + headers + blank + body, f"inline images dropped from a {_size(body_size)} HTML body"
         keep = (HTML_HEAD, HTML_TAIL) if ctype == "text/html" else (TEXT_HEAD, TEXT_TAIL)
-        return head + headers + blank + _head_and_tail(body, cte == b"base64", *keep), (
+        return head + headers + blank + _head_and_tail(body, cte, *keep), (
             f"a {_size(body_size)} {ctype} body: read its first {_size(keep[0])} and last {_size(keep[1])}")
     name_found = _FILENAME.search(headers)
     name = name_found.group(1).decode("utf-8", "replace").strip() if name_found else ctype
@@ -159,19 +160,41 @@ def _trim_part(raw: bytes, start: int, end: int, top: bool) -> tuple[bytes, str 
     return head + note + headers + blank, f"attachment {name} ({_size(body_size)}) not read"
 
 
-def _head_and_tail(body: bytes, is_base64: bool, head_size: int, tail_size: int) -> bytes:
+def _head_and_tail(body: bytes, cte: bytes, head_size: int, tail_size: int) -> bytes:
     """The first `head_size` and last `tail_size` bytes of a body (decoded ones for base64), cut
     at line ends: a multi-byte character is never split."""
-    if is_base64:
+    if cte == b"quoted-printable":  # at a hard line break: a soft one ("=") may split a character
+        head, tail = body[:head_size], body[-tail_size:]
+        end = _hard_break(head, len(head))
+        start = tail.find(b"\n") + 1
+        while 0 < start < len(tail) // 2 and tail[:start].rstrip(b"\r\n").endswith(b"="):
+            start = tail.find(b"\n", start) + 1
+        if end > 0 and 0 < start < len(tail) // 2:
+            return head[:end] + tail[start:]
+    if cte == b"base64":
+        # Whole 4-character groups: counted from the start for the head, from the end (the
+        # padded end of the body) for the tail.
+        head_chars = body[:head_size * 4 // 3 + 4096].translate(None, _SPACES)
+        tail_chars = body[-(tail_size * 4 // 3 + 4096):].translate(None, _SPACES)
         try:
-            head = binascii.a2b_base64(body[:head_size * 4 // 3 + 4096])
-            tail_part = body[-(tail_size * 4 // 3 + 4096):]
-            tail_part = tail_part[tail_part.find(b"\n") + 1:]
-            tail = binascii.a2b_base64(tail_part)
+            head = binascii.a2b_base64(head_chars[:len(head_chars) - len(head_chars) % 4])
+            tail = binascii.a2b_base64(tail_chars[len(tail_chars) % 4:])
         except binascii.Error:
             return b""
         return base64.encodebytes(_cut_head(head[:head_size]) + b"\n" + _cut_tail(tail[-tail_size:]))
     return _cut_head(body[:head_size]) + b"\n" + _cut_tail(body[-tail_size:])
+
+
+def _hard_break(data: bytes, end: int) -> int:
+    """Just past the last line end before `end` that is not a quoted-printable soft break; 0: none
+    in the second half."""
+    while end > len(data) // 2:
+        end = data.rfind(b"\n", 0, end)
+        if end < 0:
+            return 0
+        if not data[:end].rstrip(b"\r").endswith(b"="):
+            return end + 1
+    return 0
 
 
 def _cut_head(data: bytes) -> bytes:
@@ -227,7 +250,7 @@ def prune_tree(tree: etree._Element, html: str) -> str | None:
     removing the whole subtrees in between; a warning when something was removed."""
     if len(html) < _COUNT_ABOVE or html.count("<") <= HEAD_ELEMENTS + TAIL_ELEMENTS:
         return None  # every element starts with a "<": too few to prune (a C scan, no tree walk)
-    total = int(tree.xpath("count(//*)")) + 1
+    total = int(tree.xpath("count(//*)"))
     if total <= HEAD_ELEMENTS + TAIL_ELEMENTS:
         return None
     last = total - TAIL_ELEMENTS  # elements from here on are kept
