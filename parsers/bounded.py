@@ -24,7 +24,7 @@ from lxml import etree
 MB = 1024 * 1024
 TRIM_ABOVE = 4 * MB  # emails up to this size are parsed as they are (the corpus's largest: 1.8 MB)
 PART_LIMIT = 2 * MB  # a MIME body (encoded) over this is cut
-HTML_HEAD, HTML_TAIL = 1_400_000, 480_000  # of a cut HTML body, the bytes kept from its start and end
+HTML_HEAD, HTML_TAIL = 512_000, 192_000  # of a cut HTML body, the bytes kept from its start and end
 TEXT_HEAD, TEXT_TAIL = 700_000, 240_000  # the same for a text body
 PDF_KEEP = 7 * MB  # an encoded PDF up to this is kept whole for parsers.pdf (5 MB decoded, its own limit)
 MAX_BOUNDARIES = 1000  # multipart boundaries looked for (a real email has a handful)
@@ -141,13 +141,15 @@ def _trim_part(raw: bytes, start: int, end: int, top: bool) -> tuple[bytes, str 
     if ctype.startswith("multipart/"):
         return b"", None  # headers and a preamble: the parts follow, each cut on its own
     if ctype.startswith("text/"):
-        body = raw[body_start:end]
-        if ctype == "text/html" and cte != b"base64" and b"data:" in body:
-            body = _DATA_URI_BYTES.sub(b"data:,", body)
+        prefix = head + headers + blank
+        body, first, last = raw, body_start, end  # sliced below: the body is never copied whole
+        if ctype == "text/html" and cte != b"base64" and raw.find(b"data:", body_start, end) >= 0:
+            body = _without_data_uris(raw, body_start, end)
             if len(body) <= PART_LIMIT:
-                return head + headers + blank + body, f"inline images dropped from a {_size(body_size)} HTML body"
+                return prefix + body, f"inline images dropped from a {_size(body_size)} HTML body"
+            first, last = 0, len(body)
         keep = (HTML_HEAD, HTML_TAIL) if ctype == "text/html" else (TEXT_HEAD, TEXT_TAIL)
-        return head + headers + blank + _head_and_tail(body, cte, *keep), (
+        return prefix + _head_and_tail(body, first, last, cte, *keep), (
             f"a {_size(body_size)} {ctype} body: read its first {_size(keep[0])} and last {_size(keep[1])}")
     name_found = _FILENAME.search(headers)
     name = name_found.group(1).decode("utf-8", "replace").strip() if name_found else ctype
@@ -160,11 +162,23 @@ def _trim_part(raw: bytes, start: int, end: int, top: bool) -> tuple[bytes, str 
     return head + note + headers + blank, f"attachment {name} ({_size(body_size)}) not read"
 
 
-def _head_and_tail(body: bytes, cte: bytes, head_size: int, tail_size: int) -> bytes:
-    """The first `head_size` and last `tail_size` bytes of a body (decoded ones for base64), cut
-    at line ends: a multi-byte character is never split."""
+def _without_data_uris(raw: bytes, start: int, end: int) -> bytes:
+    """raw[start:end] with every long data: URI emptied, copying only what is kept."""
+    pieces, position = [], start
+    for found in _DATA_URI_BYTES.finditer(raw, start, end):
+        pieces += [raw[position:found.start()], b"data:,"]
+        position = found.end()
+    pieces.append(raw[position:end])
+    return b"".join(pieces)
+
+
+def _head_and_tail(data: bytes, start: int, end: int, cte: bytes, head_size: int, tail_size: int) -> bytes:
+    """The first `head_size` and last `tail_size` bytes of the body data[start:end] (decoded ones
+    for base64), cut at line ends: a multi-byte character is never split."""
+    body_head = data[start:min(end, start + max(head_size, head_size * 4 // 3 + 4096))]
+    body_tail = data[max(start, end - max(tail_size, tail_size * 4 // 3 + 4096)):end]
     if cte == b"quoted-printable":  # at a hard line break: a soft one ("=") may split a character
-        head, tail = body[:head_size], body[-tail_size:]
+        head, tail = body_head[:head_size], body_tail[-tail_size:]
         end = _hard_break(head, len(head))
         start = tail.find(b"\n") + 1
         while 0 < start < len(tail) // 2 and tail[:start].rstrip(b"\r\n").endswith(b"="):
@@ -174,15 +188,15 @@ def _head_and_tail(body: bytes, cte: bytes, head_size: int, tail_size: int) -> b
     if cte == b"base64":
         # Whole 4-character groups: counted from the start for the head, from the end (the
         # padded end of the body) for the tail.
-        head_chars = body[:head_size * 4 // 3 + 4096].translate(None, _SPACES)
-        tail_chars = body[-(tail_size * 4 // 3 + 4096):].translate(None, _SPACES)
+        head_chars = body_head.translate(None, _SPACES)
+        tail_chars = body_tail.translate(None, _SPACES)
         try:
             head = binascii.a2b_base64(head_chars[:len(head_chars) - len(head_chars) % 4])
             tail = binascii.a2b_base64(tail_chars[len(tail_chars) % 4:])
         except binascii.Error:
             return b""
         return base64.encodebytes(_cut_head(head[:head_size]) + b"\n" + _cut_tail(tail[-tail_size:]))
-    return _cut_head(body[:head_size]) + b"\n" + _cut_tail(body[-tail_size:])
+    return _cut_head(body_head[:head_size]) + b"\n" + _cut_tail(body_tail[-tail_size:])
 
 
 def _hard_break(data: bytes, end: int) -> int:

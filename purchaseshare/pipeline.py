@@ -132,7 +132,7 @@ def run(raw: bytes, source: str | None = None, disabled: frozenset[str] = frozen
 
 
 def _refuse(raw: bytes) -> str | None:
-    if not raw or not raw.strip():
+    if not raw or raw.isspace():  # not raw.strip(): that copies the whole email
         return "empty input: no email to read"
     if len(raw) > MAX_BYTES:
         return f"email larger than {MAX_BYTES // (1024 * 1024)} MB"
