@@ -136,6 +136,13 @@ def many_parts(parts: int = 5000) -> bytes:
     return "\r\n".join(out).encode()
 
 
+def tiny_parts(size: int = 46 * MB) -> bytes:
+    """A multipart email of empty parts, one delimiter line after another (~2 million parts)."""
+    head = (_headers() + 'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+            "Content-Type: text/html\r\n\r\n<p>Walnut desk lamp $25.00</p><p>Total $25.00</p>\r\n").encode()
+    return head + b"--b\r\n" * ((size - len(head)) // 5) + b"--b--\r\n"
+
+
 def data_uri_image(size: int = 20 * MB) -> bytes:
     data = base64.b64encode(random.Random(7).randbytes(size * 3 // 4)).decode()
     html = (f'<html><body><h1>Your order</h1><img src="data:image/png;base64,{data}" alt="Walnut desk lamp">'
@@ -152,6 +159,7 @@ SHAPES: dict[str, Callable[[], bytes]] = {
     "links_100k": many_links,
     "text_line_10mb": one_line_text,
     "mime_parts_5000": many_parts,
+    "empty_parts_46mb": tiny_parts,
     "data_uri_20mb": data_uri_image,
 }
 

@@ -25,6 +25,7 @@ from bench.adversarial import (
     many_parts,
     nested_tables,
     one_line_text,
+    tiny_parts,
 )
 from parsers import bounded
 from parsers.layout import MAX_BLOCK_CHARS, MAX_LAYOUT_CHARS, layout_from_lines
@@ -129,7 +130,15 @@ def test_a_5_mb_single_line_text_body(normal_seconds):
 
 def test_5000_mime_parts(normal_seconds):
     result, _ = _timed(many_parts(5000), normal_seconds)
+    _warned(result, rf"^more than {bounded.MAX_DELIMITERS // 2} MIME parts: the rest of the email not read$")
     _warned(result, rf"^more than {bounded.MAX_PARTS} MIME parts: read the first {bounded.MAX_PARTS}$")
+
+
+def test_200000_empty_mime_parts(normal_seconds):
+    result, ratio = _timed(tiny_parts(MB), normal_seconds)  # 1 MB of "--b" lines
+    _warned(result, rf"^more than {bounded.MAX_DELIMITERS // 2} MIME parts: the rest of the email not read$")
+    assert result.status == "purchase" and result.total == Decimal("25.00")  # the first part was read
+    assert ratio < 50
 
 
 def test_a_large_inline_data_image(normal_seconds):
