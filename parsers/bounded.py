@@ -131,7 +131,9 @@ def _delimiters(raw: bytes, names: list[bytes]) -> list[tuple[int, int]]:
 def _trim_part(raw: bytes, start: int, end: int, top: bool) -> tuple[bytes, str | None]:
     """One part's span (its delimiter's line end, headers, blank line, body) with its body cut;
     (b"", None): keep it whole."""
-    lead = start if top else start + (raw[start:start + 1] == b"\n")
+    lead = start  # a part's span starts with its delimiter line's end
+    if not top:
+        lead += 2 if raw.startswith(b"\r\n", start) else raw.startswith(b"\n", start)
     if raw.startswith(b"\r\n", lead) or raw.startswith(b"\n", lead):
         body_start = lead + (2 if raw.startswith(b"\r\n", lead) else 1)  # no headers: text/plain
         headers = b""
@@ -148,7 +150,18 @@ def _trim_part(raw: bytes, start: int, end: int, top: bool) -> tuple[bytes, str 
     cte = cte_found.group(1).lower() if cte_found else b"7bit"
     body_size = end - body_start
     if ctype.startswith("message/"):
-        return b"", None  # an attached email: its own parts are cut where they are big
+        if cte != b"base64":
+            return b"", None  # an attached email: its own parts are cut where they are big
+        # Gmail base64-encodes attached emails: decode once, cut the email inside, attach it as is.
+        try:
+            inner = binascii.a2b_base64(raw[body_start:end].translate(None, _SPACES))
+        except binascii.Error:
+            return b"", None
+        inner, cut = trim_raw(inner)
+        if not cut:
+            return b"", None
+        plain = _ENCODING.sub(b"Content-Transfer-Encoding: 8bit", headers)
+        return head + plain + blank + inner, "; ".join(cut)
     if ctype.startswith("multipart/"):
         return b"", None  # headers and a preamble: the parts follow, each cut on its own
     if ctype.startswith("text/"):

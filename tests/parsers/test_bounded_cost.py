@@ -85,8 +85,9 @@ def test_an_item_table_over_the_raw_limit_is_cut_before_the_mime_parse(normal_se
     assert result.total == _stated_total(raw)
 
 
-def test_a_large_attachment_is_never_decoded(normal_seconds):
-    raw = big_attachment(5 * MB)
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n"])
+def test_a_large_attachment_is_never_decoded(normal_seconds, line_end: bytes):
+    raw = big_attachment(5 * MB).replace(b"\n", line_end)
     result, ratio = _timed(raw, normal_seconds)
     assert result.status == "purchase" and len(result.items) == 3
     _warned(result, r"^attachment photos\.zip \(6\.\d MB\) not read$")
@@ -102,6 +103,20 @@ def test_an_oversized_pdf_invoice_is_reported_not_read(normal_seconds):
     result, _ = _timed(message.as_bytes(), normal_seconds)
     _warned(result, r"^attachment invoice-77\.pdf \(8\.\d MB\) not read$")
     _warned(result, r"^PDF invoice-77\.pdf: not read, \d+ kB is over the 5000 kB limit$")
+
+
+def test_an_attached_email_in_base64_is_cut_inside(normal_seconds):
+    """Gmail's forward as attachment: message/rfc822 base64-encoded, holding the order and a
+    large attachment: the order is read, the attachment inside is not."""
+    inner = base64.encodebytes(big_attachment(4 * MB)).replace(b"\n", b"\r\n")
+    raw = (b"From: Sam <sam@example.org>\r\nTo: me@purchaseshare.test\r\nSubject: Fwd: Your order\r\n"
+           b'Content-Type: multipart/mixed; boundary="outer"\r\n\r\n--outer\r\n'
+           b"Content-Type: text/plain\r\n\r\nSee the attached order.\r\n--outer\r\n"
+           b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n" + inner
+           + b"--outer--\r\n")
+    result, _ = _timed(raw, normal_seconds)
+    assert result.forwarded and result.status == "purchase" and len(result.items) == 3
+    _warned(result, r"^attachment photos\.zip \(5\.\d MB\) not read$")
 
 
 def test_a_huge_html_body(normal_seconds):
