@@ -34,7 +34,7 @@ OMITTED_HEADER = "X-PurchaseShare-Omitted-Bytes"  # on a part whose body was dro
 MAX_HTML_CHARS = 2_000_000  # a decoded HTML body (corpus: 1.36 MB, most of it inline images)
 MAX_PARTS = 500  # MIME parts a body is looked for in (corpus: 12)
 MAX_TEXT_CHARS = 1_000_000  # a decoded text body (corpus: 28 kB)
-HEAD_ELEMENTS = 3000  # HTML elements kept from the start (corpus: 1 011 at most)...
+HEAD_ELEMENTS = 3500  # HTML elements kept from the start (corpus: 1 011 at most)...
 TAIL_ELEMENTS = 1000  # ...and from the end
 _COUNT_ABOVE = 30_000  # shorter HTML cannot hold more elements than the tree keeps
 
