@@ -1,10 +1,12 @@
 """Bounds on what one email can make the reader do (issue 17): caps where a real receipt never goes.
 
 Three cuts, each reported as a warning (never an error), each far above anything in the corpus:
-- `trim_raw`: before the MIME parse of a large email, each MIME part's body over a limit is cut
-  on the raw bytes: a text body keeps its head and its tail (the totals are at the end), any
-  other body (attachments: zip, image, a PDF too large for parsers.pdf to read) is dropped
-  without being decoded. The stdlib parser then never copies megabytes nobody reads.
+- `trim_raw`: before the MIME parse, on the raw bytes: parts after the thousandth are left out
+  (the stdlib builds an object per part), and in a large email each MIME body over a limit is
+  cut: a text body keeps its head and its tail (the totals are at the end), an attached email
+  base64-encoded (Gmail) is decoded and cut inside, any other body (zip, image, a PDF too large
+  for parsers.pdf to read) is dropped without being decoded. The stdlib parser then never
+  copies megabytes nobody reads.
 - `cap_html` / `cap_text`: a decoded body over a length keeps its head and tail; in a large
   HTML body, inline `data:` images (never read: items keep http(s) pictures only) go first.
 - `prune_tree`: an HTML tree of more elements than a receipt has keeps its first HEAD_ELEMENTS
@@ -36,7 +38,7 @@ MAX_PARTS = 500  # MIME parts a body is looked for in (corpus: 12)
 MAX_TEXT_CHARS = 1_000_000  # a decoded text body (corpus: 28 kB)
 HEAD_ELEMENTS = 3500  # HTML elements kept from the start (corpus: 1 011 at most)...
 TAIL_ELEMENTS = 1000  # ...and from the end
-_COUNT_ABOVE = 30_000  # shorter HTML cannot hold more elements than the tree keeps
+_COUNT_ABOVE = 30_000  # shorter HTML is not counted (at most ~10 000 tiny elements: well under a second)
 
 _SPACES = b" \t\r\n"
 _BOUNDARY = re.compile(rb'(?i)boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))')
