@@ -17,6 +17,11 @@ one JSON object: {"emails", "rounds", "pipeline_s_per_email", "floor_s_per_email
 
 --profile N: instead, run the pipeline over the corpus under cProfile (after the warm-up)
 and print the N costliest functions, by cumulative and by own time: where to look next.
+
+--adversarial: instead, build crafted emails (bench/adversarial.py: a 300 000-row item table,
+a 46 MB HTML body, nested tables, 5 000 MIME parts...) and parse each in a fresh subprocess:
+per shape its size, seconds, peak RSS growth over a small email's and that growth / size;
+last line JSON with "worst_s" and "worst_rss_ratio" (targets: < 2 s, <= 3x).
 """
 
 from __future__ import annotations
@@ -150,7 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=15, help="rows in the table of slowest emails")
     parser.add_argument("--profile", type=int, metavar="N", default=0,
                         help="profile the pipeline instead (cProfile) and print its N costliest functions")
+    parser.add_argument("--adversarial", action="store_true",
+                        help="time crafted worst-case emails instead, each in a fresh subprocess")
+    parser.add_argument("--shapes", default="", help="with --adversarial: comma-separated shape names (default all)")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="with --adversarial: seconds before a shape's subprocess is killed")
     args = parser.parse_args(argv)
+    if args.adversarial:
+        from bench.adversarial import run_all
+
+        return run_all([name for name in args.shapes.split(",") if name] or None, args.timeout)
 
     root = Path(args.corpus)
     if not root.is_dir():

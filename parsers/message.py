@@ -36,6 +36,7 @@ from mailparser.utils import (
     receiveds_parsing,
 )
 
+from parsers.bounded import MAX_PARTS, cap_html, cap_text, prune_tree
 from parsers.language import detect_language
 from parsers.normalize import registrable_domain
 
@@ -81,6 +82,7 @@ class Body:
     text: str = ""
     html: str | None = None
     defects: frozenset[str] = frozenset()  # "CharsetDecodeDefect" when a declared charset failed
+    notes: list[str] = field(default_factory=list)  # what the bounds (parsers.bounded) left out
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
@@ -304,11 +306,16 @@ def walk_own_parts(message: email.message.Message):
 
 
 def body_of(message: email.message.Message) -> Body:
-    """The message's own text and HTML bodies (every inline part, in order)."""
+    """The message's own text and HTML bodies (every inline part, in order; at most MAX_PARTS
+    parts looked at, each body within parsers.bounded's length caps)."""
     texts: list[str] = []
     htmls: list[str] = []
     defects: set[str] = set()
-    for part in walk_own_parts(message):
+    notes: list[str] = []
+    for number, part in enumerate(walk_own_parts(message)):
+        if number == MAX_PARTS:
+            notes.append(f"more than {MAX_PARTS} MIME parts: read the first {MAX_PARTS}")
+            break
         if part.is_multipart() or part.get_content_disposition() == "attachment":
             continue
         ctype = part.get_content_type()
@@ -316,8 +323,20 @@ def body_of(message: email.message.Message) -> Body:
             htmls.append(payload_text(part, defects))
         elif ctype == "text/plain" or (part is message and part.get_content_maintype() == "text"):
             texts.append(payload_text(part, defects))
-    return Body(text="\n".join(t for t in texts if t), html="\n".join(htmls) if htmls else None,
-                defects=frozenset(defects))
+    return bounded_body("\n".join(t for t in texts if t), "\n".join(htmls) if htmls else None,
+                        frozenset(defects), notes)
+
+
+def bounded_body(text: str, html: str | None, defects: frozenset[str] = frozenset(),
+                 notes: list[str] | None = None) -> Body:
+    """A Body whose text and HTML are within parsers.bounded's caps (notes say what was cut)."""
+    notes = list(notes or [])
+    text, cut = cap_text(text)
+    notes += cut
+    if html is not None:
+        html, cut = cap_html(html)
+        notes += cut
+    return Body(text=text, html=html, defects=defects, notes=notes)
 
 
 def attached_messages(message: email.message.Message) -> list[email.message.Message]:
@@ -355,8 +374,8 @@ def read_bare_body(raw: bytes) -> Body:
         raw = quopri.decodestring(raw)
     text = decode_bytes(raw, None)
     if re.search(r"<(html|body|table|div|p|br)\b", text[:50000], re.IGNORECASE):
-        return Body(html=text)
-    return Body(text=text)
+        return bounded_body("", text)
+    return bounded_body(text, None)
 
 
 class _MimeCheck(mailparser.MailParser):
@@ -602,8 +621,12 @@ class Email:
 
     @cached_property
     def tree(self) -> etree._Element | None:
-        """The HTML body parsed once (lxml); None when there is no HTML."""
-        return _html_tree(self.html) if self.html else None
+        """The HTML body parsed once (lxml); None when there is no HTML. A tree larger than any
+        receipt keeps its head and tail (parsers.bounded.prune_tree, with a warning)."""
+        tree = _html_tree(self.html) if self.html else None
+        if tree is not None and self.html and (cut := prune_tree(tree, self.html)):
+            self.warnings.append(cut)
+        return tree
 
     @cached_property
     def html_text(self) -> str:

@@ -27,6 +27,7 @@ import threading
 import zlib
 from dataclasses import dataclass, field
 
+from parsers.bounded import MAX_PARTS, OMITTED_HEADER
 from parsers.message import Email, walk_own_parts
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def attachment_text(mail: Email) -> PdfText:
 def _pdf_parts(message: email.message.Message) -> list[tuple[str, email.message.Message]]:
     """The message's own parts that claim to be PDFs (by type or file name), named."""
     found = []
-    for part in walk_own_parts(message):
+    for part in itertools.islice(walk_own_parts(message), MAX_PARTS):
         if part.is_multipart():
             continue
         name = str(part.get_filename() or "")
@@ -120,6 +121,10 @@ def _pdf_parts(message: email.message.Message) -> list[tuple[str, email.message.
 
 def _read_part(name: str, part: email.message.Message, budget: int) -> tuple[list[str], list[str]]:
     """One attachment's lines (empty when it is skipped) and its warnings."""
+    omitted = part.get(OMITTED_HEADER)
+    if omitted is not None:  # parsers.bounded dropped its body before the MIME parse: too large
+        size = int(omitted) if str(omitted).strip().isdigit() else 0
+        return [], [f"PDF {name}: not read, {size // 1000} kB is over the {MAX_BYTES // 1000} kB limit"]
     encoded = part.get_payload()
     if not isinstance(encoded, str):
         return [], [f"PDF {name}: not a file part"]

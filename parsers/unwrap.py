@@ -27,6 +27,7 @@ import lxml.html
 import quotequail
 from lxml import etree
 
+from parsers.bounded import trim_raw
 from parsers.message import (
     Body,
     Email,
@@ -139,14 +140,16 @@ def unwrap(raw: bytes) -> Email:
     """Bytes -> the ORIGINAL message, with how it was forwarded."""
     if not looks_like_headers(raw) or starts_with_forward_block(raw):
         body = read_bare_body(raw)
-        return unwrap_inline(Email(original=Headers(), text=body.text, html=body.html))
+        return unwrap_inline(Email(original=Headers(), text=body.text, html=body.html, warnings=body.notes))
 
+    raw, notes = trim_raw(raw)  # a large email's oversized bodies cut before the MIME parse copies them
     message, defects = read_mime(raw)
+    del raw  # the message holds what is read from here on
     envelope = headers_of(message)
-    notes: list[str] = []
     current, original, depth = message, envelope, 0
     body = body_of(current)  # decoded once per level: the common path has one level
     defects |= body.defects
+    notes += body.notes
     while (inner := inner_message(current, body)) is not None:
         if depth == MAX_DEPTH:
             notes.append(f"forward nested deeper than {MAX_DEPTH} levels; read level {MAX_DEPTH}")
@@ -155,6 +158,7 @@ def unwrap(raw: bytes) -> Email:
         current, original = inner, headers_of(inner)
         body = body_of(current)
         defects |= body.defects
+        notes += body.notes
     warnings = [f"MIME defect: {name}" for name in sorted(defects)] + notes
     result = Email(
         original=original,

@@ -27,10 +27,13 @@ from parsers.personal import personal_terms
 from parsers.templates import Template
 from parsers.unwrap import unwrap
 from parsers.whole_order import whole_order_item
+from purchaseshare.memory import Budget, TooCostly
 
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 50 * 1024 * 1024  # beyond this an email is refused, not parsed
+# The reason an email over a worker's limits ends with (time: workers.actors; memory: here).
+TOO_COSTLY = "too large/complex to read"
 # Items kept per purchase: far beyond any real receipt; the rest is dropped with a warning (a
 # 20 000-line "order" made an 11 MB page). Owners' add-item and manual entry stop here too.
 MAX_ITEMS = 200
@@ -119,9 +122,13 @@ def run(raw: bytes, source: str | None = None, disabled: frozenset[str] = frozen
     problem = _refuse(raw)
     if problem:
         return ParseResult(source=source, status="error", error=problem, reason=problem)
+    budget = Budget(len(raw))  # memory checked between steps (PURCHASESHARE_PARSE_MEMORY_MB)
     try:
         mail = unwrap(raw)
-        return _parse(mail, source, disabled, templates)
+        budget.check("reading the MIME structure")
+        return _parse(mail, source, disabled, templates, budget)
+    except TooCostly as exc:
+        return ParseResult(source=source, status="error", error=f"{TOO_COSTLY} ({exc})", reason=TOO_COSTLY)
     except RecursionError:
         return ParseResult(source=source, status="error", error="email structure nested too deeply to read")
     except MemoryError:
@@ -132,7 +139,7 @@ def run(raw: bytes, source: str | None = None, disabled: frozenset[str] = frozen
 
 
 def _refuse(raw: bytes) -> str | None:
-    if not raw or not raw.strip():
+    if not raw or raw.isspace():  # not raw.strip(): that copies the whole email
         return "empty input: no email to read"
     if len(raw) > MAX_BYTES:
         return f"email larger than {MAX_BYTES // (1024 * 1024)} MB"
@@ -143,8 +150,11 @@ def _refuse(raw: bytes) -> str | None:
     return None
 
 
-def _parse(mail: Email, source: str | None, disabled: frozenset[str], templates: Templates = ()) -> ParseResult:
+def _parse(mail: Email, source: str | None, disabled: frozenset[str], templates: Templates = (),
+           budget: Budget | None = None) -> ParseResult:
     chain = run_chain(mail, disabled, templates)
+    if budget is not None:
+        budget.check("reading the body")
     original = mail.original
     result = ParseResult(
         source=source,

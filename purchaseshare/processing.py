@@ -231,6 +231,19 @@ def mark_failed(raw_id: int, error: str, settings: Settings) -> None:
         session.commit()
 
 
+def mark_too_costly(raw_id: int, detail: str, settings: Settings) -> None:
+    """The worker's hard limit stopped this email's parse (workers.actors): failed for good, with
+    the reason its owner sees. No retry: it would only be stopped again."""
+    memory.give_back(memory.LARGE + 1)  # what the interrupted parse left goes back to the system
+    with session_scope(settings) as session:
+        raw = session.get(RawEmail, raw_id)
+        if raw is None or RawStatus(raw.status).is_final:
+            return  # it finished (and committed) just as the limit struck
+        raw.last_error = f"{pipeline.TOO_COSTLY}: {detail}"
+        _finish(raw, RawStatus.FAILED, f"could not read this email: {pipeline.TOO_COSTLY} ({detail})")
+        session.commit()
+
+
 def record_error(raw_id: int, error: str, settings: Settings) -> int:
     """Keep the last transient error on the row (visible while retries go on); returns attempts."""
     with session_scope(settings) as session:

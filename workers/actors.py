@@ -13,29 +13,44 @@ Enqueue only after the commit that created the row (see `enqueue_parse`).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 import dramatiq
+from dramatiq.middleware.time_limit import TimeLimitExceeded
 from sqlmodel import Session, col, update
 
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings, get_settings
 from purchaseshare.db import session_scope
 from purchaseshare.models import RawEmail
-from purchaseshare.processing import mark_failed, process_raw_email, purge_expired_raw, record_error
+from purchaseshare.processing import (
+    mark_failed,
+    mark_too_costly,
+    process_raw_email,
+    purge_expired_raw,
+    record_error,
+)
 from purchaseshare.reparse import reparse_raw_email
 from workers.broker import broker, send_many  # noqa: F401  (broker: set before the actors bind to it)
 
 log = logging.getLogger(__name__)
 
 RETRY = {"max_retries": 8, "min_backoff": 500, "max_backoff": 60_000}
+# The hard limit on one email (issue 17): the reader's bounds keep every email to seconds, this
+# stops whatever they missed. dramatiq's TimeLimit raises TimeLimitExceeded in the worker thread
+# (checked about once a second); the email ends `failed`, the worker takes the next one.
+PARSE_TIME_LIMIT_MS = int(os.environ.get("PURCHASESHARE_PARSE_TIME_LIMIT_MS", "120000"))
 
 
-@dramatiq.actor(**RETRY)
+@dramatiq.actor(**RETRY, time_limit=PARSE_TIME_LIMIT_MS)
 def parse_email(raw_id: int) -> None:
     settings = get_settings()
     try:
         outcome = process_raw_email(raw_id, settings)
+    except TimeLimitExceeded:
+        mark_too_costly(raw_id, f"stopped after {PARSE_TIME_LIMIT_MS / 1000:g} s", settings)
+        return
     except Exception as exc:
         attempts = record_error(raw_id, f"{type(exc).__name__}: {exc}", settings)
         if attempts >= settings.max_attempts:  # for good: a visible status and reason, not a drop

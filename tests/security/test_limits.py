@@ -373,7 +373,7 @@ def resident_mb():
 
 para = "<p>Thank you for shopping with us. " + "lorem ipsum dolor sit amet " * 20 + "</p>\\n"
 raw = ("From: shop@example.net\\r\\nTo: a@example.org\\r\\nSubject: Your order\\r\\nMessage-ID: <x@y>\\r\\n"
-       "Content-Type: text/html; charset=utf-8\\r\\n\\r\\n<html><body>" + para * (8 * 2**20 // len(para))
+       "Content-Type: text/html; charset=utf-8\\r\\n\\r\\n<html><body>" + para * (39 * 2**20 // 10 // len(para))
        + "</body></html>").encode()
 before = resident_mb()
 result = pipeline.run(raw)
@@ -384,13 +384,14 @@ print(before, parsed, resident_mb(), result.status)
 
 
 def test_a_large_email_parse_gives_its_memory_back():
-    """What a worker (the web process's own, without Redis) keeps after reading an 8 MB HTML email:
-    the parse's garbage goes back to the system instead of staying resident."""
+    """What a worker (the web process's own, without Redis) keeps after reading a 3.9 MB HTML email
+    (under parsers.bounded.TRIM_ABOVE: decoded whole, the most a bounded parse holds): the parse's
+    garbage goes back to the system instead of staying resident."""
     run = subprocess.run([sys.executable, "-c", _PARSE_AND_MEASURE], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     before, parsed, after, status = run.stdout.split()
     assert status in ("unparsed", "not_purchase")
-    assert int(parsed) - int(before) > 20, run.stdout  # the parse did hold memory
+    assert int(parsed) - int(before) > 15, run.stdout  # the parse did hold memory
     assert int(after) - int(before) < 12, run.stdout  # and gave it back
 
 
