@@ -136,7 +136,9 @@ def deliver_outbox(mail_id: int, settings: Settings) -> str:
     """Try to deliver one outbox row; returns its state afterwards. "queued" means try again later
     (a 4xx or a connection problem: the actor raises so that dramatiq retries with backoff)."""
     if not settings.smtp_url:
-        raise RuntimeError("SMTP_URL is not set: the mail stays in the outbox")
+        # Nothing to retry: without a server the mail stays in the outbox, where operators read it.
+        log.info("SMTP_URL is not set: outbox mail %s stays in the outbox", mail_id)
+        return "unsent"
     with session_scope(settings) as session:
         mail = session.get(OutboxMail, mail_id)
         if mail is None:

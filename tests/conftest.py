@@ -18,6 +18,18 @@ if IN_CI:
     hypothesis_settings.load_profile("ci")
 
 
+@pytest.fixture(autouse=True)
+def _no_jobs_left_for_the_next_test():
+    """A job a test queued on the in-process broker and never ran (a catch-up reparse, an image
+    to store, a mail) must not run in the next test's database: drop whatever is left."""
+    yield
+    import sys
+
+    broker_module = sys.modules.get("workers.broker")
+    if broker_module is not None and broker_module.IN_PROCESS and broker_module._worker is None:
+        broker_module.broker.flush_all()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """pytest-playwright drives Debian's Chromium (Playwright's own download needs the internet)."""

@@ -27,7 +27,6 @@ from tests import wrapping
 from tests.ingest.workers_harness import (
     Workers,
     counts,
-    flush_redis,
     purchase_fixtures,
     read_trace,
     received_left,
@@ -41,15 +40,6 @@ from tests.ingest.workers_harness import (
 from workers.actors import enqueue_parse, requeue_stale
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def redis_url(redis_service) -> str:
-    """The shared redis-server, running (a failed test may have left it stopped) and empty."""
-    if redis_service.process.poll() is not None:
-        redis_service.restart()
-    flush_redis(redis_service.url)
-    return redis_service.url
 
 
 def _user(session, handle: str):

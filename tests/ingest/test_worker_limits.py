@@ -22,7 +22,6 @@ from purchaseshare.pipeline import TOO_COSTLY
 from purchaseshare.users import create_user
 from tests.ingest.workers_harness import (
     ROOT,
-    flush_redis,
     sending_to,
     wait_until_final,
     with_header,
@@ -32,14 +31,6 @@ from tests.ingest.workers_harness import (
 from workers.actors import enqueue_parse
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def redis_url(redis_service) -> str:
-    if redis_service.process.poll() is not None:
-        redis_service.restart()
-    flush_redis(redis_service.url)
-    return redis_service.url
 
 
 def _store(session, user_id: int, raw: bytes, name: str) -> int:

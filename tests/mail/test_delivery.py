@@ -70,6 +70,17 @@ def test_the_actor_defers_a_4xx_to_dramatiqs_backoff(settings, smtp):
     assert row(settings, mail_id).state == "sent" and len(smtp.messages()) == 1
 
 
+def test_without_a_mail_server_the_job_ends_and_the_mail_stays_in_the_outbox(settings):
+    """No SMTP_URL (the demo, a test): nothing to retry, so the job neither raises nor loops."""
+    from workers.actors import send_mail
+
+    assert not settings.smtp_url
+    mail_id = queued(settings, random_sender())
+    send_mail(mail_id)
+    kept = row(settings, mail_id)
+    assert kept.state == "queued" and kept.sent_at is None and kept.attempts == 0
+
+
 def test_a_4xx_every_time_is_given_up_with_the_last_answer(settings, smtp):
     to = random_sender()
     mail_id = queued(settings, to)
