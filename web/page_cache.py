@@ -190,7 +190,8 @@ class PageCache:
                *(value for name, value in scope["headers"] if name in _HEADERS_IN_KEY))
         page = self.pages.get(key)
         if page is not None and page.generation == generation and await self._session_live(scope):
-            self.pages.move_to_end(key)
+            if key in self.pages:  # another request may have dropped it while the session was checked
+                self.pages.move_to_end(key)
             await send({**page.start, "headers": list(page.start["headers"])})  # outer middlewares add to it
             await send({"type": "http.response.body", "body": page.body})
             return
