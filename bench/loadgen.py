@@ -124,8 +124,11 @@ async def _mix_connection(host: str, port: int, requests: list[tuple[str, bytes]
                 return
             kind, request = requests[index % len(requests)]
             index += 1
-            writer.write(request)
-            status, headers = await _read_response_headers(reader)
+            try:
+                writer.write(request)
+                status, headers = await _read_response_headers(reader)
+            except (ConnectionError, asyncio.IncompleteReadError):  # counted as status 0, then a new connection
+                status, headers = 0, {"connection": "close"}
             if began >= start_at:  # requests of the warm-up are not counted
                 figures = seen[kind]
                 figures["latencies"].append(time.perf_counter() - began)

@@ -394,8 +394,11 @@ def run_load(url: str, requests: list[tuple[str, str, list[str]]], connections: 
         json.dump({"host": parts.hostname, "port": parts.port, "requests": requests, "connections": connections,
                    "duration": duration}, handle)
     try:
-        out = subprocess.run([sys.executable, "-m", "bench.mix", "--load-file", handle.name], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout
+        done = subprocess.run([sys.executable, "-m", "bench.mix", "--load-file", handle.name], cwd=ROOT,
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"the load process failed: {done.stderr[-3000:]}")
+        out = done.stdout
     finally:
         os.unlink(handle.name)
     return json.loads(out)
