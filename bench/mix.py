@@ -329,7 +329,7 @@ class WriteLoad:
         for thread in self.workers:
             thread.join(timeout=30)
         self.ended = time.perf_counter()
-        total = sum(sum(statuses.values()) for statuses in self.done.values())
+        total = sum(sum(statuses.values()) for kind, statuses in self.done.items() if kind != "skipped")
         return {"writes": total, "writes_per_s": round(total / max(1e-9, self.ended - self.started), 1),
                 "by_kind": self.done}
 
@@ -360,9 +360,13 @@ class WriteLoad:
         form = {"csrf_token": writer.csrf}
         draw = rng.random()
         if draw < 0.5 or (not writer.shared and not writer.private):
-            owner = self.catalog.by_rank[self.zipf.draw(rng)]
-            owned = [entry for entry in self.catalog.shared.get(owner, ()) if entry[0] not in self.withdrawn]
-            if not owned:
+            owned: list[tuple[int, str]] = []
+            for _ in range(20):  # some people share nothing (or un-shared it all): draw again
+                owner = self.catalog.by_rank[self.zipf.draw(rng)]
+                owned = [entry for entry in self.catalog.shared.get(owner, ()) if entry[0] not in self.withdrawn]
+                if owned:
+                    break
+            else:
                 return "skipped", 0
             path = f"/u/{self.catalog.handles[owner - 1]}/p/{rng.choice(owned)[1]}"
             if draw < 0.4:  # like, or unlike what this writer liked before
