@@ -593,6 +593,10 @@ def _run(args, database_url: str | None, purchases: int) -> None:
     finally:
         for server in servers:
             server.stop()
+        if servers and servers[0].process.stderr:  # the app's own errors (a 500's traceback), for the record
+            errors = servers[0].process.stderr.read().strip()
+            if errors:
+                print(f"app stderr (last lines):\n{chr(10).join(errors.splitlines()[-60:])}", file=sys.stderr)
         from purchaseshare.db import dispose_engines
 
         dispose_engines()
