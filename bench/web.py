@@ -2,6 +2,7 @@
 
     python -m bench.web [--users 10000] [--purchases 100000] [--duration 10] [--connections 8]
                         [--database-url URL] [--loadgen auto|wrk|python] [--keep DIR]
+    python -m bench.web --mix [...]   (a Zipf mix of pages with writes: see bench/mix.py)
 
 1. Builds a database (SQLite in a temporary dir, or an EMPTY database at --database-url) with
    USERS users and PURCHASES purchases (1-3 items each, ~60 % shared, some only partly), follows
@@ -305,6 +306,11 @@ def _median_round(figures: list[dict]) -> dict:
 
 
 def main() -> None:
+    if "--mix" in sys.argv[1:]:  # the traffic mix with writes: bench/mix.py, its own options
+        from bench.mix import main as mix_main
+
+        mix_main([arg for arg in sys.argv[1:] if arg != "--mix"])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--purchases", type=int, default=100_000)
