@@ -599,8 +599,8 @@ def golden_in(root: Path, fixture: Path) -> dict:
 LEARNED_TEMPLATE = '''"""{display_name} - emails from {domains_text}.
 
 Started from the layout owners taught PurchaseShare ({hits} emails read with it): the anchors
-below say where each field sits (a label and its occurrence, or a landmark and an offset; the
-items' block). Replace them with this merchant's own rules as its emails vary.
+below say where each field sits (a digest of its label and which occurrence, or of a landmark and
+an offset; the items' block by DOM path). Replace them with this merchant's own rules.
 """
 
 from functools import cached_property

@@ -5,7 +5,7 @@ reader's blocks and money candidates) and records an ANCHOR for it: for an amoun
 label beside or above it and which occurrence of that label it is (or, unlabelled, the nearest
 static text before it and how many blocks after); for items, the repeated block that holds them
 (the name's DOM path and where its price and quantity sit from it). A template keeps no text of
-the email except those labels, which every email of the template prints the same.
+the email: labels and landmarks are kept as one-way digests, compared with the next email's.
 
 `read(template, mail)` reads another email of the same template (same sender, same layout
 signature) with those anchors, and only returns a reading whose arithmetic closes (items ->
@@ -14,6 +14,7 @@ subtotal -> total); anything else is a miss and the next layer reads the email.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -38,9 +39,9 @@ _CHARGES_CONSIDERED = 30  # amounts looked at for the charges the owner did not 
 
 @dataclass
 class AmountAnchor:
-    label: str = ""  # the static label words beside or above the amount, casefolded
+    label: str = ""  # a digest of the static label beside or above the amount (never its words)
     occurrence: int = 0  # which of the amounts with that label (0: the first)
-    landmark: str = ""  # unlabelled: the text class of the nearest static block before it
+    landmark: str = ""  # unlabelled: a digest of the nearest static block before it
     offset: int = 0  # blocks from the landmark to the amount
     adds_to: str = ""  # a charge the owner did not name, found by the arithmetic: "shipping" or "tax"
 
@@ -153,8 +154,15 @@ def _learn_charges(layout: Layout, candidates: list[Candidate], corrected: Corre
 
 
 def _label_key(candidate: Candidate) -> str:
+    """The label's digest ("" when none, or when it holds a figure and so varies)."""
     label = candidate.label.strip()
-    return "" if not label or any(ch.isdigit() for ch in label) else " ".join(label.casefold().rstrip(": ").split())
+    return "" if not label or any(ch.isdigit() for ch in label) else _digest(label.casefold().rstrip(": "))
+
+
+def _digest(text: str) -> str:
+    """A short one-way digest: a template compares labels and landmarks, it never keeps their
+    words (a label beside an amount could be a name or a product in some layouts)."""
+    return hashlib.blake2b(" ".join(text.split()).encode(), digest_size=8).hexdigest()
 
 
 def _amount_anchor(layout: Layout, candidates: list[Candidate], name: str, value: Decimal,
@@ -172,7 +180,7 @@ def _amount_anchor(layout: Layout, candidates: list[Candidate], name: str, value
     landmark = _landmark_before(layout, found.block)
     if landmark is None:
         return None
-    return AmountAnchor(landmark=text_class(landmark.text), offset=found.block.index - landmark.index)
+    return AmountAnchor(landmark=_digest(text_class(landmark.text)), offset=found.block.index - landmark.index)
 
 
 def _landmark_before(layout: Layout, block: Block) -> Block | None:
@@ -262,7 +270,7 @@ def _read_amount(layout: Layout, candidates: list[Candidate], anchor: AmountAnch
         return same[anchor.occurrence].amount if anchor.occurrence < len(same) else None
     by_block = {id(c.block): c for c in candidates}
     for block in layout.blocks:
-        if text_class(block.text) == anchor.landmark:
+        if _digest(text_class(block.text)) == anchor.landmark:
             target = layout.block(block.index + anchor.offset)
             candidate = by_block.get(id(target)) if target is not None else None
             if candidate is not None:

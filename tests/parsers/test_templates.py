@@ -113,6 +113,8 @@ def test_a_template_keeps_no_value_of_the_email_it_was_learned_from():
     for amount in (correction.total, correction.subtotal, correction.shipping, correction.tax):
         assert str(amount) not in stored
     assert "ahoy" not in stored.casefold()
+    for label in ("goods", "carriage", "duty", "settled", "kalomi"):  # not even the shop's own labels
+        assert label not in stored.casefold()
 
 
 def test_a_template_survives_its_json():
