@@ -17,77 +17,8 @@ import time
 from urllib.parse import urlsplit
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """(status, keep_alive) after consuming one whole response."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip().lower()
-    if "content-length" in headers:
-        await reader.readexactly(int(headers["content-length"]))
-    elif headers.get("transfer-encoding") == "chunked":
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    return status, headers.get("connection") != "close"
-
-
-async def _connection(host: str, port: int, request: bytes, start_at: float, stop_at: float,
-                      latencies: list[float], statuses: dict[int, int]) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        while True:
-            began = time.perf_counter()
-            if began >= stop_at:
-                return
-            writer.write(request)
-            status, keep_alive = await _read_response(reader)
-            if began >= start_at:  # requests of the warm-up are not counted
-                latencies.append(time.perf_counter() - began)
-                statuses[status] = statuses.get(status, 0) + 1
-            if not keep_alive:
-                writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
-    finally:
-        writer.close()
-
-
-async def run(url: str, connections: int, duration: float, warmup: float, headers: list[str]) -> dict:
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    extra = "".join(f"{header}\r\n" for header in headers)
-    request = f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode("latin-1")
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    now = time.perf_counter()
-    start_at, stop_at = now + warmup, now + warmup + duration
-    await asyncio.gather(*(_connection(host, port, request, start_at, stop_at, latencies, statuses)
-                           for _ in range(connections)))
-    latencies.sort()
-
-    def pct(p: float) -> float | None:
-        if not latencies:
-            return None
-        return round(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000, 2)
-
-    return {"requests": len(latencies), "rps": round(len(latencies) / duration, 1),
-            "statuses": {str(k): v for k, v in sorted(statuses.items())},
-            "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99),
-            "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None}
-
-
-# --- a mix of pages (bench.mix): many paths, figures per kind ----------------------------------
-
-
-async def _read_response_headers(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    """Like _read_response, but (status, headers): the mix counts page-cache hits per kind."""
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """(status, headers lowercased) after consuming one whole response."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
@@ -108,9 +39,53 @@ async def _read_response_headers(reader: asyncio.StreamReader) -> tuple[int, dic
 
 
 def _percentile(latencies: list[float], p: float) -> float | None:
+    """The p-th percentile of sorted latencies, in milliseconds."""
     if not latencies:
         return None
     return round(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000, 2)
+
+
+async def _connection(host: str, port: int, request: bytes, start_at: float, stop_at: float,
+                      latencies: list[float], statuses: dict[int, int]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while True:
+            began = time.perf_counter()
+            if began >= stop_at:
+                return
+            writer.write(request)
+            status, headers = await _read_response(reader)
+            if began >= start_at:  # requests of the warm-up are not counted
+                latencies.append(time.perf_counter() - began)
+                statuses[status] = statuses.get(status, 0) + 1
+            if headers.get("connection") == "close":
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+    finally:
+        writer.close()
+
+
+async def run(url: str, connections: int, duration: float, warmup: float, headers: list[str]) -> dict:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    extra = "".join(f"{header}\r\n" for header in headers)
+    request = f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode("latin-1")
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    now = time.perf_counter()
+    start_at, stop_at = now + warmup, now + warmup + duration
+    await asyncio.gather(*(_connection(host, port, request, start_at, stop_at, latencies, statuses)
+                           for _ in range(connections)))
+    latencies.sort()
+    return {"requests": len(latencies), "rps": round(len(latencies) / duration, 1),
+            "statuses": {str(k): v for k, v in sorted(statuses.items())},
+            "p50_ms": _percentile(latencies, 50), "p90_ms": _percentile(latencies, 90),
+            "p99_ms": _percentile(latencies, 99),
+            "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None}
+
+
+# --- a mix of pages (bench.mix): many paths, figures per kind ----------------------------------
 
 
 async def _mix_connection(host: str, port: int, requests: list[tuple[str, bytes]], offset: int, start_at: float,
@@ -126,7 +101,7 @@ async def _mix_connection(host: str, port: int, requests: list[tuple[str, bytes]
             index += 1
             try:
                 writer.write(request)
-                status, headers = await _read_response_headers(reader)
+                status, headers = await _read_response(reader)
             except (ConnectionError, asyncio.IncompleteReadError):  # counted as status 0, then a new connection
                 status, headers = 0, {"connection": "close"}
             if began >= start_at:  # requests of the warm-up are not counted
