@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import func
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
+from parsers.message import Email
 from parsers.model import Item
 from parsers.normalize import registrable_domain
 from parsers.signature import same_template
@@ -98,15 +100,16 @@ def correction_of(purchase: Purchase, items: Sequence[PurchaseItem]) -> Correcti
     return correction
 
 
-def teach(session: Session, user_id: int, purchase: Purchase) -> Lesson | None:
+def teach(session: Session, user_id: int, purchase: Purchase, mail: Email | None = None) -> Lesson | None:
     """Learn the layout of the purchase's email from what its owner saved. None when there is
-    nothing to learn from (typed by hand, a merchant parser's reading, raw bytes purged)."""
+    nothing to learn from (typed by hand, a merchant parser's reading, raw bytes purged).
+    `mail`: that email, when the caller has read it already (the Teach page)."""
     if purchase.source_raw_id is None or not (purchase.parser or "").startswith(LEARNING_LAYERS):
         return None
     raw = session.get(RawEmail, purchase.source_raw_id)
     if raw is None or raw.raw is None or raw.user_id != user_id:
         return None
-    mail = unwrap(raw.raw)
+    mail = mail if mail is not None else unwrap(raw.raw)
     domain = mail.sender_domain
     if not domain:
         return Lesson(None, ["sender"])
@@ -151,7 +154,8 @@ def catch_up(session: Session, user_id: int, sender_domain: str, exclude: int | 
     """The owner's emails from that sender to read again now that its layout is known: those
     left unparsed, and unreviewed purchases read with little confidence (approvals are kept by
     the reparse, which never overwrites what the owner touched)."""
-    raws = session.exec(select(RawEmail).where(RawEmail.user_id == user_id, RawEmail.id != exclude)
+    raws = session.exec(select(RawEmail).options(defer(RawEmail.raw))  # status and reading only, never the bytes
+                        .where(RawEmail.user_id == user_id, RawEmail.id != exclude)
                         .order_by(col(RawEmail.id).desc()).limit(CATCH_UP_LIMIT)).all()
     chosen = []
     for raw in raws:

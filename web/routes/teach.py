@@ -9,6 +9,7 @@ original is beside it in a sandboxed iframe whose response forbids scripts and a
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from dataclasses import dataclass
@@ -90,12 +91,8 @@ def original(raw_id: str, user: CurrentUser, db: DbDep) -> Response:
     if mail.html:
         body = '<base target="_blank">' + mail.html  # a link could at most open a new tab (the sandbox has none)
     else:
-        body = "<pre style='white-space:pre-wrap'>" + _escape(mail.text) + "</pre>"
+        body = "<pre style='white-space:pre-wrap'>" + html.escape(mail.text, quote=False) + "</pre>"
     return Response(body, media_type="text/html; charset=utf-8", headers=ORIGINAL_HEADERS)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @router.post("/emails/{raw_id}/teach")
@@ -133,7 +130,7 @@ def teach(request: Request, raw_id: str, user: CurrentUser, db: DbDep, form: For
     _price_items(items, total, {c.amount for c in reading.candidates})
     purchase = _store(db, raw, purchase, mail, total, items, reading.candidates)
     db.commit()
-    lesson = learning.teach(db, user.id or 0, purchase)
+    lesson = learning.teach(db, user.id or 0, purchase, mail)  # the email read above, not a second parse
     from workers.actors import reparse_email
 
     for caught in lesson.caught_up if lesson else []:
