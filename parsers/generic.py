@@ -85,14 +85,14 @@ def extract_generic(mail: Email) -> Extraction | None:
         result = _with_pdf(mail, result)
     if result is None:
         return None
-    _name_the_journey(result, reading)
+    lines = reading.layout.lines  # built once: the journey, the order number and the date read them
+    _name_the_journey(result, lines, reading)
     result.currency, warning = currency_hint(reading, mail)
     pdf = mail.cache.get("generic_pdf_reading")
     if result.currency is None and isinstance(pdf, Reading):
         result.currency, warning = currency_hint(pdf, mail)
     if warning:
         result.warnings.append(warning)
-    lines = reading.layout.lines
     text = "\n".join(lines)
     number = ORDER_NUMBER.search(text)
     if number:
@@ -126,11 +126,11 @@ def _from_reading(reading: Reading) -> Extraction | None:
     return result
 
 
-def _name_the_journey(result: Extraction, reading: Reading) -> None:
+def _name_the_journey(result: Extraction, lines: list[str], reading: Reading) -> None:
     """A travel receipt: the fare's item says where it goes (parsers.itinerary). The one item
     named only "Flight" or "Ticket" is renamed; with no such item, the fare the breakdown
     states becomes one (per traveller when each traveller's fare was added up)."""
-    route = journey(reading.layout.lines)
+    route = journey(lines)
     if route is None:
         return
     transport = [item for item in result.items if is_transport_name(item.name)]
