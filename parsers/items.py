@@ -83,12 +83,12 @@ def load_vocabulary(path: Path = VOCAB_FILE) -> dict[str, str]:
     return vocabulary
 
 
-_VOCAB = load_vocabulary()  # once, at import: every pattern below is compiled once
+VOCABULARY = load_vocabulary()  # once, at import (other readers use it too): every pattern below is compiled once
 
 
 def _any(name: str) -> str:
     """One vocabulary as a group: any of its entries."""
-    return f"(?:{_VOCAB[name]})"
+    return f"(?:{VOCABULARY[name]})"
 
 
 # The words of the patterns below (per language: en fr de es it nl pt sv pl) are data, one table per
@@ -107,15 +107,15 @@ _NOT_A_NAME = re.compile(
     re.IGNORECASE,
 )
 # Column headings and labels that are never a product's name; a section's title ("Booking details").
-_HEADING = re.compile(rf"^(?:{_VOCAB['heading']}|(?:[\w-]+ ){{0,2}}{_any('section_title')})\W*$", re.IGNORECASE)
+_HEADING = re.compile(rf"^(?:{VOCABULARY['heading']}|(?:[\w-]+ ){{0,2}}{_any('section_title')})\W*$", re.IGNORECASE)
 # Headings of product suggestions, not bought: the block under them is skipped.
 _RECOMMEND = re.compile(_any("recommend"), re.IGNORECASE)
 # Headings of sections that list prices nobody bought: baggage fee schedules, cancellation costs.
-_NOT_BOUGHT = re.compile(_VOCAB["not_bought"], re.IGNORECASE)
-_NOT_BOUGHT_HINT = re.compile(_VOCAB["not_bought_hint"], re.IGNORECASE)  # cheap test first
+_NOT_BOUGHT = re.compile(VOCABULARY["not_bought"], re.IGNORECASE)
+_NOT_BOUGHT_HINT = re.compile(VOCABULARY["not_bought_hint"], re.IGNORECASE)  # cheap test first
 # A payment section's heading, the whole line (fullmatch): below the totals it restates what was charged.
 _PAYMENT_HEADING = re.compile(_any("payment_heading"), re.IGNORECASE)
-_QTY_WORDS = _VOCAB["qty"]
+_QTY_WORDS = VOCABULARY["qty"]
 # "Qty 2", "Qty: 2", "Menge: 2", "2 x", "x2", "2x", "× 2"
 _QTY_LABEL = re.compile(rf"\b(?:{_QTY_WORDS})\.?\s*:?\s*(\d{{1,3}})\b", re.IGNORECASE)
 _QTY_ONLY = re.compile(r"^(?:[x×]\s*(\d{1,3})|(\d{1,3})\s*[x×]?)$", re.IGNORECASE)
@@ -135,10 +135,10 @@ _CODE_ONLY = re.compile(r"[A-Z]{2,3}")  # "JFK", "XL", "GBP" alone: a code, not 
 _CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])")  # "until 11:59 PM", "zwischen 16:30 und 17:00": a time, not a name
 _ISO = (r"(?-i:USD|EUR|GBP|CAD|AUD|NZD|CHF|SEK|NOK|DKK|PLN|CZK|HUF|RON|JPY|CNY|HKD|SGD|INR|BRL|MXN|ZAR|TRY)")
 # "5.48 miles", "2.50 kg": a measure after a number (a word that is not a price word, currency or code)
-_UNIT_AFTER = re.compile(rf"\s*(?:{_VOCAB['measure']}|(?!(?:{_VOCAB['price_word']}|{_ISO})\b)[^\W\d_]{{3,}})",
+_UNIT_AFTER = re.compile(rf"\s*(?:{VOCABULARY['measure']}|(?!(?:{VOCABULARY['price_word']}|{_ISO})\b)[^\W\d_]{{3,}})",
                          re.IGNORECASE)
 # Words beside a price that do not make it part of a sentence: currency codes, tax notes, quantities.
-_CODES = re.compile(rf"\b(?:{_ISO}|{_VOCAB['tax_note']}|x\s*\d{{1,3}}|(?:{_QTY_WORDS})\.?\s*:?\s*\d{{0,3}})\b",
+_CODES = re.compile(rf"\b(?:{_ISO}|{VOCABULARY['tax_note']}|x\s*\d{{1,3}}|(?:{_QTY_WORDS})\.?\s*:?\s*\d{{0,3}})\b",
                     re.IGNORECASE)
 _BLOCK_TAGS = frozenset((
     "p", "div", "tr", "td", "th", "li", "ul", "ol", "dl", "dt", "dd", "table", "tbody", "thead", "tfoot",

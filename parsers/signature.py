@@ -15,7 +15,7 @@ import re
 import zlib
 
 from parsers.candidates import label_role
-from parsers.items import load_vocabulary
+from parsers.items import VOCABULARY
 from parsers.layout import Layout
 
 SKETCH_SIZE = 256  # hashes kept: the smallest ones (a bottom-k sketch of the shape pairs)
@@ -26,7 +26,7 @@ _CURRENCY_MARK = re.compile(r"[$€£¥₹]|\b[A-Z]{3}\b")
 _LABEL_MAX = 40
 _PHRASE_WORDS = 4
 _NEAR_PRICE = 3  # blocks: an item card's name sits a few blocks from its price
-_GREETING = re.compile(rf"^(?:{load_vocabulary()['greeting']})\b", re.IGNORECASE)  # "Dear Sam": the name varies
+_GREETING = re.compile(rf"^(?:{VOCABULARY['greeting']})\b", re.IGNORECASE)  # "Dear Sam": the name varies
 
 
 def text_class(text: str, priced: bool = False) -> str:

@@ -19,7 +19,7 @@ import tomllib
 from decimal import Decimal
 from pathlib import Path
 
-from parsers.items import is_heading
+from parsers.items import VOCABULARY, is_heading
 from parsers.model import Extraction, Item
 
 VOCAB_FILE = Path(__file__).with_name("vocab") / "whole_order.toml"
@@ -37,7 +37,9 @@ _DESCRIPTION = re.compile(rf"^(?:{_any('description')})\s*(?::\s*\|?|\|)\s*(?P<n
                           re.IGNORECASE | re.MULTILINE)
 _ORDER_AT = re.compile(rf"\b(?:{_any('order_at')})\s+(?P<name>[^\W\d_][^\n]{{1,80}}?)\s*(?:[.,;]\s|[.!]?$)",
                        re.IGNORECASE | re.MULTILINE)
-_QUANTITY = re.compile(rf"^(?:{_any('quantity')})\s*(?::\s*\|?|\|)\s*(?P<count>\d{{1,3}})\s*$", re.IGNORECASE | re.MULTILINE)
+# The item finder's quantity words (parsers/vocab/items.toml), here as a whole line: "Quantity: 2"
+_QUANTITY = re.compile(rf"^(?:{VOCABULARY['qty']})\s*(?::\s*\|?|\|)\s*(?P<count>\d{{1,3}})\s*$",
+                       re.IGNORECASE | re.MULTILINE)
 _MONEY_ONLY = re.compile(r"^[\W\d]*(?:[A-Z]{3})?[\W\d]*$")
 _CENT = Decimal("0.01")
 
