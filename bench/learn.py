@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'sender / template':<44}{'n':>3}{'taught':>8}{'alone':>8}  unplaced")
     for group in groups(args.corpus, load(args.corpus)):
         first, raw, _ = group[0]
-        domain = unwrap(raw).sender_domain or first.folder
         start = time.perf_counter()
-        lesson = learn(unwrap(raw), correction_from(first.expected), domain)
+        mail = unwrap(raw)
+        lesson = learn(mail, correction_from(first.expected), mail.sender_domain or first.folder)
         learn_seconds.append(time.perf_counter() - start)
         templates: list[Template] = [lesson.template] if lesson.template else []
         learned += bool(templates)
