@@ -75,6 +75,7 @@ def test_teach_an_unreadable_receipt_by_pointing_then_the_next_one_reads_itself(
     expect(page.locator(".flash")).to_contain_text("The next receipts laid out like this one will be read the same way")
     taught = _rows(settings, Purchase, Purchase.source_raw_id == raw.id)[0]
     assert taught.total == first.total and taught.parser == "taught"
+    assert taught.personal_terms and "sam@example.net" in taught.personal_terms  # public text is redacted against them
     items = _rows(settings, PurchaseItem, PurchaseItem.purchase_id == taught.id)
     assert sorted((i.name, i.quantity, i.line_total) for i in items) == sorted(
         (i.name, i.quantity, i.line_total) for i in first.items)

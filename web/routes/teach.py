@@ -24,6 +24,7 @@ from parsers.generic import currency_hint
 from parsers.generic import read as reading_of
 from parsers.message import Email
 from parsers.model import Item
+from parsers.personal import personal_terms
 from parsers.unwrap import unwrap
 from purchaseshare import learning
 from purchaseshare.clock import utcnow
@@ -204,6 +205,10 @@ def _store(db: Session, raw: RawEmail, purchase: Purchase | None, mail: Email, t
     purchase.currency = purchase.currency or currency_of(hint, mail, purchase.merchant_domain)[0]
     purchase.total, purchase.subtotal, purchase.shipping, purchase.tax = total, None, None, None
     purchase.parser, purchase.confidence, purchase.warnings = "taught", 1.0, None
+    # The email's own personal values (name, address, card digits): public text is redacted
+    # against them, as for every purchase the pipeline stores.
+    terms = personal_terms(mail, purchase.order_number)
+    purchase.personal_terms = json.dumps(terms, ensure_ascii=False) if terms else purchase.personal_terms
     purchase.updated_at = now
     db.flush()
     add_items(db, purchase.id or 0, items)
