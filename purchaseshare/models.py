@@ -319,12 +319,13 @@ class LoginAttempt(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class CacheGeneration(SQLModel, table=True):
-    """One row whose value database triggers bump on every write a cached page could show
-    (migration 0003); web/page_cache.py serves a stored page only while it is unchanged."""
+class CacheScope(SQLModel, table=True):
+    """A counter per scope (a user id; 0 = the whole site) that database triggers bump on every
+    write a cached page of that scope could show (migration 0012); web/page_cache.py serves a
+    stored page only while the counters of every scope it shows are unchanged."""
 
-    __tablename__ = "cache_generation"
-    id: int = Field(default=1, primary_key=True)
+    __tablename__ = "cache_scope"
+    id: int = Field(primary_key=True, sa_type=BigInteger)
     value: int = Field(default=0, sa_type=BigInteger)
 
 

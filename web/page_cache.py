@@ -1,17 +1,22 @@
-"""Repeat views of public pages and feeds, served from memory while the database is unchanged.
+"""Repeat views of public pages and feeds, served from memory while what they show is unchanged.
 
-Every write that can change what such a page shows bumps ONE counter in the database, inside the
-writing transaction (triggers of migration 0003: users, published purchases, approved items,
+Every write that can change what such a page shows bumps a counter in the database, inside the
+writing transaction (triggers of migration 0012: users, published purchases, approved items,
 follows, likes, comments, reviews, collections, notifications — whoever writes: web, workers, CLI).
-A page is stored with the counter's value read BEFORE it was rendered, and served again only while
-the counter still has that value: invalidation is exact and works across processes, for one tiny
-query per request instead of the page's own queries, templates and framework work.
+The counters are scoped to whom the write concerns: a like bumps the purchase owner's, a follow
+both people's, a rename the whole site's (scope 0). A page is stored with the counters of the
+scopes it shows, read BEFORE it was rendered — the site, the page's owner (/u/<handle>...), the
+signed-in viewer (their name and notifications are in the page), and for the home feed everyone
+the viewer follows — and served again only while every one of them is unchanged: invalidation is
+exact, works across processes, and a like on one purchase leaves every other owner's pages
+stored. A hit costs one small query instead of the page's own queries, templates and framework work.
 
 Keys: method, path, query, host, scheme, Accept, the locale read from Accept-Language (pages
 write money and dates in the viewer's locale: web/money.py), and the session's content — which Starlette's
 SessionMiddleware (outside this one) has already verified from the signed cookie, so a signed-in
 page is only ever served back to the same session, and only while that session is live on the
-server (one indexed lookup: a logged-out cookie replayed never gets a stored page). Only 200 HTML answers that left the session
+server (one indexed lookup, which also says whose it is: a logged-out cookie replayed never gets a
+stored page). Only 200 HTML answers that left the session
 untouched are stored: a page that read a flash message or made a CSRF token is rendered each time,
 and so is one whose route set Cache-Control itself (the way a route opts out).
 """
@@ -22,7 +27,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -40,15 +44,23 @@ from web.threads import reserved_threads
 log = logging.getLogger(__name__)
 
 # The pages read often and changed rarely: the home page, the home feed, profiles, purchase pages.
-CACHED_PATH = re.compile(r"/(?:feed|u/[^/]+(?:/p/[^/]+)?)?")
-# What migration 0003 installs; without every one of them the cache could serve stale pages.
+CACHED_PATH = re.compile(r"/(?:feed|u/([^/]+)(?:/p/[^/]+)?)?")
+# What migration 0012 installs; without every one of them the cache could serve stale pages.
 WATCHED_TABLES = ("user", "follow", "like", "comment", "notification", "review", "collection",
                   "collection_item", "purchase", "purchase_item")
-REQUIRED_TRIGGERS = frozenset(f"cache_gen_{table}_{event}" for table in WATCHED_TABLES
+REQUIRED_TRIGGERS = frozenset(f"cache_scope_{table}_{event}" for table in WATCHED_TABLES
                               for event in ("insert", "update", "delete"))
-_GENERATION_SQL = "SELECT value FROM cache_generation WHERE id = 1"
+SITE = 0  # the scope of writes every page may show (a rename: names are printed beside comments)
+# The counters of the scopes a page shows, as (scope, value) rows in scope order. A scope never
+# bumped has no row: its first bump adds one, which changes the answer all the same.
+_SCOPES_SQL = {
+    "site": "SELECT id, value FROM cache_scope WHERE id IN ({p}, {p})",
+    "owner": 'SELECT c.id, c.value FROM cache_scope c JOIN "user" u ON u.id = c.id WHERE u.handle = {p}',
+    "followed": "SELECT c.id, c.value FROM cache_scope c JOIN follow f ON f.followee_id = c.id WHERE f.follower_id = {p}",
+}
 _HEADERS_IN_KEY = (b"host", b"accept")
 _LANGUAGE = b"accept-language"
+Versions = tuple[tuple[int, int], ...]
 
 
 # Reads over the network wait for this one thread, not for the shared pool's (which a burst may
@@ -58,67 +70,86 @@ def _read_limiter() -> anyio.CapacityLimiter:
 
 
 @dataclass(frozen=True, slots=True)
+class Shown:
+    """Whose writes a page shows, from its path alone (as the routes read it)."""
+
+    owner_handle: str | None  # /u/<handle> and its purchase pages (handles are stored lowercase)
+    feed: bool  # the home feed: the viewer's follows too
+
+    @classmethod
+    def of(cls, path: str) -> Shown | None:
+        match = CACHED_PATH.fullmatch(path)
+        if match is None:
+            return None
+        handle = match.group(1)
+        return cls(handle.lower() if handle else None, path == "/feed")
+
+
+HOME_FEED = Shown(None, True)
+
+
+@dataclass(frozen=True, slots=True)
 class _Page:
-    generation: int
+    versions: Versions
     start: Message  # http.response.start: status and headers (+ x-page-cache: hit)
     body: bytes
 
 
 def installed_triggers(engine: Engine) -> set[str]:
     if engine.dialect.name == "postgresql":
-        query = "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'cache_gen_%'"
+        query = "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'cache_scope_%'"
     else:
-        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'cache_gen_%'"
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'cache_scope_%'"
     with engine.connect() as conn:
         return set(conn.execute(text(query)).scalars())
 
 
 class GenerationReader:
-    """Reads the counter on a connection of its own, kept open in autocommit mode (each read sees
+    """Reads the counters on a connection of its own, kept open in autocommit mode (each read sees
     the newest commit, and no transaction stays open): a pooled SQLAlchemy round trip would cost
     more than all the rest of a cache hit. A broken connection is dropped and opened again."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.local = engine.dialect.name == "sqlite"
+        self.placeholder = "?" if self.local else "%s"
         self.connection = None
         self.lock = threading.Lock()  # the event loop's thread, mostly; TestClient uses others
         self.queries = 0  # run so far (outside SQLAlchemy's events, so counted here)
-        self.last: tuple[float, int] | None = None  # (monotonic time the newest read began, value)
         self._complete: bool | None = None
 
     def complete(self) -> bool:
-        """Whether every trigger is installed, i.e. whether an unchanged counter means unchanged data."""
+        """Whether every trigger is installed, i.e. whether unchanged counters mean unchanged data."""
         if self._complete is None:
             self._complete = installed_triggers(self.engine) >= REQUIRED_TRIGGERS
         return self._complete
 
-    async def current(self, max_age: float = 0.0) -> int | None:
-        """The counter, read now; or, with max_age, a value read at most that many seconds ago
-        (readers that can wait a moment share one read)."""
+    async def versions(self, shown: Shown, viewer: int | None) -> Versions | None:
+        """The counters of what a page shows, read now (None: the database did not answer)."""
         if self.local:
-            return self.read(max_age)  # a local file: microseconds, cheaper than a thread hop
+            return self.read(shown, viewer)  # a local file: microseconds, cheaper than a thread hop
         # Over the network: a stalled server must block a worker thread, not the event loop.
-        return await anyio.to_thread.run_sync(self.read, max_age, limiter=_read_limiter())
+        return await anyio.to_thread.run_sync(self.read, shown, viewer, limiter=_read_limiter())
 
-    def read(self, max_age: float = 0.0) -> int | None:
-        with self.lock:
-            began = time.monotonic()
-            if max_age and self.last is not None and began - self.last[0] <= max_age:
-                return self.last[1]
-        row = self._fetch(_GENERATION_SQL, ())
-        if row is None:
-            return None
-        value = int(row[0])
-        with self.lock:
-            self.last = (began, value)
-        return value
+    def read(self, shown: Shown, viewer: int | None) -> Versions | None:
+        parts, params = [_SCOPES_SQL["site"]], [SITE, SITE if viewer is None else viewer]
+        if shown.owner_handle is not None:
+            parts.append(_SCOPES_SQL["owner"])
+            params.append(shown.owner_handle)
+        if shown.feed and viewer is not None:
+            parts.append(_SCOPES_SQL["followed"])
+            params.append(viewer)
+        sql = " UNION ALL ".join(parts).format(p=self.placeholder) + " ORDER BY 1"
+        rows = self._fetch(sql, tuple(params))
+        return None if rows is None else tuple((int(scope), int(value)) for scope, value in rows)
 
-    def session_live(self, token: str) -> bool:
-        """Whether a server-side session is still live (web/sessions.py): one indexed lookup."""
-        return self._fetch(*live_query(self.engine.dialect.name, token), missing_ok=True) is not None
+    def session_user(self, token: str) -> int | None:
+        """Whose server-side session this is, if it is still live (web/sessions.py): one indexed
+        lookup. None for an unknown, revoked or expired one (and when the database did not answer)."""
+        rows = self._fetch(*live_query(self.engine.dialect.name, token))
+        return int(rows[0][0]) if rows else None
 
-    def _fetch(self, sql: str, params: tuple, *, missing_ok: bool = False) -> tuple | None:
+    def _fetch(self, sql: str, params: tuple) -> list[tuple] | None:
         with self.lock:
             for _attempt in range(2):
                 try:
@@ -127,12 +158,10 @@ class GenerationReader:
                     cursor = self.connection.cursor()
                     self.queries += 1
                     cursor.execute(sql, params)
-                    row = cursor.fetchone()
+                    rows = cursor.fetchall()
                     cursor.close()
-                    if row is None and not missing_ok:
-                        raise LookupError(sql)
-                    return row
-                except (SQLAlchemyError, LookupError, self.engine.dialect.loaded_dbapi.Error) as exc:
+                    return rows
+                except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
                     log.debug("page cache: a read failed: %s", exc)
                     self._close()
             return None
@@ -173,24 +202,24 @@ class PageCache:
         self.max_bytes = max_bytes
         self.pages: OrderedDict[tuple, _Page] = OrderedDict()  # least recently used first
         self.size = 0
-        self.generation = -1  # the newest value seen; older pages are dropped when it moves
         self.enabled: bool | None = None  # decided at the first request (after migrations ran)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "GET" or not CACHED_PATH.fullmatch(scope["path"])
-                or not self._usable()):
+        shown = Shown.of(scope["path"]) if scope["type"] == "http" and scope["method"] == "GET" else None
+        if shown is None or not self._usable():
             await self.app(scope, receive, send)
             return
-        generation = await self._read_generation()
-        if generation is None:  # the database is unreachable: let the app answer (or fail) as usual
+        live, viewer = await self._viewer(scope)
+        versions = await self.reader.versions(shown, viewer) if live else None
+        if versions is None:  # a dead session, or the database is unreachable: the app answers as usual
             await self.app(scope, receive, send)
             return
         session_before = _session_key(scope)
         key = (scope["path"], scope["query_string"], scope.get("scheme"), session_before, _locale_tag(scope),
                *(value for name, value in scope["headers"] if name in _HEADERS_IN_KEY))
         page = self.pages.get(key)
-        if page is not None and page.generation == generation and await self._session_live(scope):
-            if key in self.pages:  # another request may have dropped it while the session was checked
+        if page is not None and page.versions == versions:
+            if key in self.pages:  # another request may have dropped it while the counters were read
                 self.pages.move_to_end(key)
             await send({**page.start, "headers": list(page.start["headers"])})  # outer middlewares add to it
             await send({"type": "http.response.body", "body": page.body})
@@ -210,7 +239,9 @@ class PageCache:
         await self.app(scope, receive, capture)
         if start is not None and _storable(start) and _session_key(scope) == session_before:
             hit_start = {**start, "headers": [*start["headers"], (b"x-page-cache", b"hit")]}
-            self._store(key, _Page(generation, hit_start, b"".join(chunks)))
+            # Stored with the counters read BEFORE rendering: a write during the render makes
+            # them differ from the next read, so the page is rendered again rather than served stale.
+            self._store(key, _Page(versions, hit_start, b"".join(chunks)))
 
     def _usable(self) -> bool:
         if self.max_bytes <= 0:
@@ -226,32 +257,24 @@ class PageCache:
                             ", ".join(sorted(REQUIRED_TRIGGERS - installed_triggers(self.engine))))
         return self.enabled
 
-    async def _session_live(self, scope: Scope) -> bool:
-        """A stored signed-in page goes only to a session that is still live on the server: a
-        logged-out (revoked) cookie replayed with the same content gets the app's answer instead."""
+    async def _viewer(self, scope: Scope) -> tuple[bool, int | None]:
+        """(whether the session is live, the signed-in viewer's user id or None for nobody). A
+        session not live on the server (revoked, expired, unknown) is not: a logged-out cookie
+        replayed with the same content gets the app's answer, never a stored page."""
         token = (scope.get("session") or {}).get(SESSION_KEY)
         if token is None:
-            return True
+            return True, None
         if not isinstance(token, str):
-            return False
+            return False, None
         if self.reader.local:
-            return self.reader.session_live(token)
-        return await anyio.to_thread.run_sync(self.reader.session_live, token, limiter=_read_limiter())
-
-    async def _read_generation(self) -> int | None:
-        value = await self.reader.current()
-        if value is None:
-            return None
-        if value != self.generation:
-            if value > self.generation:  # every stored page is older: free them at once
-                self.pages.clear()
-                self.size = 0
-            self.generation = max(value, self.generation)
-        return value
+            user_id = self.reader.session_user(token)
+        else:
+            user_id = await anyio.to_thread.run_sync(self.reader.session_user, token, limiter=_read_limiter())
+        return user_id is not None, user_id
 
     def _store(self, key: tuple, page: _Page) -> None:
-        if page.generation != self.generation or len(page.body) > self.max_bytes // 8:
-            return  # rendered before a newer write was seen, or too big to be worth a slot
+        if len(page.body) > self.max_bytes // 8:
+            return  # too big to be worth a slot
         old = self.pages.pop(key, None)
         if old is not None:
             self.size -= len(old.body)

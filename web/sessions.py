@@ -73,8 +73,9 @@ def revoke_all(db: Session, user_id: int) -> None:
                                         col(ServerSession.revoked_at).is_(None)).values(revoked_at=utcnow()))
 
 
-# What the page cache asks before serving a stored signed-in page (on its own raw connection).
-LIVE_SQL = ('SELECT 1 FROM server_session s JOIN "user" u ON u.id = s.user_id WHERE s.id = {p} '
+# What the page cache asks (on its own raw connection) before serving a stored signed-in page:
+# whose live session it is.
+LIVE_SQL = ('SELECT s.user_id FROM server_session s JOIN "user" u ON u.id = s.user_id WHERE s.id = {p} '
             "AND s.revoked_at IS NULL AND s.expires_at > {p} AND s.session_version = u.session_version")
 
 

@@ -15,18 +15,18 @@ from sqlalchemy import text, update
 from sqlmodel import select
 
 from purchaseshare.db import get_engine, session_scope
-from purchaseshare.models import Comment, Follow, Like, Purchase, PurchaseItem, User
+from purchaseshare.models import Comment, Follow, Like, Notification, Purchase, PurchaseItem, User
 from tests.web.conftest import counted, log_in, make_user, post
 from tests.web.test_public import add_purchase
 from web.app import create_app
-from web.page_cache import REQUIRED_TRIGGERS, installed_triggers
+from web.page_cache import REQUIRED_TRIGGERS, Shown, installed_triggers
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
 HTML = {"accept": "text/html"}
-MIGRATION = Path(__file__).resolve().parents[2] / "purchaseshare/migrations/versions/0003_page_cache.py"
+MIGRATION = Path(__file__).resolve().parents[2] / "purchaseshare/migrations/versions/0012_scoped_page_cache.py"
 
 
 def view(client: TestClient, path: str) -> tuple[str, bool]:
@@ -44,14 +44,30 @@ def settled(client: TestClient, path: str) -> str:
 
 
 def test_migration_installs_every_trigger_the_cache_needs(settings):
-    spec = importlib.util.spec_from_file_location("migration_0003", MIGRATION)
+    spec = importlib.util.spec_from_file_location("migration_0012", MIGRATION)
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)  # type: ignore[union-attr]
     assert set(migration.trigger_names()) == REQUIRED_TRIGGERS
     assert installed_triggers(get_engine(settings)) == REQUIRED_TRIGGERS
 
 
-def test_repeat_view_costs_one_generation_read_and_no_page_query(settings, client):
+def test_migration_0012_goes_down_to_the_single_counter_and_up_again(settings):
+    from alembic import command
+
+    from purchaseshare.db import alembic_config
+
+    engine = get_engine(settings)
+    command.downgrade(alembic_config(engine), "0011")
+    with engine.connect() as conn:
+        query = ("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'cache_gen_%'" if conn.dialect.name == "postgresql"
+                 else "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'cache_gen_%'")
+        assert len(conn.execute(text(query)).all()) == 30  # 0003's ten tables x three events, as before
+    assert installed_triggers(engine) == set()
+    command.upgrade(alembic_config(engine), "head")
+    assert installed_triggers(engine) == REQUIRED_TRIGGERS
+
+
+def test_repeat_view_costs_one_counter_read_and_no_page_query(settings, client):
     owner = make_user(settings, "ada")
     add_purchase(settings, owner, [("Linen notebook", True)])
     first, hit = view(client, "/u/ada")
@@ -140,17 +156,17 @@ def test_the_counter_moves_at_commit_only(settings, app):
     owner = make_user(settings, "ada")
     purchase = add_purchase(settings, owner, [("Linen notebook", True)])
     reader = app.state.generation_reader
-    start = reader.read()
+    start = _owner_counter(reader, "ada", owner.id)
     with session_scope(settings) as session:
         session.add(_item(session, purchase.id, 0, name="Renamed"))
         session.flush()
-        assert reader.read() == start  # the write is not visible yet: neither is the new generation
+        assert _owner_counter(reader, "ada", owner.id) == start  # the write is not visible yet: nor its counter
         session.rollback()
-    assert reader.read() == start
+    assert _owner_counter(reader, "ada", owner.id) == start
     with session_scope(settings) as session:
         session.add(_item(session, purchase.id, 0, name="Renamed"))
         session.commit()
-    assert reader.read() > start
+    assert _owner_counter(reader, "ada", owner.id) > start
 
 
 def test_a_bulk_write_moves_the_counter(settings, app):
@@ -158,14 +174,85 @@ def test_a_bulk_write_moves_the_counter(settings, app):
     fans = [make_user(settings, f"fan{number}") for number in range(30)]
     purchase = add_purchase(settings, owner, [("Linen notebook", True)])
     reader = app.state.generation_reader
-    start = reader.read()
+    start = _owner_counter(reader, "ada", owner.id)
     with session_scope(settings) as session:
         session.add_all([Like(purchase_id=purchase.id, user_id=fan.id) for fan in fans])
         session.commit()
     if get_engine(settings).dialect.name == "postgresql":
-        assert reader.read() == start + 1  # once per transaction, not once per row (that was quadratic)
+        # once per scope and transaction, not once per row (that was quadratic)
+        assert _owner_counter(reader, "ada", owner.id) == start + 1
     else:
-        assert reader.read() > start
+        assert _owner_counter(reader, "ada", owner.id) > start
+
+
+def test_a_write_drops_only_the_pages_that_show_it(settings, app):
+    """Scoped invalidation: a like on Ada's purchase drops Ada's pages (the count is on them) and
+    the feeds of her followers, and leaves Bob's pages and the feeds of people not following her."""
+    ada, bob, fan, loner = (make_user(settings, handle) for handle in ("ada", "bob", "fan", "loner"))
+    ada_purchase = add_purchase(settings, ada, [("Linen notebook", True)])
+    bob_purchase = add_purchase(settings, bob, [("Walnut desk", True)])
+    with session_scope(settings) as session:
+        session.add_all([Follow(follower_id=fan.id, followee_id=ada.id),
+                         Follow(follower_id=loner.id, followee_id=bob.id)])
+        session.commit()
+    ada_page, bob_page = f"/u/ada/p/{ada_purchase.public_id}", f"/u/bob/p/{bob_purchase.public_id}"
+    with (TestClient(app, follow_redirects=False) as anonymous, TestClient(app, follow_redirects=False) as fans,
+          TestClient(app, follow_redirects=False) as loners):
+        log_in(fans, "fan")
+        log_in(loners, "loner")
+        for page in ("/u/ada", ada_page, "/u/bob", bob_page, "/"):
+            settled(anonymous, page)
+        fan_feed, loner_feed = settled(fans, "/feed"), settled(loners, "/feed")
+        assert "Linen notebook" in fan_feed and "Walnut desk" in loner_feed
+        with session_scope(settings) as session:
+            session.add(Like(purchase_id=ada_purchase.id, user_id=bob.id))
+            session.commit()
+        for page in ("/u/bob", bob_page, "/"):
+            assert view(anonymous, page)[1], f"{page} was dropped by a like on someone else's purchase"
+        assert view(loners, "/feed")[1], "a feed that does not show Ada was dropped"
+        for page in (ada_page, "/u/ada"):
+            after, hit = view(anonymous, page)
+            assert not hit and "1 like" in after, page
+        after, hit = view(fans, "/feed")
+        assert not hit and after != fan_feed
+
+        # Following someone new changes the follower's feed (their own counter moves).
+        settled(loners, "/feed")
+        with session_scope(settings) as session:
+            session.add(Follow(follower_id=loner.id, followee_id=ada.id))
+            session.commit()
+        after, hit = view(loners, "/feed")
+        assert not hit and "Linen notebook" in after
+        assert view(anonymous, bob_page)[1]
+
+
+def test_a_rename_drops_the_pages_that_print_the_name(settings, app):
+    """A commenter's name is printed under someone else's purchase: renaming them drops that page
+    (the site-wide scope), and a notification drops the signed-in pages of whom it tells (the badge)."""
+    ada, bob = make_user(settings, "ada"), make_user(settings, "bob")
+    purchase = add_purchase(settings, ada, [("Linen notebook", True)])
+    page = f"/u/ada/p/{purchase.public_id}"
+    with session_scope(settings) as session:
+        session.add(Comment(purchase_id=purchase.id, user_id=bob.id, body="Looks great"))
+        session.commit()
+    with TestClient(app, follow_redirects=False) as anonymous, TestClient(app, follow_redirects=False) as bobs:
+        assert "Looks great" in settled(anonymous, page)
+        with session_scope(settings) as session:
+            session.add(_changed(session, User, bob.id, display_name="Robert Quill"))
+            session.commit()
+        after, hit = view(anonymous, page)
+        assert not hit and "Robert Quill" in after
+
+        log_in(bobs, "bob")
+        other = add_purchase(settings, ada, [("Brass lamp", True)])
+        before = settled(bobs, page)
+        settled(anonymous, page)
+        with session_scope(settings) as session:
+            session.add(Notification(user_id=bob.id, actor_id=ada.id, kind="like", purchase_id=other.id))
+            session.commit()
+        after, hit = view(bobs, page)
+        assert not hit and after != before and 'aria-label="1 unread"' in after
+        assert view(anonymous, page)[1]  # nobody else's view of the page changed
 
 
 def test_signed_in_pages_are_served_only_to_their_own_session(settings, app):
@@ -197,24 +284,24 @@ def test_signed_in_pages_are_served_only_to_their_own_session(settings, app):
     assert other.id != reader_user.id
 
 
-def test_a_page_dropped_while_its_session_is_checked_is_still_served(settings, app):
+def test_a_page_dropped_while_the_counters_are_read_is_still_answered(settings, app):
     """Another request may evict or replace the stored page while this one awaits the session
-    check (bench.web --mix caught a KeyError -> 500 there): the page in hand is still answered."""
-    reader_user = make_user(settings, "racer")
+    check and the counters (bench.web --mix caught a KeyError -> 500 there): still a 200."""
+    make_user(settings, "racer")
     with TestClient(app, follow_redirects=False) as mine:
         log_in(mine, "racer")
         first = settled(mine, "/feed")
         cache = _page_cache(app)
-        real = cache._session_live
+        real = cache.reader.versions
 
-        async def evicting(scope):
+        async def evicting(shown, viewer):
             cache.pages.clear()  # what a concurrent request's eviction does during the await
-            return await real(scope)
+            return await real(shown, viewer)
 
-        cache._session_live = evicting
+        cache.reader.versions = evicting
         response = mine.get("/feed", headers=HTML)
-        assert response.status_code == 200 and response.text == first
-    assert reader_user.id is not None
+        assert response.status_code == 200 and "x-page-cache" not in response.headers  # rendered again
+        assert response.text.split("<main", 1)[0] == first.split("<main", 1)[0]
 
 
 def test_a_stored_signed_in_page_is_not_served_to_a_logged_out_cookie(settings, app):
@@ -230,9 +317,9 @@ def test_a_stored_signed_in_page_is_not_served_to_a_logged_out_cookie(settings, 
         reader = app.state.generation_reader
         before = reader.queries
         assert view(mine, "/feed")[1]
-        assert reader.queries - before == 2  # the generation, and the session's one indexed lookup
+        assert reader.queries - before == 2  # the session's one indexed lookup, and the counters
         assert post(mine, "/logout", page="/settings").status_code == 303
-    # Logout changes no cached table (no generation bump): only the session check stops the replay.
+    # Logout changes no cached table (no counter moves): only the session check stops the replay.
     with TestClient(app, follow_redirects=False, cookies={"ps_session": copied}) as replay:
         response = replay.get("/feed", headers=HTML)
         assert response.status_code == 303 and "x-page-cache" not in response.headers
@@ -246,13 +333,13 @@ def test_cache_off_when_disabled_or_a_trigger_is_missing(settings, caplog):
         for _ in range(3):
             assert not view(off, "/u/ada")[1]
     with get_engine(settings).begin() as conn:
-        conn.exec_driver_sql('DROP TRIGGER cache_gen_like_insert ON "like"' if conn.dialect.name == "postgresql"
-                             else "DROP TRIGGER cache_gen_like_insert")
+        conn.exec_driver_sql('DROP TRIGGER cache_scope_like_insert ON "like"' if conn.dialect.name == "postgresql"
+                             else "DROP TRIGGER cache_scope_like_insert")
     caplog.set_level(logging.WARNING, logger="web.page_cache")
     with TestClient(create_app(settings, run_worker=False)) as client:
         for _ in range(3):
             assert not view(client, "/u/ada")[1]
-    assert "cache_gen_like_insert" in caplog.text
+    assert "cache_scope_like_insert" in caplog.text
 
 
 def test_memory_stays_under_its_bound(settings):
@@ -285,6 +372,11 @@ def _set(row, **values):
     for name, value in values.items():
         setattr(row, name, value)
     return row
+
+
+def _owner_counter(reader, handle: str, user_id: int) -> int:
+    versions = dict(reader.read(Shown.of(f"/u/{handle}"), None))
+    return versions.get(user_id, 0)
 
 
 def _page_cache(app):

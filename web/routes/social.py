@@ -25,6 +25,7 @@ from purchaseshare.public import PublicPurchase
 from web.deps import TEMPLATES, CurrentUser, DbDep, SettingsDep, flash, not_found, render, user_or_404
 from web.errors import too_long
 from web.forms import PageDep, object_id, owned_or_404, parse_id, see_other, typed_length
+from web.page_cache import HOME_FEED, Versions
 from web.routes.auth import safe_next
 from web.security import csrf_token
 from web.threads import reserved_threads
@@ -148,7 +149,8 @@ def feed_events(request: Request, user: CurrentUser, db: DbDep, settings: Settin
                 since: Annotated[str | None, Query(max_length=64)] = None) -> StreamingResponse:
     """Server-sent events: each newly shared purchase of someone the user follows, as its card.
     Polls the database (works across processes, no Redis); resumes from Last-Event-ID or ?since=.
-    A poll runs only when the page cache's change counter moved: an idle stream costs no query."""
+    A poll runs only when the page cache's counters of the viewer's home feed moved (the people
+    they follow, and their own): an idle stream costs one small read a second, no feed query."""
     db.close()  # done with the database: the sign-in check's connection goes back before the stream starts
     start = (social.parse_since(request.headers.get("last-event-id")) or social.parse_since(since)
              or social.as_utc(utcnow()))
@@ -169,13 +171,12 @@ def feed_events(request: Request, user: CurrentUser, db: DbDep, settings: Settin
         yield "retry: 3000\n: connected\n\n"
         loop = asyncio.get_running_loop()
         began = last_sent = loop.time()
-        seen: int | None = None  # the counter read before the last poll (none yet: poll at once)
+        seen: Versions | None = None  # the counters read before the last poll (none yet: poll at once)
         while loop.time() - began < STREAM_MAX_SECONDS:
             if await request.is_disconnected():
                 return
-            # Streams share one read of the counter per half poll interval. Equal to the value read
-            # before the last poll: no watched table changed since, nothing new to send.
-            now = await reader.current(POLL_SECONDS / 2)
+            # Equal to the counters read before the last poll: nothing the feed shows changed since.
+            now = await reader.versions(HOME_FEED, user_id)
             if not counted or now is None or now != seen:
                 seen = now
                 for view in await anyio.to_thread.run_sync(poll, cursor, limiter=stream_threads()):
