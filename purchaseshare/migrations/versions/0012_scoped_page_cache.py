@@ -68,15 +68,21 @@ WATCHED: dict[str, dict[str, tuple[str | None, str]]] = {
     "follow": _every_event(BOTH_ENDS),
     "user": {"INSERT": (None, "SELECT NEW.id AS s"),
              "UPDATE": (None, f"SELECT NEW.id AS s UNION SELECT 0 WHERE {_renamed()}"),
-             "DELETE": (None, "SELECT OLD.id AS s UNION SELECT 0")},
+             "DELETE": (None, "SELECT 0 AS s")},
 }
-SQLITE_BUMP = ("INSERT INTO cache_scope (id, value) SELECT s, 1 FROM ({scopes}) WHERE s IS NOT NULL "
-               "ON CONFLICT (id) DO UPDATE SET value = value + 1")
+# A deleted account leaves no row about it, its counter included (the site's counter moves
+# instead, and a scope is bumped only while its user exists: the account's own rows deleted with it
+# would otherwise bring the counter back).
+FORGET = {("user", "DELETE"): "DELETE FROM cache_scope WHERE id = OLD.id"}
+EXISTS = 'EXISTS (SELECT 1 FROM "user" WHERE id = {s})'
+SQLITE_BUMP = ("INSERT INTO cache_scope (id, value) SELECT s, 1 FROM ({scopes}) "
+               f"WHERE s = 0 OR {EXISTS.format(s='s')} ON CONFLICT (id) DO UPDATE SET value = value + 1")
 # Once per scope and transaction: a bulk write of 100 000 rows would otherwise update one row
 # 100 000 times at commit, each new version found by walking the previous ones (quadratic).
 POSTGRES_BUMP_FUNCTION = (
     "CREATE FUNCTION cache_scope_bump(scope bigint) RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
-    "IF current_setting('purchaseshare.bumped_' || scope, true) IS DISTINCT FROM 'yes' THEN "
+    "IF current_setting('purchaseshare.bumped_' || scope, true) IS DISTINCT FROM 'yes' "
+    f"AND (scope = 0 OR {EXISTS.format(s='scope')}) THEN "
     "INSERT INTO cache_scope (id, value) VALUES (scope, 1) "
     "ON CONFLICT (id) DO UPDATE SET value = cache_scope.value + 1; "
     "PERFORM set_config('purchaseshare.bumped_' || scope, 'yes', true); END IF; END $$")
@@ -100,16 +106,17 @@ def upgrade() -> None:
         for event, (condition, scopes) in events.items():
             name = f"cache_scope_{table}_{event.lower()}"
             when = f" WHEN ({condition})" if condition else ""
+            forget = f"{FORGET[table, event]}; " if (table, event) in FORGET else ""
             if postgres:
                 op.execute(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                           "DECLARE scope bigint; BEGIN "
+                           f"DECLARE scope bigint; BEGIN {forget}"
                            f"FOR scope IN SELECT s FROM ({scopes}) AS touched WHERE s IS NOT NULL ORDER BY s "
                            "LOOP PERFORM cache_scope_bump(scope); END LOOP; RETURN NULL; END $$")
                 op.execute(f'CREATE CONSTRAINT TRIGGER {name} AFTER {event} ON "{table}" '
                            f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW{when} EXECUTE FUNCTION {name}()")
             else:
                 op.execute(f'CREATE TRIGGER {name} AFTER {event} ON "{table}" FOR EACH ROW{when} '
-                           f"BEGIN {SQLITE_BUMP.format(scopes=scopes)}; END")
+                           f"BEGIN {forget}{SQLITE_BUMP.format(scopes=scopes)}; END")
 
 
 def downgrade() -> None:
