@@ -48,8 +48,16 @@ CACHED_PATH = re.compile(r"/(?:feed|u/([^/]+)(?:/p/[^/]+)?)?")
 # What migration 0012 installs; without every one of them the cache could serve stale pages.
 WATCHED_TABLES = ("user", "follow", "like", "comment", "notification", "review", "collection",
                   "collection_item", "purchase", "purchase_item")
-REQUIRED_TRIGGERS = frozenset(f"cache_scope_{table}_{event}" for table in WATCHED_TABLES
-                              for event in ("insert", "update", "delete"))
+
+
+def required_triggers(dialect: str) -> frozenset[str]:
+    """Per watched table and event: the trigger that bumps (SQLite) or notes (PostgreSQL) the
+    scopes it touches, and on PostgreSQL the deferred one that bumps them at commit."""
+    kinds = ("cache_scope", "cache_flush") if dialect == "postgresql" else ("cache_scope",)
+    return frozenset(f"{kind}_{table}_{event}" for kind in kinds for table in WATCHED_TABLES
+                     for event in ("insert", "update", "delete"))
+
+
 SITE = 0  # the scope of writes every page may show (a rename: names are printed beside comments)
 # The counters of the scopes a page shows, as (scope, value) rows in scope order. A scope never
 # bumped has no row: its first bump adds one, which changes the answer all the same.
@@ -97,7 +105,7 @@ class _Page:
 
 def installed_triggers(engine: Engine) -> set[str]:
     if engine.dialect.name == "postgresql":
-        query = "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'cache_scope_%'"
+        query = "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'cache_scope_%' OR tgname LIKE 'cache_flush_%'"
     else:
         query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'cache_scope_%'"
     with engine.connect() as conn:
@@ -121,7 +129,7 @@ class GenerationReader:
     def complete(self) -> bool:
         """Whether every trigger is installed, i.e. whether unchanged counters mean unchanged data."""
         if self._complete is None:
-            self._complete = installed_triggers(self.engine) >= REQUIRED_TRIGGERS
+            self._complete = installed_triggers(self.engine) >= required_triggers(self.engine.dialect.name)
         return self._complete
 
     async def versions(self, shown: Shown, viewer: int | None) -> Versions | None:
@@ -254,7 +262,7 @@ class PageCache:
                 return False
             if not self.enabled:
                 log.warning("page cache OFF: triggers missing (%s) — run `purchaseshare migrate`",
-                            ", ".join(sorted(REQUIRED_TRIGGERS - installed_triggers(self.engine))))
+                            ", ".join(sorted(required_triggers(self.engine.dialect.name) - installed_triggers(self.engine))))
         return self.enabled
 
     async def _viewer(self, scope: Scope) -> tuple[bool, int | None]:

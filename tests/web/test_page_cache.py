@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from purchaseshare.models import Comment, Follow, Like, Notification, Purchase, 
 from tests.web.conftest import counted, log_in, make_user, post
 from tests.web.test_public import add_purchase
 from web.app import create_app
-from web.page_cache import REQUIRED_TRIGGERS, Shown, installed_triggers
+from web.page_cache import Shown, installed_triggers, required_triggers
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -47,8 +48,9 @@ def test_migration_installs_every_trigger_the_cache_needs(settings):
     spec = importlib.util.spec_from_file_location("migration_0012", MIGRATION)
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)  # type: ignore[union-attr]
-    assert set(migration.trigger_names()) == REQUIRED_TRIGGERS
-    assert installed_triggers(get_engine(settings)) == REQUIRED_TRIGGERS
+    dialect = get_engine(settings).dialect.name
+    assert set(migration.trigger_names(dialect)) == required_triggers(dialect)
+    assert installed_triggers(get_engine(settings)) == required_triggers(dialect)
 
 
 def test_migration_0012_goes_down_to_the_single_counter_and_up_again(settings):
@@ -64,7 +66,7 @@ def test_migration_0012_goes_down_to_the_single_counter_and_up_again(settings):
         assert len(conn.execute(text(query)).all()) == 30  # 0003's ten tables x three events, as before
     assert installed_triggers(engine) == set()
     command.upgrade(alembic_config(engine), "head")
-    assert installed_triggers(engine) == REQUIRED_TRIGGERS
+    assert installed_triggers(engine) == required_triggers(engine.dialect.name)
 
 
 def test_repeat_view_costs_one_counter_read_and_no_page_query(settings, client):
@@ -253,6 +255,45 @@ def test_a_rename_drops_the_pages_that_print_the_name(settings, app):
         after, hit = view(bobs, page)
         assert not hit and after != before and 'aria-label="1 unread"' in after
         assert view(anonymous, page)[1]  # nobody else's view of the page changed
+
+
+def test_concurrent_writes_to_crossing_scopes_all_commit(settings, app):
+    """Two people following each other at the same moment, while others like their purchases:
+    each transaction bumps several counters at commit, always in the same order, so none waits
+    for another in a cycle (a PostgreSQL deadlock would abort one of them)."""
+    people = [make_user(settings, f"p{number}") for number in range(4)]
+    purchases = [add_purchase(settings, person, [("Linen notebook", True)]) for person in people]
+    reader = app.state.generation_reader
+    before = {person.id: _owner_counter(reader, person.handle, person.id) for person in people}
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def crossing(me: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            for round_ in range(6):
+                other = people[(me + 1 + round_) % 4]
+                if other.id == people[me].id:
+                    continue
+                with session_scope(settings) as session:
+                    session.add(Follow(follower_id=people[me].id, followee_id=other.id))
+                    session.add(Like(purchase_id=purchases[(me + 2) % 4].id, user_id=people[me].id))
+                    session.commit()
+                with session_scope(settings) as session:
+                    session.execute(text("DELETE FROM follow WHERE follower_id = :a AND followee_id = :b"),
+                                    {"a": people[me].id, "b": other.id})
+                    session.execute(text('DELETE FROM "like" WHERE user_id = :a'), {"a": people[me].id})
+                    session.commit()
+        except BaseException as exc:  # reported below, with the others
+            failures.append(exc)
+
+    threads = [threading.Thread(target=crossing, args=(me,)) for me in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, failures
+    assert all(_owner_counter(reader, person.handle, person.id) > before[person.id] for person in people)
 
 
 def test_signed_in_pages_are_served_only_to_their_own_session(settings, app):

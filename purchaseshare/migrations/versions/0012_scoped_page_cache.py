@@ -17,8 +17,8 @@ bump the counters of the users a write concerns (a scope is a user id; 0 is the 
 web/page_cache.py stores each page with the counters of the scopes it shows (the site, the page's
 owner, the signed-in viewer, and for a home feed everyone the viewer follows) and serves it only
 while all of them are unchanged. Private churn still bumps nothing (the same conditions as 0003).
-On PostgreSQL the triggers are deferred to commit time and bump each scope once per transaction
-(a transaction-local flag per scope); the scopes of one row are bumped in ascending order.
+On PostgreSQL the counters are bumped at commit time, each once per transaction and all of them
+in ascending order (see POSTGRES_FUNCTIONS).
 """
 
 from __future__ import annotations
@@ -68,28 +68,39 @@ WATCHED: dict[str, dict[str, tuple[str | None, str]]] = {
     "follow": _every_event(BOTH_ENDS),
     "user": {"INSERT": (None, "SELECT NEW.id AS s"),
              "UPDATE": (None, f"SELECT NEW.id AS s UNION SELECT 0 WHERE {_renamed()}"),
-             "DELETE": (None, "SELECT 0 AS s")},
+             "DELETE": (None, "SELECT OLD.id AS s UNION SELECT 0")},
 }
-# A deleted account leaves no row about it, its counter included (the site's counter moves
-# instead, and a scope is bumped only while its user exists: the account's own rows deleted with it
-# would otherwise bring the counter back).
-FORGET = {("user", "DELETE"): "DELETE FROM cache_scope WHERE id = OLD.id"}
+# A deleted account leaves no row about it, its counter included (the site's counter moves instead;
+# a scope is bumped only while its user exists: rows deleted with the account would bring it back).
 EXISTS = 'EXISTS (SELECT 1 FROM "user" WHERE id = {s})'
-SQLITE_BUMP = ("INSERT INTO cache_scope (id, value) SELECT s, 1 FROM ({scopes}) "
-               f"WHERE s = 0 OR {EXISTS.format(s='s')} ON CONFLICT (id) DO UPDATE SET value = value + 1")
-# Once per scope and transaction: a bulk write of 100 000 rows would otherwise update one row
-# 100 000 times at commit, each new version found by walking the previous ones (quadratic).
-POSTGRES_BUMP_FUNCTION = (
-    "CREATE FUNCTION cache_scope_bump(scope bigint) RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
-    "IF current_setting('purchaseshare.bumped_' || scope, true) IS DISTINCT FROM 'yes' "
-    f"AND (scope = 0 OR {EXISTS.format(s='scope')}) THEN "
-    "INSERT INTO cache_scope (id, value) VALUES (scope, 1) "
-    "ON CONFLICT (id) DO UPDATE SET value = cache_scope.value + 1; "
-    "PERFORM set_config('purchaseshare.bumped_' || scope, 'yes', true); END IF; END $$")
+UPSERT = "INSERT INTO cache_scope (id, value) {rows} ON CONFLICT (id) DO UPDATE SET value = cache_scope.value + 1"
+SQLITE_BUMP = UPSERT.format(rows=f"SELECT s, 1 FROM ({{scopes}}) WHERE s = 0 OR {EXISTS.format(s='s')}")
+SQLITE_FORGET = {("user", "DELETE"): "DELETE FROM cache_scope WHERE id = OLD.id; "}
+# PostgreSQL: a row's trigger only NOTES its scopes (a transaction-local list, each scope once);
+# a deferred trigger bumps them all at commit, in ascending order, and once per transaction (a bulk
+# write of 100 000 rows would otherwise update one counter 100 000 times, each new version found by
+# walking the previous ones). All counters are thus locked in one global order: bumping them as
+# each trigger fired let a follow and a like in one transaction deadlock with the reverse in another
+# (tests/web/test_page_cache.py). A noted scope whose user is gone by commit loses its row instead.
+POSTGRES_FUNCTIONS = (
+    "CREATE FUNCTION cache_scope_note(scope bigint) RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+    "IF scope IS NOT NULL AND current_setting('purchaseshare.noted_' || scope, true) IS DISTINCT FROM 'yes' THEN "
+    "PERFORM set_config('purchaseshare.noted_' || scope, 'yes', true); "
+    "PERFORM set_config('purchaseshare.scopes', concat_ws(',', nullif(current_setting('purchaseshare.scopes', true), ''), "
+    "scope::text), true); END IF; END $$",
+    "CREATE FUNCTION cache_scope_flush() RETURNS trigger LANGUAGE plpgsql AS $$ DECLARE scope bigint; BEGIN "
+    "FOR scope IN SELECT DISTINCT noted::bigint FROM unnest(string_to_array("
+    "nullif(current_setting('purchaseshare.scopes', true), ''), ',')) AS noted ORDER BY 1 LOOP "
+    f"IF scope = 0 OR {EXISTS.format(s='scope')} THEN {UPSERT.format(rows='VALUES (scope, 1)')}; "
+    "ELSE DELETE FROM cache_scope WHERE id = scope; END IF; "
+    "PERFORM set_config('purchaseshare.noted_' || scope, '', true); END LOOP; "
+    "PERFORM set_config('purchaseshare.scopes', '', true); RETURN NULL; END $$",
+)
 
 
-def trigger_names() -> list[str]:
-    return [f"cache_scope_{table}_{event.lower()}" for table, events in WATCHED.items() for event in events]
+def trigger_names(dialect: str) -> list[str]:
+    names = [f"cache_scope_{table}_{event.lower()}" for table, events in WATCHED.items() for event in events]
+    return names + [name.replace("cache_scope_", "cache_flush_") for name in names] if dialect == "postgresql" else names
 
 
 def upgrade() -> None:
@@ -100,33 +111,40 @@ def upgrade() -> None:
                     sa.PrimaryKeyConstraint('id'))
     op.execute("INSERT INTO cache_scope (id, value) VALUES (0, 1)")
     postgres = op.get_bind().dialect.name == "postgresql"
-    if postgres:
-        op.execute(POSTGRES_BUMP_FUNCTION)
+    for function in POSTGRES_FUNCTIONS if postgres else ():
+        op.execute(function)
     for table, events in WATCHED.items():
         for event, (condition, scopes) in events.items():
             name = f"cache_scope_{table}_{event.lower()}"
             when = f" WHEN ({condition})" if condition else ""
-            forget = f"{FORGET[table, event]}; " if (table, event) in FORGET else ""
             if postgres:
-                op.execute(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                           f"DECLARE scope bigint; BEGIN {forget}"
-                           f"FOR scope IN SELECT s FROM ({scopes}) AS touched WHERE s IS NOT NULL ORDER BY s "
-                           "LOOP PERFORM cache_scope_bump(scope); END LOOP; RETURN NULL; END $$")
-                op.execute(f'CREATE CONSTRAINT TRIGGER {name} AFTER {event} ON "{table}" '
-                           f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW{when} EXECUTE FUNCTION {name}()")
+                op.execute(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                           f"PERFORM cache_scope_note(s) FROM ({scopes}) AS touched; RETURN NULL; END $$")
+                op.execute(f'CREATE TRIGGER {name} AFTER {event} ON "{table}" FOR EACH ROW{when} '
+                           f"EXECUTE FUNCTION {name}()")
+                op.execute(f'CREATE CONSTRAINT TRIGGER {name.replace("cache_scope_", "cache_flush_")} AFTER {event} '
+                           f'ON "{table}" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW{when} '
+                           "EXECUTE FUNCTION cache_scope_flush()")
             else:
+                forget = SQLITE_FORGET.get((table, event), "")
                 op.execute(f'CREATE TRIGGER {name} AFTER {event} ON "{table}" FOR EACH ROW{when} '
                            f"BEGIN {forget}{SQLITE_BUMP.format(scopes=scopes)}; END")
 
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
-    for name, table in ((f"cache_scope_{t}_{e.lower()}", t) for t, events in WATCHED.items() for e in events):
-        op.execute(f'DROP TRIGGER IF EXISTS {name} ON "{table}"' if postgres else f"DROP TRIGGER IF EXISTS {name}")
-        if postgres:
-            op.execute(f"DROP FUNCTION IF EXISTS {name}()")
+    for table, events in WATCHED.items():
+        for event in events:
+            name = f"cache_scope_{table}_{event.lower()}"
+            if postgres:
+                op.execute(f'DROP TRIGGER IF EXISTS {name.replace("cache_scope_", "cache_flush_")} ON "{table}"')
+                op.execute(f'DROP TRIGGER IF EXISTS {name} ON "{table}"')
+                op.execute(f"DROP FUNCTION IF EXISTS {name}()")
+            else:
+                op.execute(f"DROP TRIGGER IF EXISTS {name}")
     if postgres:
-        op.execute("DROP FUNCTION IF EXISTS cache_scope_bump(bigint)")
+        op.execute("DROP FUNCTION IF EXISTS cache_scope_flush()")
+        op.execute("DROP FUNCTION IF EXISTS cache_scope_note(bigint)")
     op.drop_table('cache_scope')
     _migration_0003().upgrade()
 
