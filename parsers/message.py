@@ -16,6 +16,7 @@ import email.quoprimime
 import logging
 import quopri
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.errors import HeaderParseError
@@ -35,7 +36,7 @@ from mailparser.utils import (
     ported_string,
 )
 
-from parsers.bounded import MAX_PARTS, cap_html, cap_text, prune_tree
+from parsers.bounded import MAX_PARTS, Cut, cap_html, cap_text
 from parsers.language import detect_language
 from parsers.normalize import registrable_domain
 
@@ -313,7 +314,7 @@ def body_of(message: email.message.Message) -> Body:
     notes: list[str] = []
     for number, part in enumerate(walk_own_parts(message)):
         if number == MAX_PARTS:
-            notes.append(f"more than {MAX_PARTS} MIME parts: read the first {MAX_PARTS}")
+            notes.append(Cut(f"more than {MAX_PARTS} MIME parts: read the first {MAX_PARTS}"))
             break
         if part.is_multipart() or part.get_content_disposition() == "attachment":
             continue
@@ -451,14 +452,26 @@ def read_mime(raw: bytes) -> tuple[email.message.Message, set[str]]:
 
 
 def _html_tree(html: str) -> etree._Element | None:
+    return _parse_html(html)[0]
+
+
+def _parse_html(html: str) -> tuple[etree._Element | None, str | None]:
+    """The HTML's tree, and a warning when libxml2 stopped before its end (nested deeper than
+    its 256 levels, a resource limit): it drops the rest of the document without raising."""
     if not html or not html.strip():
-        return None
+        return None, None
+    parser = _html_parser()
     try:
         # Bytes let lxml honour a <meta charset>; a str with one raises, so encode.
-        return lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"),
-                                             parser=_HTML_PARSER)
+        tree = lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"), parser=parser)
     except (etree.ParserError, ValueError, UnicodeError):
-        return None
+        return None, None
+    fatal = parser.error_log.filter_from_fatals()  # this thread's parser: its last parse's log
+    if not fatal:
+        return tree, None
+    if "depth" in fatal[0].message:
+        return tree, Cut("HTML nested deeper than 255 levels: the rest of it not read")
+    return tree, Cut(f"HTML: the parser stopped ({fatal[0].message.strip()}): the rest of it not read")
 
 
 class _CachedCssSelect:
@@ -488,8 +501,16 @@ class _ElementClassLookup(lxml.html.HtmlElementClassLookup):
         return super().lookup(node_type, document, namespace, name)
 
 
-_HTML_PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, huge_tree=False)
-_HTML_PARSER.set_element_class_lookup(_ElementClassLookup())
+_LOOKUP = _ElementClassLookup()
+_PARSERS = threading.local()  # one parser per thread: its error log is then this thread's parse's
+
+
+def _html_parser() -> lxml.html.HTMLParser:
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, huge_tree=False)
+        parser.set_element_class_lookup(_LOOKUP)
+    return parser
 
 
 # visible_text's walk as XSLT: libxslt walks the tree in C, several times faster than Python.
@@ -613,12 +634,19 @@ class Email:
 
     @cached_property
     def tree(self) -> etree._Element | None:
-        """The HTML body parsed once (lxml); None when there is no HTML. A tree larger than any
-        receipt keeps its head and tail (parsers.bounded.prune_tree, with a warning)."""
-        tree = _html_tree(self.html) if self.html else None
-        if tree is not None and self.html and (cut := prune_tree(tree, self.html)):
+        """The HTML body parsed once (lxml); None when there is no HTML. Its markup was cut to
+        a receipt's number of elements before (parsers.bounded.cut_elements); a warning when
+        the parser stopped early."""
+        tree, cut = _parse_html(self.html) if self.html else (None, None)
+        if cut:
             self.warnings.append(cut)
         return tree
+
+    @property
+    def cut(self) -> bool:
+        """Part of what the readers would have seen was left out (parsers.bounded's caps, the
+        layout's): what they read is not the whole email."""
+        return any(isinstance(warning, Cut) for warning in self.warnings)
 
     @cached_property
     def html_text(self) -> str:
