@@ -368,6 +368,8 @@ class _Markup:
     """The patterns and literals of the cut, for bytes (a raw part) or str (a decoded body)."""
 
     lt: str | bytes
+    end_tag: str | bytes  # "</"
+    bang: str | bytes  # "<!"
     start_tag: re.Pattern
     block_start: re.Pattern
     opens: tuple  # what starts text where "<" is no tag (a comment, a script, a style)...
@@ -380,7 +382,7 @@ def _markup(kind: type) -> _Markup:
 
     blocks = ("tr|li|div|p|table|tbody|thead|tfoot|section|article|header|footer|ul|ol|dl|dt|dd|"
               "h[1-6]|blockquote|center|form|pre")
-    return _Markup(make("<"), re.compile(make("<[A-Za-z]")), re.compile(make(rf"(?i)<({blocks})(?=[\s/>])")),
+    return _Markup(make("<"), make("</"), make("<!"), re.compile(make("<[A-Za-z]")), re.compile(make(rf"(?i)<({blocks})(?=[\s/>])")),
                    tuple(make(t) for t in ("<!--", "<script", "<SCRIPT", "<style", "<STYLE")),
                    tuple(make(t) for t in ("-->", "</script", "</SCRIPT", "</style", "</STYLE")))
 
@@ -402,7 +404,11 @@ def _element_span(data: AnyStr, start: int, end: int) -> tuple[int, int] | None:
     to leave out; None when it has at most HEAD_ELEMENTS + TAIL_ELEMENTS start tags. Linear: C
     scans, and a Python step per start tag kept."""
     markup = _MARKUP[type(data)]
-    if data.count(markup.lt, start, end) <= HEAD_ELEMENTS + TAIL_ELEMENTS:
+    tags = data.count(markup.lt, start, end)
+    if tags <= HEAD_ELEMENTS + TAIL_ELEMENTS:
+        return None
+    # At least every "</" and "<!" is no start tag (C scans: a receipt's HTML stops here).
+    if tags - data.count(markup.end_tag, start, end) - data.count(markup.bang, start, end) <= HEAD_ELEMENTS + TAIL_ELEMENTS:
         return None
     head_end = -1
     for number, found in enumerate(markup.start_tag.finditer(data, start, end)):

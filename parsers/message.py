@@ -503,6 +503,9 @@ def _single_part_body(raw: bytes) -> int:
     block = raw[:body]
     if block.count(b"\r") != block.count(b"\r\n") or b"\nFrom " in block:
         return 0  # a bare CR ends a line for the feedparser; a "From " line after the first may be body
+    lowered = block.lower()
+    if b"multipart" in lowered or b"message/" in lowered:
+        return 0  # most likely multipart: its headers would be read twice
     lines = block.replace(b"\r\n", b"\n").split(b"\n")[:-2]
     return body if all(_FEED_HEADER.match(line) for line in lines) else 0
 
