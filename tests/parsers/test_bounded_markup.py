@@ -73,14 +73,16 @@ def test_a_large_item_table_is_cut_before_the_mime_parse_in_every_encoding(cte: 
     assert result.items[0].name == table[0][0]
 
 
-def test_rows_on_both_sides_of_the_cut_stay_whole():
+@pytest.mark.parametrize("before", range(4))  # the cut falls on each of a row's four tags
+def test_rows_on_both_sides_of_the_cut_stay_whole(before: int):
     rng = random.Random()
     table = _rows(rng, 4000)
-    html, cut = bounded.cut_elements(_table(table, _sum(table)))
+    html, cut = bounded.cut_elements(_table(table, _sum(table)).replace("<h1>", "<br>" * before + "<h1>"))
     assert cut == [bounded.ELEMENTS_CUT]
     assert html.count("<tr>") < 600
     kept = re.findall(r"<tr><td>([^<]+)</td><td>1</td><td>\$([\d.]+)</td></tr>", html)
     assert kept[0] == table[0] and set(kept) <= set(table)
+    assert len(kept) == html.count("<tr>") - 3  # every row kept is whole (3: the totals' rows)
     assert table[-1] in kept and f"<b>${_sum(table)}</b>" in html  # the tail keeps the last rows and totals
     assert table[len(table) // 2] not in kept
 
