@@ -298,11 +298,13 @@ def _plain_text_payload(part: email.message.Message) -> bool:
 
 
 def _is_utf8_safe(text: str) -> bool:
-    """text.encode("utf-8") would not fail (it has no surrogates), told without making that copy."""
-    return text.isascii() or _SURROGATE.search(text) is None
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
+    if text.isascii():  # most HTML: no copy to tell
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates
+        return False
+    return True
 
 
 def walk_own_parts(message: email.message.Message):
