@@ -1,12 +1,14 @@
 """Bounds on what one email can make the reader do (issue 17): caps where a real receipt never goes.
 
-Three cuts, each reported as a warning (never an error), each far above anything in the corpus:
-- `trim_raw`: before the MIME parse, on the raw bytes: parts after the thousandth are left out
-  (the stdlib builds an object per part), and in a large email each MIME body over a limit is
-  cut: a text body keeps its head and its tail (the totals are at the end), an attached email
-  base64-encoded (Gmail) is decoded and cut inside, any other body (zip, image, a PDF too large
-  for parsers.pdf to read) is dropped without being decoded. The stdlib parser then never
-  copies megabytes nobody reads.
+Four cuts, each reported as a warning (never an error), each far above anything in the corpus;
+a warning that says text the readers would have seen was left out is a `Cut` (Email.cut: its
+total then needs its arithmetic, parsers.chain):
+- `trim_raw`: before the MIME parse, on the raw bytes: parts after the MAX_DELIMITERS-th
+  delimiter are left out (the stdlib builds an object per part), and in a large email each MIME
+  body over a limit is cut: a text body keeps its head and its tail (the totals are at the end),
+  an attached email base64-encoded (Gmail) is decoded and cut inside, any other body (zip,
+  image, a PDF too large for parsers.pdf to read) is dropped without being decoded. The stdlib
+  parser then never copies megabytes nobody reads.
 - `cap_html` / `cap_text`: a decoded body over a length keeps its head and tail; in a large
   HTML body, inline `data:` images (never read: items keep http(s) pictures only) go first.
 - `cut_elements` (on the raw bytes of an HTML part in an email over ELEMENTS_RAW_ABOVE, before
@@ -15,6 +17,7 @@ Three cuts, each reported as a warning (never an error), each far above anything
   starts (the totals are at the end), so neither the stdlib's message nor lxml's tree nor the
   readers that walk it ever hold a 20 000-row item table. Each element the readers see costs
   about 1 kB (its tree node, its layout block, its candidates): the cut is what bounds them.
+- (parsers.message) libxml2 stops at 256 levels of nesting and drops the rest: said, as a Cut.
 Every step is linear in the email's size.
 """
 
@@ -46,7 +49,7 @@ OMITTED_HEADER = "X-PurchaseShare-Omitted-Bytes"  # on a part whose body was dro
 MAX_HTML_CHARS = 2_000_000  # a decoded HTML body (corpus: 1.36 MB, most of it inline images)
 MAX_PARTS = 500  # MIME parts a body is looked for in (corpus: 12)
 MAX_TEXT_CHARS = 1_000_000  # a decoded text body (corpus: 28 kB)
-HEAD_ELEMENTS = 1500  # HTML elements kept from the start (corpus: 1 011 at most in a whole email)...
+HEAD_ELEMENTS = 1500  # HTML elements kept from the start (the corpus's largest HTML has 1 011)...
 TAIL_ELEMENTS = 500  # ...and from the end
 ELEMENTS_RAW_ABOVE = 256 * 1024  # emails over this have their HTML parts cut before the MIME parse
 _ELEMENT_PART_ABOVE = 8 * 1024  # an HTML part under this cannot hold HEAD + TAIL elements worth cutting
