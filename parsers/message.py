@@ -465,7 +465,8 @@ def read_mime(raw: bytes) -> tuple[email.message.Message, set[str]]:
     try:  # mail-parser's own guard (MailParser._parse_guarded)
         parsed = _MimeCheck(message_from_bytes(raw))
     except RecursionError as exc:
-        raise MailParserRecursionError("Message nesting too deep to parse") from exc
+        raise MailParserRecursionError(
+            "Message nesting too deep to parse (possible malicious multipart structure)") from exc
     return parsed.message, set(parsed.defects_categories)
 
 
@@ -498,7 +499,7 @@ def _single_part_body(raw: bytes) -> int:
     """Where the body starts when every line before the first blank one is a header line as the
     stdlib's feedparser reads them (so its headers end exactly there); 0: not so."""
     ends = [found + length for separator, length in ((b"\r\n\r\n", 4), (b"\n\n", 2))
-            if (found := raw.find(separator, 0, _HEADER_BLOCK)) >= 0 ]
+            if (found := raw.find(separator, 0, _HEADER_BLOCK)) >= 0]
     if not ends:
         return 0
     body = min(ends)
