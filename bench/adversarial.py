@@ -4,9 +4,10 @@
 it in a FRESH subprocess, so the peak RSS (VmHWM) is that one email's: the child first parses
 a small order (imports, lazy caches: the baseline), then the shape; growth = peak - baseline.
 Targets: every shape under 2 s and growth at most 3x the email's size. A first line shows a
-normal 20-item order for reference: any parse has a fixed cost of a few MB (a tree, a layout),
-so under a few MB the ratio says little; the JSON adds "worst_rss_ratio_from_4mb" (shapes of 4 MB
-and more) and "max_rss_growth_mb".
+normal 20-item order for reference: any parse grows the process by ~0.1-0.2 MB however small the
+email (fresh pages for its objects, the C stack a deep tree's walk touches), so for a shape of
+tens of kB the ratio measures that floor; the JSON adds "worst_rss_ratio_from_4mb" (shapes of
+4 MB and more) and "max_rss_growth_mb".
 """
 
 from __future__ import annotations

@@ -127,9 +127,27 @@ def run_chain(mail: Email, disabled: frozenset[str] = frozenset(), templates: Te
             if other is not winner:
                 merge(winner, other)
         confidence = winner.confidence if winner.has_purchase_data else confidence
+        if mail.cut:
+            _read_in_part(winner, spoken)
     reason = notice if kind == Kind.OTHER else None  # a merchant parser may have read a purchase after all
     return ChainResult(kind=kind, confidence=confidence, extraction=winner, warnings=warnings, reason=reason,
                        template_hits=outcome.template_hits, template_misses=outcome.template_misses)
+
+
+def _read_in_part(winner: Extraction, spoken: list[Extraction]) -> None:
+    """The email was cut (parsers.bounded): only part of it was read. A total stands only with
+    arithmetic behind it (a closed breakdown, or items that add up to it): the one line labelled
+    total may be another order's, or the real one may be in what was left out. The items are
+    those of the part that was read."""
+    total = winner.total
+    checked = winner.sum_checked or any(e.sum_checked and e.total == total for e in spoken)
+    if total is not None and not checked and not _adds_up(winner, total):
+        winner.warnings.append(f"total {total} not kept: the email was cut, and nothing read adds up to it")
+        winner.total = None
+        for name in _BREAKDOWN:
+            setattr(winner, name, None)
+    if winner.items:
+        winner.warnings.append("the email was cut: it may list more items than those read")
 
 
 def _has_gaps(extraction: Extraction, states_total: bool) -> bool:

@@ -169,6 +169,8 @@ def _with_pdf(mail: Email, body: Extraction | None) -> Extraction | None:
     if found is None:
         if body is not None:
             body.warnings += warnings
+        else:  # nothing read: the PDF's warnings (not read, encrypted...) still say why
+            mail.warnings += [w for w in warnings if w not in mail.warnings]
         return body
     found.warnings += warnings
     if body is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from parsers.bounded import Cut
 from parsers.message import Email, unquote_text
 
 # The same tag sets as parsers.message.visible_text, so rows are html_text's lines.
@@ -144,8 +145,8 @@ def bounded(layout: Layout) -> tuple[Layout, str | None]:
     for row in [*layout.rows[:head], *layout.rows[len(sizes) - tail:]]:
         for number, block in enumerate(row):
             kept.add(block.text, number > 0, block.path, block.emphasis)
-    return kept, (f"visible text of {total} characters: read its first {head} and last {tail} lines "
-                  f"({len(sizes) - head - tail} left out)")
+    return kept, Cut(f"visible text of {total} characters: read its first {head} and last {tail} lines "
+                     f"({len(sizes) - head - tail} left out)")
 
 
 def layout_from_lines(lines: list[str]) -> Layout:

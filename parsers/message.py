@@ -10,12 +10,15 @@ from __future__ import annotations
 import binascii
 import email
 import email.base64mime
+import email.feedparser
 import email.header
 import email.message
+import email.policy
 import email.quoprimime
 import logging
 import quopri
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.errors import HeaderParseError
@@ -28,6 +31,7 @@ from lxml import etree
 from lxml.cssselect import CSSSelector
 from mailparser.const import ADDRESSES_HEADERS
 from mailparser.dates import date_diagnostics, parse_mail_date
+from mailparser.exceptions import MailParserRecursionError
 from mailparser.utils import (
     decode_header_part,
     get_addresses,
@@ -35,7 +39,7 @@ from mailparser.utils import (
     ported_string,
 )
 
-from parsers.bounded import MAX_PARTS, cap_html, cap_text, prune_tree
+from parsers.bounded import MAX_PARTS, Cut, cap_html, cap_text
 from parsers.language import detect_language
 from parsers.normalize import registrable_domain
 
@@ -251,7 +255,7 @@ def headers_of(message: email.message.Message) -> Headers:
 
 def payload_text(part: email.message.Message, defects: set[str] | None = None) -> str:
     try:
-        data = part.get_payload(decode=True)
+        data = _payload_bytes(part)
     except Exception:  # a broken transfer encoding: keep what is there
         data = None
     if data is None:
@@ -276,6 +280,16 @@ def payload_text(part: email.message.Message, defects: set[str] | None = None) -
     return decode_bytes(data, charset)
 
 
+def _payload_bytes(part: email.message.Message) -> bytes | None:
+    """part.get_payload(decode=True). An ASCII 7bit/8bit body (most HTML) is encoded once here:
+    the stdlib first encodes it to UTF-8 to look for surrogates, a copy of the body for nothing."""
+    payload = part._payload
+    if isinstance(payload, str) and payload.isascii() and not part.is_multipart() and \
+            str(part.get("content-transfer-encoding", "")).strip().lower() in ("", "7bit", "8bit", "binary"):
+        return payload.encode("ascii")
+    return part.get_payload(decode=True)
+
+
 def _plain_text_payload(part: email.message.Message) -> bool:
     """A 7bit/8bit part whose text is valid: mail-parser takes it as is, without decoding."""
     cte = str(part.get("content-transfer-encoding", "")).strip().lower()
@@ -284,6 +298,8 @@ def _plain_text_payload(part: email.message.Message) -> bool:
 
 
 def _is_utf8_safe(text: str) -> bool:
+    if text.isascii():  # most HTML: no copy to tell
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates
@@ -313,7 +329,7 @@ def body_of(message: email.message.Message) -> Body:
     notes: list[str] = []
     for number, part in enumerate(walk_own_parts(message)):
         if number == MAX_PARTS:
-            notes.append(f"more than {MAX_PARTS} MIME parts: read the first {MAX_PARTS}")
+            notes.append(Cut(f"more than {MAX_PARTS} MIME parts: read the first {MAX_PARTS}"))
             break
         if part.is_multipart() or part.get_content_disposition() == "attachment":
             continue
@@ -446,8 +462,59 @@ def read_mime(raw: bytes) -> tuple[email.message.Message, set[str]]:
     if b"\r\r\n" in raw[:4096]:
         # "\r\r\n" line ends (a wrapper that added CR to CRLF) would read as blank lines.
         raw = raw.replace(b"\r\r\n", b"\r\n")
-    parsed = _MimeCheck.from_bytes(raw)
+    try:  # mail-parser's own guard (MailParser._parse_guarded)
+        parsed = _MimeCheck(message_from_bytes(raw))
+    except RecursionError as exc:
+        raise MailParserRecursionError(
+            "Message nesting too deep to parse (possible malicious multipart structure)") from exc
     return parsed.message, set(parsed.defects_categories)
+
+
+_FEED = 8192  # what email.parser.Parser.parse feeds at a time
+
+
+def message_from_bytes(raw: bytes) -> email.message.Message:
+    """`email.message_from_bytes(raw)`, the same message, with fewer copies of the email: the
+    stdlib reads its text through a StringIO (4 bytes a character) and joins each body back
+    from line strings - ten times the email's size at its peak. Here the text is fed as it is,
+    and a single-part message's body (all after a header block the stdlib reads whole) is its
+    payload as decoded, never split into lines."""
+    body = _single_part_body(raw)
+    if body > 0:
+        message = _feed(raw[:body].decode("ascii", "surrogateescape"))
+        if message.get_content_maintype() not in ("multipart", "message"):
+            message.set_payload(str(memoryview(raw)[body:], "ascii", "surrogateescape"))  # its lines, joined
+            return message
+    return _feed(raw.decode("ascii", "surrogateescape"))
+
+
+def _feed(text: str) -> email.message.Message:
+    parser = email.feedparser.FeedParser(policy=email.policy.compat32)
+    for start in range(0, len(text), _FEED):
+        parser.feed(text[start:start + _FEED])
+    return parser.close()
+
+
+def _single_part_body(raw: bytes) -> int:
+    """Where the body starts when every line before the first blank one is a header line as the
+    stdlib's feedparser reads them (so its headers end exactly there); 0: not so."""
+    ends = [found + length for separator, length in ((b"\r\n\r\n", 4), (b"\n\n", 2))
+            if (found := raw.find(separator, 0, _HEADER_BLOCK)) >= 0]
+    if not ends:
+        return 0
+    body = min(ends)
+    block = raw[:body]
+    if block.count(b"\r") != block.count(b"\r\n") or b"\nFrom " in block:
+        return 0  # a bare CR ends a line for the feedparser; a "From " line after the first may be body
+    lowered = block.lower()
+    if b"multipart" in lowered or b"message/" in lowered:
+        return 0  # most likely multipart: its headers would be read twice
+    lines = block.replace(b"\r\n", b"\n").split(b"\n")[:-2]
+    return body if all(_FEED_HEADER.match(line) for line in lines) else 0
+
+
+_HEADER_BLOCK = 256 * 1024  # a header block longer than this is left to the stdlib
+_FEED_HEADER = re.compile(email.feedparser.headerRE.pattern.encode("latin-1"))  # its header or continuation line
 
 
 def _html_tree(html: str) -> etree._Element | None:
@@ -455,10 +522,21 @@ def _html_tree(html: str) -> etree._Element | None:
         return None
     try:
         # Bytes let lxml honour a <meta charset>; a str with one raises, so encode.
-        return lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"),
-                                             parser=_HTML_PARSER)
+        return lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"), parser=_html_parser())
     except (etree.ParserError, ValueError, UnicodeError):
         return None
+
+
+def _stopped_early() -> str | None:
+    """After `_html_tree` built a tree in this thread: a warning when libxml2 stopped before the
+    document's end (nested deeper than its 256 levels, another resource limit), which it does
+    without raising, dropping the rest."""
+    fatal = _html_parser().error_log.filter_from_fatals()  # this thread's parser: its last parse's log
+    if not fatal:
+        return None
+    if "depth" in fatal[0].message:
+        return Cut("HTML nested deeper than 255 levels: the rest of it not read")
+    return Cut(f"HTML: the parser stopped ({fatal[0].message.strip()}): the rest of it not read")
 
 
 class _CachedCssSelect:
@@ -488,8 +566,16 @@ class _ElementClassLookup(lxml.html.HtmlElementClassLookup):
         return super().lookup(node_type, document, namespace, name)
 
 
-_HTML_PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, huge_tree=False)
-_HTML_PARSER.set_element_class_lookup(_ElementClassLookup())
+_LOOKUP = _ElementClassLookup()
+_PARSERS = threading.local()  # one parser per thread: its error log is then this thread's parse's
+
+
+def _html_parser() -> lxml.html.HTMLParser:
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, huge_tree=False)
+        parser.set_element_class_lookup(_LOOKUP)
+    return parser
 
 
 # visible_text's walk as XSLT: libxslt walks the tree in C, several times faster than Python.
@@ -613,12 +699,19 @@ class Email:
 
     @cached_property
     def tree(self) -> etree._Element | None:
-        """The HTML body parsed once (lxml); None when there is no HTML. A tree larger than any
-        receipt keeps its head and tail (parsers.bounded.prune_tree, with a warning)."""
+        """The HTML body parsed once (lxml); None when there is no HTML. Its markup was cut to
+        a receipt's number of elements before (parsers.bounded.cut_elements); a warning when
+        the parser stopped early."""
         tree = _html_tree(self.html) if self.html else None
-        if tree is not None and self.html and (cut := prune_tree(tree, self.html)):
+        if tree is not None and (cut := _stopped_early()):
             self.warnings.append(cut)
         return tree
+
+    @property
+    def cut(self) -> bool:
+        """Part of what the readers would have seen was left out (parsers.bounded's caps, the
+        layout's): what they read is not the whole email."""
+        return any(isinstance(warning, Cut) for warning in self.warnings)
 
     @cached_property
     def html_text(self) -> str:

@@ -3,7 +3,8 @@
 An email that gave no purchase (unparsed, failed, not a purchase, quarantined) simply goes
 back to `received` and through `process_raw_email` again. A purchase the email created is
 refreshed from the new result only while its owner has not touched it (still in the inbox,
-nothing approved): the owner's approvals, captions and corrections always win.
+nothing approved): the owner's approvals, captions and corrections always win. Either way the
+parse has the worker's per-email time limit (purchaseshare.limits.time_limit).
 """
 
 from __future__ import annotations
@@ -12,15 +13,49 @@ import json
 
 from sqlmodel import select
 
-from purchaseshare import learning, memory, pipeline
+from purchaseshare import learning, limits, memory, pipeline
 from purchaseshare.clock import utcnow
 from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus
-from purchaseshare.processing import Outcome, add_items, parsed_fields, personal_terms_json, process_raw_email
+from purchaseshare.processing import (
+    Outcome,
+    add_items,
+    mark_too_costly,
+    parsed_fields,
+    personal_terms_json,
+    process_raw_email,
+)
 
 
 def reparse_raw_email(raw_id: int, settings: Settings) -> Outcome:
+    """Parse a stored email again, within the per-email time limit the worker gives a first
+    parse (PURCHASESHARE_PARSE_TIME_LIMIT_MS): past it the email ends as its first parse would
+    (failed, "too large/complex to read"), or, when it made a purchase, keeps that purchase."""
+    milliseconds = limits.parse_time_limit_ms()
+    try:
+        with limits.time_limit(milliseconds):
+            return _reparse(raw_id, settings)
+    except limits.TimeUp:
+        return _stopped(raw_id, f"stopped after {milliseconds / 1000:g} s", settings)
+
+
+def _stopped(raw_id: int, detail: str, settings: Settings) -> Outcome:
+    """The time limit stopped the reparse: an email that had a final status (a purchase) keeps its result."""
+    mark_too_costly(raw_id, detail, settings)  # failed for good, unless the email is final
+    with session_scope(settings) as session:
+        raw = session.get(RawEmail, raw_id)
+        if raw is None:
+            return Outcome(raw_id, "missing", reason="no such raw email (deleted?)")
+        if raw.status != RawStatus.FAILED.value:
+            kept = "the stored purchase was kept" if raw.purchase_id else "the earlier result was kept"
+            raw.reason = f"parsed again: {pipeline.TOO_COSTLY} ({detail}); {kept}"
+            raw.processed_at = utcnow()
+            session.commit()
+        return Outcome(raw_id, raw.status, raw.purchase_id, raw.reason)
+
+
+def _reparse(raw_id: int, settings: Settings) -> Outcome:
     with session_scope(settings) as session:
         raw = session.get(RawEmail, raw_id)
         if raw is None:
@@ -54,6 +89,8 @@ def reparse_raw_email(raw_id: int, settings: Settings) -> Outcome:
             # The owner's edits stay, but the redaction secrets follow the parser (never public).
             purchase.personal_terms = personal_terms_json(result)
             raw.reason = "parsed again; the purchase was kept as its owner reviewed it"
+        elif result.status == "error":  # too large/complex to read (the memory limit), or another error
+            raw.reason = f"parsed again: {result.error}; the stored purchase was kept"
         else:
             raw.reason = f"parsed again as {result.status}; the stored purchase was kept"
         raw.processed_at = utcnow()

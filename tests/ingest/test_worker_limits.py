@@ -15,7 +15,7 @@ import time
 import pytest
 from sqlmodel import select
 
-from bench.adversarial import item_table, small_order
+from bench.adversarial import MB, one_line_text, small_order
 from purchaseshare.mailstore import store_raw
 from purchaseshare.models import RawEmail
 from purchaseshare.pipeline import TOO_COSTLY
@@ -45,8 +45,9 @@ def test_an_email_over_the_worker_limits_fails_visibly_and_the_worker_goes_on(se
     session.commit()
     slow = _store(session, user.id, with_header(with_message_id(small_order(), "slow@limits.test"),
                                                 "X-Test-Slow: 30"), "slow")
-    # 1.2 MB of item rows: the bounded reader takes ~40 MB for it, over this worker's 8 MB.
-    big = _store(session, user.id, with_message_id(item_table(20_000, seed=9), "big@limits.test"), "big")
+    # A 10 MB line of words and prices: the reader holds ~13 MB beyond the email reading the ~1 MB
+    # it keeps of it (its layout splits that line into words), over this worker's 8 MB.
+    big = _store(session, user.id, with_message_id(one_line_text(10 * MB), "big@limits.test"), "big")
     normal = _store(session, user.id, with_message_id(small_order(), "normal@limits.test"), "normal")
     assert len({slow, big, normal}) == 3
 
