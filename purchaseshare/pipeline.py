@@ -108,7 +108,7 @@ class ParseResult:
                 }
                 for item in self.items
             ],
-            "warnings": list(self.warnings),
+            "warnings": list(dict.fromkeys(self.warnings)),  # a cut noticed twice is said once
             "reason": self.reason,
             "error": self.error,
         }
