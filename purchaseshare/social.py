@@ -57,9 +57,18 @@ def as_utc(value: datetime) -> datetime:
 # --- follows -------------------------------------------------------------------------------
 
 
+_FOLLOWS = Follow.__table__.c  # type: ignore[attr-defined]
+# Statements read on every profile or feed view, built once (building one costs more than running it).
+_IS_FOLLOWING = sa_select(_FOLLOWS.id).where(_FOLLOWS.follower_id == bindparam("follower_id"),
+                                             _FOLLOWS.followee_id == bindparam("followee_id"))
+_FOLLOW_COUNT = sa_select(func.count()).select_from(Follow.__table__)
+_FOLLOW_COUNTS = sa_select(_FOLLOW_COUNT.where(_FOLLOWS.followee_id == bindparam("user_id")).scalar_subquery(),
+                           _FOLLOW_COUNT.where(_FOLLOWS.follower_id == bindparam("user_id")).scalar_subquery())
+
+
 def is_following(session: Session, follower_id: int, followee_id: int) -> bool:
-    return session.exec(select(Follow.id).where(Follow.follower_id == follower_id,
-                                                Follow.followee_id == followee_id)).first() is not None
+    return session.connection().execute(_IS_FOLLOWING, {"follower_id": follower_id,
+                                                        "followee_id": followee_id}).first() is not None
 
 
 def follow(session: Session, follower: User, followee: User) -> bool:
@@ -89,12 +98,8 @@ def unfollow(session: Session, follower: User, followee: User) -> None:
 
 
 def follow_counts(session: Session, user_id: int) -> tuple[int, int]:
-    """(followers, following)."""
-    follows = Follow.__table__  # type: ignore[attr-defined]
-    count = sa_select(func.count()).select_from(follows)
-    row = session.connection().execute(sa_select(  # one query for both
-        count.where(follows.c.followee_id == user_id).scalar_subquery(),
-        count.where(follows.c.follower_id == user_id).scalar_subquery())).one()
+    """(followers, following): one query for both."""
+    row = session.connection().execute(_FOLLOW_COUNTS, {"user_id": user_id}).one()
     return row[0], row[1]
 
 
