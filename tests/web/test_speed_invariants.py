@@ -5,10 +5,13 @@ cookie for anonymous readers, and the security headers from the pure ASGI middle
 
 from __future__ import annotations
 
+import random
 import re
+import string
 import warnings
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import event
@@ -17,10 +20,13 @@ from sqlmodel import select
 from purchaseshare.clock import utcnow
 from purchaseshare.db import get_engine, session_scope
 from purchaseshare.models import Comment, Follow, Like, Purchase, User
+from purchaseshare.public import PublicItem, PublicPurchase, PublicReview
 from purchaseshare.redact import redact
 from tests.web.conftest import counted, log_in, make_user
 from tests.web.test_public import add_purchase, approve
 from web.app import create_app
+from web.deps import TEMPLATES
+from web.money import header_locale
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's TestClient deprecation notice about httpx
@@ -187,3 +193,55 @@ def test_purchase_page_reads_no_purchase_row_and_no_count_it_already_has(setting
     assert sum(bool(own_like_or_comments.match(sql)) for sql in busy_sql) == 2, busy_sql
     # With likes and comments: exactly two more (the viewer's own like, the comments).
     assert len(busy_sql) == len(quiet_sql) + 2
+
+
+# The purchase card as public/_macros.html's `card` macro writes it (how the card body was written
+# before it was written out for speed): the two must stay the same HTML.
+MACRO_CARD = """{% from "public/_macros.html" import card with context %}
+{% set lead = (purchase.items|selectattr("image")|first) or purchase.items[0] %}
+{% set others = purchase.items|reject("sameas", lead)|list %}
+{% call card(lead, purchase.path, purchase.merchant_name, purchase.bought_on) %}
+  {% if others %}
+  <ul class="others" aria-label="Also in this purchase">
+    {% for item in others[:3] %}<li>{{ item.name }}{% if item.quantity != 1 %} <span class="muted">× {{ item.quantity }}</span>{% endif %}</li>{% endfor %}
+    {% if others|length > 3 %}<li class="muted">and {{ others|length - 3 }} more</li>{% endif %}
+  </ul>
+  {% endif %}
+  {% if purchase.caption %}<p class="caption">{{ purchase.caption }}</p>{% endif %}
+  <p class="counts"><a href="{{ purchase.path }}">{{ purchase.likes }} like{{ "" if purchase.likes == 1 else "s" }}, {{ purchase.comments }} comment{{ "" if purchase.comments == 1 else "s" }}</a></p>
+{% endcall %}
+"""
+
+
+def random_text(rng: random.Random, empty: bool = False) -> str | None:
+    if empty and rng.random() < 0.3:
+        return rng.choice([None, ""])
+    letters = string.ascii_letters + "  éßñ<>&\"'×€"
+    return "".join(rng.choice(letters) for _ in range(rng.randint(1, 24)))
+
+
+def random_view(rng: random.Random, number: int) -> PublicPurchase:
+    items = tuple(PublicItem(
+        position=position, name=random_text(rng) or "x", quantity=rng.choice([1, 1, 2, 7]),
+        price=rng.choice([None, Decimal(rng.randint(0, 99999)).scaleb(-rng.randint(0, 3))]),
+        currency=rng.choice(["EUR", "JPY", "USD", None]), url=rng.choice([None, "https://shop.example/p/1"]),
+        image=rng.choice([None, f"/media/{rng.getrandbits(64):016x}.webp"]),
+        review=rng.choice([None, PublicReview(rating=rng.randint(1, 5), body="fine", verified="bought")]))
+        for position in range(rng.randint(1, 6)))
+    return PublicPurchase(public_id=f"p{number}", handle="someone", owner_name=random_text(rng) or "x",
+                          merchant_name=random_text(rng, empty=True), merchant_domain=None,
+                          bought_on=rng.choice([None, date(2025, rng.randint(1, 12), rng.randint(1, 28))]),
+                          published_at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC), caption=random_text(rng, empty=True),
+                          items=items, likes=rng.randint(0, 3), comments=rng.randint(0, 3))
+
+
+def test_the_written_out_card_is_the_card_macro():
+    """public/_purchase_card_body.html writes the `card` macro out (importing macros with context
+    costs a module run per card): for any view, in any locale, it is the macro's HTML."""
+    rng = random.Random()
+    macro_card, card = TEMPLATES.env.from_string(MACRO_CARD), TEMPLATES.get_template("public/_purchase_card_body.html")
+    for number in range(200):
+        view = random_view(rng, number)
+        for language in ("en", "fr", "de-CH", "ja"):
+            values = {"purchase": view, "image_key": "key", "locale": header_locale(language)}
+            assert card.render(values).strip() == macro_card.render(values).strip(), view
