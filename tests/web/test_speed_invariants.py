@@ -15,11 +15,11 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import event
-from sqlmodel import select
+from sqlmodel import delete, select
 
 from purchaseshare.clock import utcnow
 from purchaseshare.db import get_engine, session_scope
-from purchaseshare.models import Comment, Follow, Like, Purchase, User
+from purchaseshare.models import Collection, Comment, Follow, Like, Purchase, User
 from purchaseshare.public import PublicItem, PublicPurchase, PublicReview
 from purchaseshare.redact import redact
 from tests.web.conftest import counted, log_in, make_user
@@ -86,6 +86,44 @@ def test_profile_and_feed_cost_the_same_queries_at_any_page_size(settings, route
     two_followees, page = queries_for(client, settings, "/feed")
     assert len(CARD.findall(page)) == 9 and page.count(">Unlike<") == 1  # the viewer's own like
     assert one_followee == two_followees and one_followee <= 6
+
+
+def test_public_pages_cost_a_fixed_few_queries(settings, route_clients):
+    """The exact queries of each public page (cache off): the owner and their counts come in ONE
+    query (no ORM user, no separate follow counts), a page of purchases in two (rows, items), and
+    collections, comments, the viewer's like or follow each cost one more only when the page has
+    them to show - never one per purchase, item or comment."""
+    signed_in, anonymous = route_clients
+    alice, bob = make_user(settings, "alice"), make_user(settings, "bob")
+    shared(settings, alice, 2)
+    assert queries_for(anonymous, settings, "/u/alice")[0] == 3  # owner with counts, page, items
+    shared(settings, alice, 9, start_minutes=10)
+    with session_scope(settings) as session:
+        session.add_all([Collection(user_id=alice.id, name=f"Set {n}", slug=f"set-{n}") for n in range(3)])
+        session.add(Follow(follower_id=bob.id, followee_id=alice.id))
+        session.commit()
+    count, page = queries_for(anonymous, settings, "/u/alice")
+    assert count == 4 and len(CARD.findall(page)) == 11 and "Set 2" in page and "1 follower" in page  # + collections
+
+    many_items = add_purchase(settings, alice, [(f"thing {n}", True) for n in range(6)])
+    count, page = queries_for(anonymous, settings, f"/u/alice/p/{many_items.public_id}")
+    assert count == 2 and "thing 5" in page and "No comments yet." in page  # the row with its owner, the items
+    with session_scope(settings) as session:
+        session.add_all([Comment(purchase_id=many_items.id, user_id=bob.id, body=f"Nice {n}") for n in range(4)])
+        session.commit()
+    count, page = queries_for(anonymous, settings, f"/u/alice/p/{many_items.public_id}")
+    assert count == 3 and "Nice 3" in page  # + the comments, all in one
+
+    log_in(signed_in, "bob")  # + the session's user and the unread count on every signed-in page
+    count, page = queries_for(signed_in, settings, "/u/alice")
+    assert count == 4 + 3 and ">Unfollow<" in page  # + whether bob follows alice
+    count, page = queries_for(signed_in, settings, "/feed")
+    assert count == 2 + 2 and len(CARD.findall(page)) == 12 and "do not follow anyone" not in page
+    with session_scope(settings) as session:
+        session.exec(delete(Follow).where(Follow.follower_id == bob.id))
+        session.commit()
+    count, page = queries_for(signed_in, settings, "/feed")  # an empty feed asks whether bob follows anyone
+    assert count == 2 + 2 and "do not follow anyone" in page
 
 
 def test_memoized_views_and_cards_are_never_stale(settings, client):
