@@ -116,20 +116,19 @@ def public_card(context: Any, view: PublicPurchase) -> Markup:
 
 
 @lru_cache(maxsize=4096)
-def _feed_head_html(view: PublicPurchase, published_at: str, image_key: str, locale: Locale) -> Markup:
-    return Markup(TEMPLATES.get_template("social/_feed_card_head.html").render(
-        purchase=view, image_key=image_key, locale=locale))
+def _byline_html(view: PublicPurchase, published_at: str, locale: Locale) -> Markup:
+    return Markup(TEMPLATES.get_template("social/_feed_byline.html").render(purchase=view, locale=locale))
 
 
 @pass_context
-def feed_card_head(context: Any, view: PublicPurchase) -> Markup:
-    """A home-feed entry's shared part (who shared it, when, the card): like `public_card`, nothing
-    but the view in the viewer's locale, memoized the same way; the viewer's buttons stay outside."""
-    return _feed_head_html(view, str(view.published_at), image_key(context), viewer_locale(context))
+def feed_byline(context: Any, view: PublicPurchase) -> Markup:
+    """Who shared a home-feed entry and when (their day in the viewer's locale): memoized like
+    `public_card`, on the view's value and that locale."""
+    return _byline_html(view, str(view.published_at), viewer_locale(context))
 
 
 TEMPLATES.env.globals["public_card"] = public_card
-TEMPLATES.env.globals["feed_card_head"] = feed_card_head
+TEMPLATES.env.globals["feed_byline"] = feed_byline
 TEMPLATES.env.globals["image_src"] = image_src
 TEMPLATES.env.filters["money"] = money
 TEMPLATES.env.filters["day"] = day
