@@ -468,6 +468,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", help="an EMPTY PostgreSQL database")
     parser.add_argument("--keep", type=Path, help="keep the data dir here (default: a temporary dir, removed)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--no-cache", action="store_true",
+                        help="serve the app with its page cache off (PURCHASESHARE_PAGE_CACHE_MB=0): every view renders")
     parser.add_argument("--load-file", help=argparse.SUPPRESS)  # internal: the load process
     args = parser.parse_args(argv)
     if args.load_file:
@@ -525,7 +527,8 @@ def _run(args, database_url: str | None, purchases: int) -> None:
         constant = {kind: len({f["queries"] for n, f in queries.items() if n.startswith(kind)}) == 1
                     for kind in ("profile", "purchase", "feed")}
 
-        app_server = Server("web.app:create_app", env, "/healthz")
+        app_server = Server("web.app:create_app", {**env, "PURCHASESHARE_PAGE_CACHE_MB": "0"} if args.no_cache else env,
+                            "/healthz")
         servers.append(app_server)
         hello = Server("bench.web:hello_app", env, "/")
         servers.append(hello)

@@ -21,7 +21,17 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from purchaseshare.images import THUMB, media_path
-from purchaseshare.models import Collection, CollectionItem, Comment, Like, Purchase, PurchaseItem, Review, User
+from purchaseshare.models import (
+    Collection,
+    CollectionItem,
+    Comment,
+    Follow,
+    Like,
+    Purchase,
+    PurchaseItem,
+    Review,
+    User,
+)
 from purchaseshare.pipeline import MAX_ITEMS
 from purchaseshare.redact import public_url, redact
 
@@ -157,7 +167,9 @@ _PROFILE_PAGE = (view_rows_query().where(_P.user_id == bindparam("owner_id")).or
                  .offset(bindparam("offset")).limit(bindparam("limit")))
 _PROFILE_FEED = (view_rows_query().where(_P.user_id == bindparam("owner_id")).order_by(*NEWEST_FIRST)
                  .offset(bindparam("offset")).limit(bindparam("limit")))
-_ONE = view_rows_query().where(_U.handle == bindparam("handle"), _P.public_id == bindparam("public_id"))
+_ONE = (view_rows_query(_U.id.label("owner_id"), _U.bio.label("owner_bio"), _U.avatar_file.label("owner_avatar_file"),
+                        _U.allow_indexing.label("owner_allow_indexing"))
+        .where(_U.handle == bindparam("handle"), _P.public_id == bindparam("public_id")))
 _BY_IDS = view_rows_query().where(_P.id.in_(bindparam("ids", expanding=True)))
 
 
@@ -226,7 +238,7 @@ def _item(item: _ItemRow, purchase: _ViewRow, secrets: tuple[str | None, ...], v
                       image=media_path(item.image_file) if item.image_file else None, review=review)
 
 
-def profile_page(session: Session, owner: User, page: int = 1, size: int = PAGE_SIZE) -> list[PublicPurchase]:
+def profile_page(session: Session, owner: User | Owner, page: int = 1, size: int = PAGE_SIZE) -> list[PublicPurchase]:
     """An owner's shared purchases, newest SHARED first (the Atom feed: its first entry is the
     latest change; profile pages use `profile_slice`, by purchase date)."""
     rows = session.connection().execute(_PROFILE_FEED, {"owner_id": owner.id, "offset": (max(page, 1) - 1) * size,
@@ -235,9 +247,20 @@ def profile_page(session: Session, owner: User, page: int = 1, size: int = PAGE_
 
 
 def one(session: Session, handle: str, public_id: str) -> PublicPurchase | None:
-    rows = session.connection().execute(_ONE, {"handle": handle, "public_id": public_id}).all()
+    found = one_with_owner(session, handle, public_id)
+    return found[0] if found else None
+
+
+def one_with_owner(session: Session, handle: str, public_id: str) -> tuple[PublicPurchase, Owner] | None:
+    """A shared purchase addressed by its public URL and its owner, from the same row: two
+    queries (the row, its items). None when the handle or the purchase is unknown or not shared."""
+    rows = session.connection().execute(_ONE, {"handle": handle.lower(), "public_id": public_id}).all()
     views = views_from_rows(session, rows)
-    return views[0] if views else None
+    if not views:
+        return None
+    row = rows[0]
+    return views[0], Owner(row.owner_id, row.handle, row.display_name, row.owner_bio, row.owner_avatar_file,
+                           row.owner_allow_indexing)
 
 
 def to_json(view: PublicPurchase, base_url: str = "") -> dict:
@@ -298,12 +321,49 @@ class PublicCollection:
         return f"/u/{self.handle}/c/{self.slug}"
 
 
-def profile(session: Session, owner: User, with_collections: bool = True) -> PublicProfile:
+# --- the owner of a public page: one row, no ORM entity -----------------------------------------
+
+
+class Owner(NamedTuple):
+    """What public pages read of their owner (never shown as is: `profile` redacts it)."""
+    id: int
+    handle: str
+    display_name: str
+    bio: str
+    avatar_file: str | None
+    allow_indexing: bool
+
+
+class OwnerCounts(NamedTuple):
+    followers: int
+    following: int
+    collections: int  # how many the owner made (their names need one more query, only when some exist)
+
+
+def _count_by_user(column) -> ScalarSelect:
+    return (sa_select(func.count()).select_from(column.table).where(column == _U.id)
+            .correlate(User.__table__).scalar_subquery())
+
+
+_C, _F = Collection.__table__.c, Follow.__table__.c  # type: ignore[attr-defined]
+_OWNER = (sa_select(_U.id, _U.handle, _U.display_name, _U.bio, _U.avatar_file, _U.allow_indexing,
+                    _count_by_user(_F.followee_id), _count_by_user(_F.follower_id), _count_by_user(_C.user_id))
+          .where(_U.handle == bindparam("handle")))
+_COLLECTIONS = sa_select(_C.slug, _C.name).where(_C.user_id == bindparam("owner_id")).order_by(_C.name, _C.id)
+
+
+def owner(session: Session, handle: str) -> tuple[Owner, OwnerCounts] | None:
+    """The user with this handle and their follower, following and collection counts: ONE query.
+    None for an unknown handle (the caller tells a renamed one from a missing one)."""
+    row = session.connection().execute(_OWNER, {"handle": handle.lower()}).first()
+    return (Owner._make(row[:6]), OwnerCounts._make(row[6:])) if row else None
+
+
+def profile(session: Session, owner: User | Owner, with_collections: bool = True) -> PublicProfile:
     """The owner's public identity (display name, bio, avatar) and collection names, redacted too."""
     collections: tuple[PublicCollectionRef, ...] = ()
     if with_collections:
-        rows = session.exec(select(Collection.slug, Collection.name).where(Collection.user_id == owner.id)
-                            .order_by(Collection.name, Collection.id)).all()
+        rows = session.connection().execute(_COLLECTIONS, {"owner_id": owner.id}).all()
         collections = tuple(PublicCollectionRef(slug=slug, name=redact(name) or slug) for slug, name in rows)
     return PublicProfile(handle=owner.handle, display_name=redact(owner.display_name) or owner.handle,
                          bio=redact(owner.bio) or "",
@@ -311,7 +371,7 @@ def profile(session: Session, owner: User, with_collections: bool = True) -> Pub
                          allow_indexing=owner.allow_indexing, collections=collections)
 
 
-def profile_slice(session: Session, owner: User, page: int = 1,
+def profile_slice(session: Session, owner: User | Owner, page: int = 1,
                   size: int = PAGE_SIZE) -> tuple[list[PublicPurchase], bool]:
     """One page of the owner's shared purchases, newest bought first (BOUGHT_NEWEST_FIRST), and
     whether a next page exists (one extra row, no COUNT). Two queries."""

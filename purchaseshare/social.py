@@ -57,9 +57,18 @@ def as_utc(value: datetime) -> datetime:
 # --- follows -------------------------------------------------------------------------------
 
 
+_FOLLOWS = Follow.__table__.c  # type: ignore[attr-defined]
+# Statements read on every profile or feed view, built once (building one costs more than running it).
+_IS_FOLLOWING = sa_select(_FOLLOWS.id).where(_FOLLOWS.follower_id == bindparam("follower_id"),
+                                             _FOLLOWS.followee_id == bindparam("followee_id"))
+_FOLLOW_COUNT = sa_select(func.count()).select_from(Follow.__table__)
+_FOLLOW_COUNTS = sa_select(_FOLLOW_COUNT.where(_FOLLOWS.followee_id == bindparam("user_id")).scalar_subquery(),
+                           _FOLLOW_COUNT.where(_FOLLOWS.follower_id == bindparam("user_id")).scalar_subquery())
+
+
 def is_following(session: Session, follower_id: int, followee_id: int) -> bool:
-    return session.exec(select(Follow.id).where(Follow.follower_id == follower_id,
-                                                Follow.followee_id == followee_id)).first() is not None
+    return session.connection().execute(_IS_FOLLOWING, {"follower_id": follower_id,
+                                                        "followee_id": followee_id}).first() is not None
 
 
 def follow(session: Session, follower: User, followee: User) -> bool:
@@ -89,12 +98,8 @@ def unfollow(session: Session, follower: User, followee: User) -> None:
 
 
 def follow_counts(session: Session, user_id: int) -> tuple[int, int]:
-    """(followers, following)."""
-    follows = Follow.__table__  # type: ignore[attr-defined]
-    count = sa_select(func.count()).select_from(follows)
-    row = session.connection().execute(sa_select(  # one query for both
-        count.where(follows.c.followee_id == user_id).scalar_subquery(),
-        count.where(follows.c.follower_id == user_id).scalar_subquery())).one()
+    """(followers, following): one query for both."""
+    row = session.connection().execute(_FOLLOW_COUNTS, {"user_id": user_id}).one()
     return row[0], row[1]
 
 
@@ -363,28 +368,36 @@ class CommentView:
     can_delete: bool
 
 
+_COMMENTS, _LIKES, _PURCHASES, _USERS = (table.__table__.c for table in (Comment, Like, Purchase, User))  # type: ignore[attr-defined]
+# Columns, not ORM entities: a purchase page reads these for every view that has comments.
+_COMMENTS_OF = (sa_select(_COMMENTS.id, _COMMENTS.body, _COMMENTS.created_at, _COMMENTS.user_id, _USERS.handle,
+                          _USERS.display_name, _PURCHASES.order_number, _PURCHASES.personal_terms)
+                .select_from(Comment.__table__.join(Purchase.__table__, _COMMENTS.purchase_id == _PURCHASES.id)
+                             .join(User.__table__, _COMMENTS.user_id == _USERS.id))
+                .where(_PURCHASES.public_id == bindparam("public_id"))
+                .order_by(_COMMENTS.created_at, _COMMENTS.id))
+_LIKED_BY = (sa_select(_LIKES.id).select_from(Like.__table__.join(Purchase.__table__, _LIKES.purchase_id == _PURCHASES.id))
+             .where(_PURCHASES.public_id == bindparam("public_id"), _LIKES.user_id == bindparam("user_id")))
+
+
 def comments_for(session: Session, viewer: User | None, public_id: str, owner_id: int) -> list[CommentView]:
     """The comments under a purchase addressed by its public id (one query: the purchase row
     itself is not loaded, only its order number and personal values, to hide them)."""
-    rows = session.exec(select(Comment, User, Purchase.order_number, Purchase.personal_terms)
-                        .join(Purchase, Comment.purchase_id == Purchase.id).join(User, Comment.user_id == User.id)
-                        .where(Purchase.public_id == public_id)
-                        .order_by(col(Comment.created_at), col(Comment.id))).all()
+    rows = session.connection().execute(_COMMENTS_OF, {"public_id": public_id}).all()
     viewer_id = viewer.id if viewer else None
     # The order number and the buyer's own values are secrets: a commenter who guessed them
     # still cannot publish them.
-    return [CommentView(id=comment.id or 0, author_handle=author.handle,
-                        author_name=redact(author.display_name) or author.handle,
-                        html=comment_html(comment.body, public.purchase_secrets(order_number, terms)),
-                        created_at=comment.created_at,
-                        can_delete=viewer_id is not None and viewer_id in (comment.user_id, owner_id))
-            for comment, author, order_number, terms in rows]
+    return [CommentView(id=row.id, author_handle=row.handle, author_name=redact(row.display_name) or row.handle,
+                        html=comment_html(row.body, public.purchase_secrets(row.order_number, row.personal_terms)),
+                        created_at=row.created_at,
+                        can_delete=viewer_id is not None and viewer_id in (row.user_id, owner_id))
+            for row in rows]
 
 
 def liked_by(session: Session, viewer: User, public_id: str) -> bool:
     """Whether `viewer` likes the purchase with this public id (the count is in its public view)."""
-    return session.exec(select(Like.id).join(Purchase, Like.purchase_id == Purchase.id).where(
-        Purchase.public_id == public_id, Like.user_id == viewer.id)).first() is not None
+    return session.connection().execute(_LIKED_BY, {"public_id": public_id,
+                                                    "user_id": viewer.id}).first() is not None
 
 
 # --- verified-purchase reviews ---------------------------------------------------------------

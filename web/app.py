@@ -4,7 +4,7 @@ api); this module wires settings, sessions, CSRF, security headers and error pag
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -92,7 +92,12 @@ def money(context: Any, amount: Decimal, currency: str | None) -> str:
 @pass_context
 def day(context: Any, value: date) -> str:
     """Jinja filter `when|day`: a date (or a datetime's day) as the viewer's locale writes it."""
-    return format_date(value, "medium", locale=viewer_locale(context))
+    return _day(value.date() if isinstance(value, datetime) else value, viewer_locale(context))
+
+
+@lru_cache(maxsize=4096)  # babel writes a datetime's date part (no zone conversion): memoized on that day
+def _day(value: date, locale: Locale) -> str:
+    return format_date(value, "medium", locale=locale)
 
 
 @lru_cache(maxsize=4096)
@@ -110,7 +115,20 @@ def public_card(context: Any, view: PublicPurchase) -> Markup:
     return _card_html(view, str(view.published_at), image_key(context), viewer_locale(context))
 
 
+@lru_cache(maxsize=4096)
+def _byline_html(view: PublicPurchase, published_at: str, locale: Locale) -> Markup:
+    return Markup(TEMPLATES.get_template("social/_feed_byline.html").render(purchase=view, locale=locale))
+
+
+@pass_context
+def feed_byline(context: Any, view: PublicPurchase) -> Markup:
+    """Who shared a home-feed entry and when (their day in the viewer's locale): memoized like
+    `public_card`, on the view's value and that locale."""
+    return _byline_html(view, str(view.published_at), viewer_locale(context))
+
+
 TEMPLATES.env.globals["public_card"] = public_card
+TEMPLATES.env.globals["feed_byline"] = feed_byline
 TEMPLATES.env.globals["image_src"] = image_src
 TEMPLATES.env.filters["money"] = money
 TEMPLATES.env.filters["day"] = day

@@ -12,8 +12,12 @@ import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import escape
-from sqlmodel import Session, func, select
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
+from purchaseshare import public
 from purchaseshare.config import Settings
 from purchaseshare.db import WEB_SESSIONS, get_engine
 from purchaseshare.models import Notification, User
@@ -51,12 +55,14 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DbDep = Annotated[Session, Depends(get_db, scope="function", max_concurrency=WEB_SESSIONS)]
 
 
-def optional_user(request: Request, db: DbDep) -> User | None:
+async def optional_user(request: Request, db: DbDep) -> User | None:
+    """The signed-in user, or None. Async: an anonymous request (no token) is answered on the
+    event loop, without the thread hop a sync dependency costs; only a lookup goes to a thread."""
     token = request.session.get(SESSION_KEY)
     if token is None:
         return None
     # One joined lookup: the server-side row must be live (not logged out, revoked or expired).
-    user = sessions.user_for(db, token) if isinstance(token, str) else None
+    user = await run_in_threadpool(sessions.user_for, db, token) if isinstance(token, str) else None
     if user is None:
         request.session.clear()
     return user
@@ -70,7 +76,7 @@ class LoginRequired(Exception):
     """Raised for pages that need a signed-in user; the app redirects to /login?next=..."""
 
 
-def require_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+async def require_user(user: Annotated[User | None, Depends(optional_user)]) -> User:  # async: no I/O, no thread
     if user is None:
         raise LoginRequired()
     return user
@@ -95,6 +101,16 @@ def sign_out(request: Request, db: Session) -> None:
     if isinstance(token, str):
         sessions.revoke(db, token)
     request.session.clear()
+
+
+def owner_or_404(db: Session, handle: str) -> tuple[public.Owner, public.OwnerCounts]:
+    """The owner of a public page and their counts (one Core query, no ORM User), or the answer
+    an unknown handle gets (a renamed one redirects, see `user_or_404`)."""
+    found = public.owner(db, handle)
+    if found is None:
+        user_or_404(db, handle)  # raises: HandleMoved or 404
+        raise not_found()  # made a moment ago: not there when the page was asked for
+    return found
 
 
 def user_or_404(db: Session, handle: str) -> User:
@@ -123,18 +139,25 @@ def not_found() -> HTTPException:
     return HTTPException(status_code=404, detail="Not found")
 
 
+_NOTIFICATIONS = Notification.__table__.c  # type: ignore[attr-defined]
+_UNREAD = (sa_select(func.count()).select_from(Notification.__table__)  # built once, like the public pages' queries
+           .where(_NOTIFICATIONS.user_id == bindparam("user_id"), _NOTIFICATIONS.read_at.is_(None)))
+
+
 def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200,
            user: User | None = None, db: Session | None = None, headers: dict[str, str] | None = None):
     """A page with the common context: user, csrf token, unread notifications, flash message."""
     unread = 0
     if user is not None and db is not None:
-        unread = db.exec(select(func.count()).select_from(Notification).where(
-            Notification.user_id == user.id, Notification.read_at.is_(None))).one()  # type: ignore[union-attr]
+        unread = db.connection().execute(_UNREAD, {"user_id": user.id}).scalar_one()
     page = {"request": request, "user": user, "csrf_token": LazyCsrfToken(request), "unread": unread,
             "flash": request.session.pop("flash", None),
             "demo_link": request.session.pop("demo_link", None),  # set only by the demo (routes/auth.sent_link)
             **(context or {})}
-    return TEMPLATES.TemplateResponse(request, template, page, status_code=status_code, headers=headers)
+    response = TEMPLATES.TemplateResponse(request, template, page, status_code=status_code, headers=headers)
+    if db is not None:  # rendered: the transaction ends here, in the route's thread, not in another hop (get_db)
+        db.close()
+    return response
 
 
 class LazyCsrfToken:

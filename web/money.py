@@ -117,6 +117,17 @@ def format_money(amount: Decimal, currency: str | None, locale: Locale = DEFAULT
     """`amount` as the viewer's locale writes money: at least the currency's minor digits, and every
     digit the amount has beyond them (a 1.799 per litre price is not rounded to 1.80). An unknown
     currency is a plain number with two decimals."""
+    if isinstance(amount, Decimal):  # memoized by its exact text: Decimal("1.5") == Decimal("1.50"), written apart
+        return _format_money_text(str(amount), currency, locale)
+    return _format_money(amount, currency, locale)
+
+
+@lru_cache(maxsize=8192)  # pages write the same few prices again and again (babel takes ~15 µs each)
+def _format_money_text(amount: str, currency: str | None, locale: Locale) -> str:
+    return _format_money(Decimal(amount), currency, locale)
+
+
+def _format_money(amount: Decimal, currency: str | None, locale: Locale) -> str:
     minor = Decimal(1).scaleb(-minor_digits(currency))
     if amount == amount.quantize(minor):  # "14.9000" as stored: only zeros beyond the minor unit
         amount = amount.quantize(minor)

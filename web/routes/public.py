@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from purchaseshare import public
 from purchaseshare.demo import DEMO_HANDLE, is_demo
-from web.deps import DbDep, OptionalUser, SettingsDep, not_found, render, user_or_404
+from web.deps import DbDep, OptionalUser, SettingsDep, not_found, owner_or_404, render, user_or_404
 from web.forms import PageDep
 from web.routes import social
 
@@ -44,22 +44,25 @@ def _robots(profile: public.PublicProfile) -> dict[str, str]:
 @router.get("/u/{handle}", include_in_schema=False)
 def profile_page(request: Request, handle: str, user: OptionalUser, db: DbDep, settings: SettingsDep,
                  page: PageDep = 1):
-    owner = user_or_404(db, handle)
-    profile = public.profile(db, owner)
+    # Three queries whatever the page shows: the owner with their counts, the page, its items
+    # (and the collection names when the owner made any).
+    owner, counts = owner_or_404(db, handle)
+    profile = public.profile(db, owner, with_collections=counts.collections > 0)
     purchases, has_more = public.profile_slice(db, owner, page)
     context = {"profile": profile, "purchases": purchases, "page": page, "has_more": has_more,
                "is_owner": user is not None and user.id == owner.id, "base_url": settings.base_url.rstrip("/"),
-               **social.follow_state(db, user, owner)}
+               **social.follow_state(db, user, owner, counts)}
     return render(request, "public/profile.html", context, user=user, db=db, headers=_robots(profile))
 
 
 @router.get("/u/{handle}/p/{public_id}", include_in_schema=False)
 def purchase_page(request: Request, handle: str, public_id: str, user: OptionalUser, db: DbDep,
                   settings: SettingsDep):
-    owner = user_or_404(db, handle)
-    view = public.one(db, owner.handle, public_id)
-    if view is None:
+    found = public.one_with_owner(db, handle, public_id)  # the owner comes with the purchase's row
+    if found is None:
+        user_or_404(db, handle)  # a renamed handle still redirects
         raise not_found()
+    view, owner = found
     profile = public.profile(db, owner, with_collections=False)
     base = settings.base_url.rstrip("/")
     context = {"profile": profile, "purchase": view, "base_url": base, "json_ld": json_ld(view, base, settings.secret_key),
@@ -70,7 +73,7 @@ def purchase_page(request: Request, handle: str, public_id: str, user: OptionalU
 
 @router.get("/u/{handle}/c/{slug}", include_in_schema=False)
 def collection_page(request: Request, handle: str, slug: str, user: OptionalUser, db: DbDep):
-    owner = user_or_404(db, handle)
+    owner, _ = owner_or_404(db, handle)
     found = public.collection(db, owner, slug)
     if found is None:
         raise not_found()
@@ -81,7 +84,7 @@ def collection_page(request: Request, handle: str, slug: str, user: OptionalUser
 
 @router.get("/u/{handle}/feed.atom", include_in_schema=False)
 def atom_feed(handle: str, db: DbDep, settings: SettingsDep) -> Response:
-    owner = user_or_404(db, handle)
+    owner, _ = owner_or_404(db, handle)
     profile = public.profile(db, owner, with_collections=False)
     purchases = public.profile_page(db, owner, 1, FEED_SIZE)
     body = atom(profile, purchases, settings.base_url.rstrip("/"), settings.secret_key)

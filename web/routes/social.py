@@ -21,7 +21,7 @@ from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.limits import TEXT_MAX
 from purchaseshare.models import Collection, Purchase, User
-from purchaseshare.public import PublicPurchase
+from purchaseshare.public import Owner, OwnerCounts, PublicPurchase
 from web.deps import TEMPLATES, CurrentUser, DbDep, SettingsDep, flash, not_found, render, user_or_404
 from web.errors import too_long
 from web.forms import PageDep, object_id, owned_or_404, parse_id, see_other, typed_length
@@ -48,7 +48,7 @@ def stream_threads() -> anyio.CapacityLimiter:
 # --- context helpers for the public pages ---------------------------------------------------------
 
 
-def purchase_social(db: Session, viewer: User | None, view: PublicPurchase, owner: User) -> dict[str, Any]:
+def purchase_social(db: Session, viewer: User | None, view: PublicPurchase, owner: User | Owner) -> dict[str, Any]:
     """Context for templates/social/_purchase_social.html (likes, comments, forms) on a purchase page.
     The public view already counts likes and comments: no query for the counts, none for the
     viewer's like or the comments when there are none, and the purchase row is never loaded."""
@@ -62,11 +62,11 @@ def purchase_social(db: Session, viewer: User | None, view: PublicPurchase, owne
     }}
 
 
-def follow_state(db: Session, viewer: User | None, owner: User) -> dict[str, Any]:
-    """Context for templates/social/_follow_button.html on a profile page."""
-    followers, following = social.follow_counts(db, owner.id or 0)
+def follow_state(db: Session, viewer: User | None, owner: Owner, counts: OwnerCounts) -> dict[str, Any]:
+    """Context for templates/social/_follow_button.html on a profile page (the counts were read
+    with the owner: one query more only for a signed-in viewer, whether they follow)."""
     return {"follow": {
-        "handle": owner.handle, "followers": followers, "following_count": following,
+        "handle": owner.handle, "followers": counts.followers, "following_count": counts.following,
         "is_self": viewer is not None and viewer.id == owner.id, "signed_in": viewer is not None,
         "following": viewer is not None and viewer.id != owner.id
         and social.is_following(db, viewer.id or 0, owner.id or 0),
@@ -126,9 +126,10 @@ def unfollow(handle: str, user: CurrentUser, db: DbDep, next: OptionalText = "")
 def feed(request: Request, user: CurrentUser, db: DbDep, page: PageDep = 1):
     since = social.as_utc(utcnow())  # live events start after what this page could show
     purchases, has_next = social.feed_page(db, user, page)
-    _, following = social.follow_counts(db, user.id or 0)
+    # Whom the viewer follows matters only to an empty page ("you do not follow anyone yet").
+    follows_nobody = not purchases and social.follow_counts(db, user.id or 0)[1] == 0
     return render(request, "social/feed.html", {
-        "purchases": purchases, "page": page, "has_next": has_next, "following_count": following,
+        "purchases": purchases, "page": page, "has_next": has_next, "follows_nobody": follows_nobody,
         "since": since.isoformat(),
     }, user=user, db=db)
 
