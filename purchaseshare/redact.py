@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -83,20 +82,47 @@ def _light_char(char: str) -> str:
     return str(digit) if digit is not None else folded
 
 
-@dataclass(frozen=True)
 class View:
     """A transformed copy of a text with, for each of its characters, the stretch of the
-    original it came from (`starts[i]`..`ends[i]`)."""
+    original it came from (`starts[i]`..`ends[i]`). Most texts have nothing to hide, so for an
+    ASCII text (one character in, at most one out) the stretches are worked out only when a
+    match asks for them."""
 
-    text: str
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
+    __slots__ = ("_ends", "_source", "_starts", "_table", "text")
+
+    def __init__(self, text: str, starts: tuple[int, ...] | None = None, ends: tuple[int, ...] | None = None,
+                 source: str = "", table: dict[int, str] | None = None) -> None:
+        self.text, self._starts, self._ends, self._source, self._table = text, starts, ends, source, table
+
+    @property
+    def starts(self) -> tuple[int, ...]:
+        if self._starts is None:
+            table = self._table or {}
+            self._starts = tuple(index for index, char in enumerate(self._source) if table[ord(char)])
+            self._ends = tuple(index + 1 for index in self._starts)
+        return self._starts
+
+    @property
+    def ends(self) -> tuple[int, ...]:
+        if self._ends is None:
+            self.starts  # noqa: B018 - works out both
+        return self._ends  # type: ignore[return-value]
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         return self.starts[start], self.ends[end - 1]
 
 
+def _ascii_table(fold: Callable[[str], str]) -> dict[int, str] | None:
+    """`fold` over the ASCII characters as a str.translate table, if it maps each to at most one
+    character (then a text's view is one translate call; it is, for both folds below)."""
+    table = {code: fold(chr(code)) for code in range(128)}
+    return table if all(len(out) <= 1 for out in table.values()) else None
+
+
 def _view(text: str, fold) -> View:
+    table = _ASCII_TABLES.get(fold)
+    if table is not None and text.isascii():
+        return View(text.translate(table), source=text, table=table)
     chars, starts, ends = [], [], []
     for index, char in enumerate(text):
         for out in fold(char):
@@ -104,6 +130,9 @@ def _view(text: str, fold) -> View:
             starts.append(index)
             ends.append(index + 1)
     return View("".join(chars), tuple(starts), tuple(ends))
+
+
+_ASCII_TABLES: dict[Callable[[str], str], dict[int, str] | None] = {}
 
 
 def _substitute(view: View, pattern: re.Pattern[str], replace: str | Callable[[re.Match[str]], str]) -> View:
@@ -128,6 +157,9 @@ def _substitute(view: View, pattern: re.Pattern[str], replace: str | Callable[[r
     starts.extend(view.starts[last:])
     ends.extend(view.ends[last:])
     return View("".join(chars), tuple(starts), tuple(ends))
+
+
+_ASCII_TABLES.update({fold: _ascii_table(fold) for fold in (_fold_char, _light_char)})
 
 
 def fold(text: str) -> str:
