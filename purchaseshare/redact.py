@@ -123,6 +123,10 @@ def _view(text: str, fold) -> View:
     table = _ASCII_TABLES.get(fold)
     if table is not None and text.isascii():
         return View(text.translate(table), source=text, table=table)
+    return _view_by_character(text, fold)
+
+
+def _view_by_character(text: str, fold) -> View:
     chars, starts, ends = [], [], []
     for index, char in enumerate(text):
         for out in fold(char):

@@ -68,20 +68,11 @@ def test_an_ascii_texts_view_is_the_character_by_character_one() -> None:
     exactly as the general path does: the same text, the same stretches of the original."""
     from purchaseshare import redact as module
 
-    def slow(text: str, fold) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
-        chars, starts, ends = [], [], []
-        for index, char in enumerate(text):
-            for out in fold(char):
-                chars.append(out)
-                starts.append(index)
-                ends.append(index + 1)
-        return "".join(chars), tuple(starts), tuple(ends)
-
     rng = random.Random(17)
     alphabet = [chr(code) for code in range(128)]
     samples = ["", " ", "Order #ORD-2026/004571 for Jane Doe", "4111 1111 1111 1111", "a@b.test\t\r\n\x0b\x1f"]
     samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(300)]
     for fold in (module._fold_char, module._light_char):
         for text in samples:
-            view = module._view(text, fold)
-            assert (view.text, view.starts, view.ends) == slow(text, fold), (fold.__name__, text)
+            view, slow = module._view(text, fold), module._view_by_character(text, fold)
+            assert (view.text, view.starts, view.ends) == (slow.text, slow.starts, slow.ends), (fold.__name__, text)
