@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, and_, col, or_, select, update
 
 from parsers.model import Item
@@ -41,7 +42,7 @@ class Outcome:
 
 def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
     with session_scope(settings) as session:
-        raw = session.get(RawEmail, raw_id)
+        raw = session.get(RawEmail, raw_id)  # the one read of its bytes
         if raw is None:
             return Outcome(raw_id, "missing", reason="no such raw email (deleted?)")
         if RawStatus(raw.status).is_final:
@@ -54,63 +55,82 @@ def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
                                            "(the worker stopped while reading this email)")
             session.commit()
             return _outcome(raw)
-        raw.attempts += 1
-        session.commit()
+        _count_attempt(session, raw)
         if raw.raw is None:
             _finish(raw, RawStatus.FAILED, "the raw email was purged before it could be parsed")
             session.commit()
             return _outcome(raw)
-        mail_ids: list[int] = []
-        if bounces.looks_like_bounce(read_headers(raw.raw)):
-            # Never a purchase, never answered; a hard bounce of our own mail marks its address.
-            note = bounces.record(session, bounces.read_bounce(raw.raw))
-            _finish(raw, RawStatus.NOT_PURCHASE if raw.user_id else RawStatus.QUARANTINED, note)
-            session.commit()
-            return _outcome(raw)
-        if raw.user_id is None:
-            who = attribute(session, raw.raw, settings, raw.envelope_to)
-            if who.user is None:
-                _finish(raw, RawStatus.QUARANTINED, who.reason)
-                if settings.smtp_url and raw.from_addr:
-                    ids, why = reply(session, raw, "unknown_sender", settings)
-                    mail_ids += ids
-                    if why:  # quarantined silently: the operator sees why nobody was answered
-                        raw.reason = f"{who.reason}; no reply sent: {why}"
-                session.commit()
-                return _outcome(raw, mail_ids)
-            # No unique key holds user_id: the row keeps its `inbox` dedup scope, so giving it an
-            # owner never collides with a row that owner (or anyone) already has (mailstore).
-            raw.user_id, raw.attributed_by = who.user.id, who.how
-        owner = (raw.user_id, raw.attributed_by)
-        over = quota.refusal(session, settings, raw.user_id, raw.size, excluding=raw.id)
-        if over:  # the row stays, visible and failed; the bytes go, or the quota would bound nothing
-            raw.raw, raw.raw_purged_at = None, utcnow()
-            _finish(raw, RawStatus.FAILED, f"not kept: {over} (the original is still in the mailbox you sent it "
-                                           "from)")
+        # Nothing below writes before the final commit: the row is written once more, with its
+        # outcome (each write of raw_email rewrites the whole row, its bytes too, on SQLite).
+        with session.no_autoflush:
+            return _process(session, raw, settings)
+
+
+def _count_attempt(session: Session, raw: RawEmail) -> None:
+    """attempts + 1, committed before the parse: an email that kills its worker is counted.
+    One UPDATE of that column, not an ORM flush of the loaded row."""
+    session.execute(update(RawEmail).where(col(RawEmail.id) == raw.id)
+                    .values(attempts=col(RawEmail.attempts) + 1))
+    session.commit()
+    set_committed_value(raw, "attempts", raw.attempts + 1)
+
+
+def _process(session: Session, raw: RawEmail, settings: Settings) -> Outcome:
+    raw_id = raw.id or 0
+    assert raw.raw is not None
+    mail_ids: list[int] = []
+    headers = read_headers(raw.raw)  # once, for the bounce check and the attribution
+    if bounces.looks_like_bounce(headers):
+        # Never a purchase, never answered; a hard bounce of our own mail marks its address.
+        note = bounces.record(session, bounces.read_bounce(raw.raw))
+        _finish(raw, RawStatus.NOT_PURCHASE if raw.user_id else RawStatus.QUARANTINED, note)
+        session.commit()
+        return _outcome(raw)
+    if raw.user_id is None:
+        who = attribute(session, raw.raw, settings, raw.envelope_to, headers=headers)
+        if who.user is None:
+            _finish(raw, RawStatus.QUARANTINED, who.reason)
+            if settings.smtp_url and raw.from_addr:
+                ids, why = reply(session, raw, "unknown_sender", settings)
+                mail_ids += ids
+                if why:  # quarantined silently: the operator sees why nobody was answered
+                    raw.reason = f"{who.reason}; no reply sent: {why}"
             session.commit()
             return _outcome(raw, mail_ids)
-        # Read once here, so /settings/forwarding never parses a stored email on a page view.
-        confirm_url = gmail.confirmation_url(raw.raw) if gmail.is_confirmation(raw.from_addr, raw.size) else None
-        result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}", templates=learning.loader(session, raw.user_id))
-        learning.record(session, result.template_hits, result.template_misses)
-        memory.give_back(raw.size)  # the parse is over: its garbage goes back to the system
-        for attempt in range(3):  # a unique-key race with another worker: re-read and link
-            try:
-                raw.confirm_url = confirm_url
-                applied = _apply(session, raw, result, settings)
-                session.commit()
-                mail_ids += applied
-                break
-            except IntegrityError:
-                session.rollback()
-                raw = session.get(RawEmail, raw_id)
-                if raw is None or attempt == 2:
-                    raise
-                if RawStatus(raw.status).is_final:
-                    return _outcome(raw, mail_ids)  # the other worker finished this very email
-                # The rollback also undid this attempt's attribution (never committed): redo it.
-                raw.user_id, raw.attributed_by = owner
+        # No unique key holds user_id: the row keeps its `inbox` dedup scope, so giving it an
+        # owner never collides with a row that owner (or anyone) already has (mailstore).
+        raw.user_id, raw.attributed_by = who.user.id, who.how
+    owner = (raw.user_id, raw.attributed_by)
+    over = quota.refusal(session, settings, raw.user_id, raw.size, excluding=raw.id)
+    if over:  # the row stays, visible and failed; the bytes go, or the quota would bound nothing
+        raw.raw, raw.raw_purged_at = None, utcnow()
+        _finish(raw, RawStatus.FAILED, f"not kept: {over} (the original is still in the mailbox you sent it "
+                                       "from)")
+        session.commit()
         return _outcome(raw, mail_ids)
+    # Read once here, so /settings/forwarding never parses a stored email on a page view.
+    confirm_url = gmail.confirmation_url(raw.raw) if gmail.is_confirmation(raw.from_addr, raw.size) else None
+    result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}", templates=learning.loader(session, raw.user_id))
+    learning.record(session, result.template_hits, result.template_misses)
+    memory.give_back(raw.size)  # the parse is over: its garbage goes back to the system
+    for attempt in range(3):  # a unique-key race with another worker: re-read and link
+        try:
+            raw.confirm_url = confirm_url
+            applied = _apply(session, raw, result, settings)
+            session.commit()
+            mail_ids += applied
+            break
+        except IntegrityError:
+            session.rollback()
+            reread = session.get(RawEmail, raw_id)
+            if reread is None or attempt == 2:
+                raise
+            raw = reread
+            if RawStatus(raw.status).is_final:
+                return _outcome(raw, mail_ids)  # the other worker finished this very email
+            # The rollback also undid this attempt's attribution (never committed): redo it.
+            raw.user_id, raw.attributed_by = owner
+    return _outcome(raw, mail_ids)
 
 
 def _outcome(raw: RawEmail, mail_ids: list[int] | None = None) -> Outcome:
