@@ -70,9 +70,10 @@ def _count_attempt(session: Session, raw: RawEmail) -> None:
     """attempts + 1, committed before the parse: an email that kills its worker is counted.
     One UPDATE of that column, not an ORM flush of the loaded row."""
     session.execute(update(RawEmail).where(col(RawEmail.id) == raw.id)
-                    .values(attempts=col(RawEmail.attempts) + 1))
+                    .values(attempts=col(RawEmail.attempts) + 1)
+                    .execution_options(synchronize_session=False))
     session.commit()
-    set_committed_value(raw, "attempts", raw.attempts + 1)
+    set_committed_value(raw, "attempts", raw.attempts + 1)  # as loaded + 1, not a change to write
 
 
 def _process(session: Session, raw: RawEmail, settings: Settings) -> Outcome:

@@ -22,7 +22,7 @@ from purchaseshare.clock import utcnow
 from purchaseshare.db import get_engine, session_scope
 from purchaseshare.mailstore import store_raw
 from purchaseshare.models import RawEmail, RawStatus
-from purchaseshare.processing import process_raw_email
+from purchaseshare.processing import _count_attempt, process_raw_email
 from purchaseshare.users import create_user
 
 WORDS = ["lantern", "orchid", "copper", "meadow", "harbor", "velvet", "juniper", "marble", "saffron", "tundra"]
@@ -165,3 +165,17 @@ def test_a_worker_process_freezes_its_boot_heap_after_a_warm_up_read():
         assert gc.get_freeze_count() > 10_000  # the modules' objects, out of every collection's walk
     finally:
         gc.unfreeze()
+
+
+def test_counting_an_attempt_leaves_the_loaded_row_as_the_database_has_it(settings, session):
+    user = _user(session, f"c{random.randint(1000, 9999)}")
+    raw_id = _store_for(session, settings, user, _newsletter(settings.forwarding_address(user.forwarding_token)))
+    with session_scope(settings) as mine:
+        row = mine.get(RawEmail, raw_id)
+        assert row is not None and row.attempts == 0
+        _count_attempt(mine, row)
+        _count_attempt(mine, row)
+        assert row.attempts == 2 and not mine.is_modified(row)  # nothing left for the outcome's write
+    with session_scope(settings) as other:
+        fresh = other.get(RawEmail, raw_id)
+        assert fresh is not None and fresh.attempts == 2
