@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, and_, col, or_, select, update
 
 from parsers.model import Item
+from parsers.templates import Template as LearnedLayout
 from purchaseshare import bounces, gmail, learning, memory, pipeline, quota
 from purchaseshare.attribution import attribute, read_headers
 from purchaseshare.clock import utcnow
@@ -25,7 +27,7 @@ from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.item_images import queue_sync
 from purchaseshare.mailer import queue_reply, reply
-from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus, User
+from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus, Template, User
 from purchaseshare.pipeline import ParseResult
 
 log = logging.getLogger(__name__)
@@ -42,20 +44,9 @@ class Outcome:
 
 def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
     with session_scope(settings) as session:
-        raw = session.get(RawEmail, raw_id)  # the one read of its bytes
-        if raw is None:
-            return Outcome(raw_id, "missing", reason="no such raw email (deleted?)")
-        if RawStatus(raw.status).is_final:
-            return _outcome(raw)
-        if raw.attempts >= settings.max_attempts * 2:
-            # Only an email that kills its worker outright (no exception to count) gets here:
-            # stop redelivering it forever. Concurrent duplicate deliveries add a few attempts,
-            # hence the margin over max_attempts.
-            _finish(raw, RawStatus.FAILED, f"gave up after {raw.attempts} attempts that never finished "
-                                           "(the worker stopped while reading this email)")
-            session.commit()
-            return _outcome(raw)
-        _count_attempt(session, raw)
+        raw = _claim(session, raw_id, settings)  # the row, its bytes and its attempt: one statement
+        if raw is None:  # not `received` (final), given up on, or gone: what the row says
+            return _not_claimed(session, raw_id, settings)
         if raw.raw is None:
             _finish(raw, RawStatus.FAILED, "the raw email was purged before it could be parsed")
             session.commit()
@@ -66,14 +57,34 @@ def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
             return _process(session, raw, settings)
 
 
-def _count_attempt(session: Session, raw: RawEmail) -> None:
-    """attempts + 1, committed before the parse: an email that kills its worker is counted.
-    One UPDATE of that column, not an ORM flush of the loaded row."""
-    session.execute(update(RawEmail).where(col(RawEmail.id) == raw.id)
-                    .values(attempts=col(RawEmail.attempts) + 1)
-                    .execution_options(synchronize_session=False))
+def _claim(session: Session, raw_id: int, settings: Settings) -> RawEmail | None:
+    """The row, loaded by the UPDATE that counts this attempt (attempts + 1, committed before the
+    parse: an email that kills its worker is counted), when it is still `received` and under the
+    attempts cap. None otherwise (nothing written)."""
+    claimed = session.execute(
+        update(RawEmail)
+        .where(col(RawEmail.id) == raw_id, col(RawEmail.status) == RawStatus.RECEIVED.value,
+               col(RawEmail.attempts) < settings.max_attempts * 2)
+        .values(attempts=col(RawEmail.attempts) + 1)
+        .returning(RawEmail)
+        .execution_options(synchronize_session=False)
+    ).scalars().first()
     session.commit()
-    set_committed_value(raw, "attempts", raw.attempts + 1)  # as loaded + 1, not a change to write
+    return claimed
+
+
+def _not_claimed(session: Session, raw_id: int, settings: Settings) -> Outcome:
+    raw = session.get(RawEmail, raw_id)
+    if raw is None:
+        return Outcome(raw_id, "missing", reason="no such raw email (deleted?)")
+    if not RawStatus(raw.status).is_final and raw.attempts >= settings.max_attempts * 2:
+        # Only an email that kills its worker outright (no exception to count) gets here:
+        # stop redelivering it forever. Concurrent duplicate deliveries add a few attempts,
+        # hence the margin over max_attempts.
+        _finish(raw, RawStatus.FAILED, f"gave up after {raw.attempts} attempts that never finished "
+                                       "(the worker stopped while reading this email)")
+        session.commit()
+    return _outcome(raw)
 
 
 def _process(session: Session, raw: RawEmail, settings: Settings) -> Outcome:
@@ -111,7 +122,7 @@ def _process(session: Session, raw: RawEmail, settings: Settings) -> Outcome:
         return _outcome(raw, mail_ids)
     # Read once here, so /settings/forwarding never parses a stored email on a page view.
     confirm_url = gmail.confirmation_url(raw.raw) if gmail.is_confirmation(raw.from_addr, raw.size) else None
-    result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}", templates=learning.loader(session, raw.user_id))
+    result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}", templates=_templates(session, raw.user_id))
     learning.record(session, result.template_hits, result.template_misses)
     memory.give_back(raw.size)  # the parse is over: its garbage goes back to the system
     for attempt in range(3):  # a unique-key race with another worker: re-read and link
@@ -132,6 +143,22 @@ def _process(session: Session, raw: RawEmail, settings: Settings) -> Outcome:
             # The rollback also undid this attempt's attribution (never committed): redo it.
             raw.user_id, raw.attributed_by = owner
     return _outcome(raw, mail_ids)
+
+
+_ANY_TEMPLATE = select(Template.id).where(col(Template.sender_domain) == bindparam("domain")).limit(1)
+
+
+def _templates(session: Session, user_id: int | None) -> Callable[[str | None], Sequence[LearnedLayout]]:
+    """learning.loader, asked only when the sender has a learned template at all: most have none,
+    and one indexed lookup is cheaper than the join learning.usable runs for every email."""
+    usable = learning.loader(session, user_id)
+
+    def load(domain: str | None) -> Sequence[LearnedLayout]:
+        if not domain or session.connection().execute(_ANY_TEMPLATE, {"domain": domain}).first() is None:
+            return []
+        return usable(domain)
+
+    return load
 
 
 def _outcome(raw: RawEmail, mail_ids: list[int] | None = None) -> Outcome:

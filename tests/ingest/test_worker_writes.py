@@ -22,7 +22,7 @@ from purchaseshare.clock import utcnow
 from purchaseshare.db import get_engine, session_scope
 from purchaseshare.mailstore import store_raw
 from purchaseshare.models import RawEmail, RawStatus
-from purchaseshare.processing import _count_attempt, process_raw_email
+from purchaseshare.processing import _claim, process_raw_email
 from purchaseshare.users import create_user
 
 WORDS = ["lantern", "orchid", "copper", "meadow", "harbor", "velvet", "juniper", "marble", "saffron", "tundra"]
@@ -167,15 +167,21 @@ def test_a_worker_process_freezes_its_boot_heap_after_a_warm_up_read():
         gc.unfreeze()
 
 
-def test_counting_an_attempt_leaves_the_loaded_row_as_the_database_has_it(settings, session):
+def test_claiming_an_email_counts_its_attempt_and_loads_it_as_the_database_has_it(settings, session):
     user = _user(session, f"c{random.randint(1000, 9999)}")
     raw_id = _store_for(session, settings, user, _newsletter(settings.forwarding_address(user.forwarding_token)))
-    with session_scope(settings) as mine:
-        row = mine.get(RawEmail, raw_id)
-        assert row is not None and row.attempts == 0
-        _count_attempt(mine, row)
-        _count_attempt(mine, row)
-        assert row.attempts == 2 and not mine.is_modified(row)  # nothing left for the outcome's write
+    for attempt in (1, 2):
+        with session_scope(settings) as mine:
+            row = _claim(mine, raw_id, settings)
+            assert row is not None and row.raw and row.attempts == attempt and not mine.is_modified(row)
+    with session_scope(settings) as other:
+        fresh = other.get(RawEmail, raw_id)
+        assert fresh is not None and fresh.attempts == 2
+        fresh.status = RawStatus.NOT_PURCHASE.value
+        other.add(fresh)
+        other.commit()
+    with session_scope(settings) as mine:  # final: not claimed, nothing written
+        assert _claim(mine, raw_id, settings) is None
     with session_scope(settings) as other:
         fresh = other.get(RawEmail, raw_id)
         assert fresh is not None and fresh.attempts == 2
