@@ -44,8 +44,10 @@ def read_headers(raw: bytes) -> email.message.Message:
     return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw[:min(ends) + 1] if ends else raw)
 
 
-def attribute(session: Session, raw: bytes, settings: Settings, envelope_to: str | None = None) -> Attribution:
-    headers = read_headers(raw)
+def attribute(session: Session, raw: bytes, settings: Settings, envelope_to: str | None = None,
+              headers: email.message.Message | None = None) -> Attribution:
+    """`headers`: read_headers(raw) when the caller has it already."""
+    headers = read_headers(raw) if headers is None else headers
     token_user = _by_token(session, headers, settings, envelope_to)
     if token_user is not None:
         return Attribution(token_user, "token")

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -99,6 +99,9 @@ class SenderAddress(SQLModel, table=True):
     bounce_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+_KEPT = text("raw_purged_at IS NULL AND raw IS NOT NULL")
+
+
 class RawEmail(SQLModel, table=True):
     """The bytes as received, committed before any parsing. De-duplicated on sha256 and on
     message_key, within one dedup_scope only (see purchaseshare.mailstore): never across owners."""
@@ -107,6 +110,8 @@ class RawEmail(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("dedup_scope", "sha256", name="uq_raw_email_scope_sha256"),
         UniqueConstraint("dedup_scope", "message_key", name="uq_raw_email_scope_message_key"),
+        # The quota's sum (purchaseshare.quota) from the index alone (migration 0012).
+        Index("ix_raw_email_user_kept", "user_id", "size", sqlite_where=_KEPT, postgresql_where=_KEPT),
     )
     id: int | None = Field(default=None, primary_key=True)
     dedup_scope: str = Field(default="inbox", sa_column=Column(String(40), nullable=False))  # inbox | user:<id>

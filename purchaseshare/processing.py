@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, and_, col, or_, select, update
 
 from parsers.model import Item
+from parsers.templates import Template as LearnedLayout
 from purchaseshare import bounces, gmail, learning, memory, pipeline, quota
 from purchaseshare.attribution import attribute, read_headers
 from purchaseshare.clock import utcnow
@@ -24,7 +27,7 @@ from purchaseshare.config import Settings
 from purchaseshare.db import session_scope
 from purchaseshare.item_images import queue_sync
 from purchaseshare.mailer import queue_reply, reply
-from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus, User
+from purchaseshare.models import Purchase, PurchaseItem, RawEmail, RawStatus, Template, User
 from purchaseshare.pipeline import ParseResult
 
 log = logging.getLogger(__name__)
@@ -41,76 +44,121 @@ class Outcome:
 
 def process_raw_email(raw_id: int, settings: Settings) -> Outcome:
     with session_scope(settings) as session:
-        raw = session.get(RawEmail, raw_id)
-        if raw is None:
-            return Outcome(raw_id, "missing", reason="no such raw email (deleted?)")
-        if RawStatus(raw.status).is_final:
-            return _outcome(raw)
-        if raw.attempts >= settings.max_attempts * 2:
-            # Only an email that kills its worker outright (no exception to count) gets here:
-            # stop redelivering it forever. Concurrent duplicate deliveries add a few attempts,
-            # hence the margin over max_attempts.
-            _finish(raw, RawStatus.FAILED, f"gave up after {raw.attempts} attempts that never finished "
-                                           "(the worker stopped while reading this email)")
-            session.commit()
-            return _outcome(raw)
-        raw.attempts += 1
-        session.commit()
+        raw = _claim(session, raw_id, settings)  # the row, its bytes and its attempt: one statement
+        if raw is None:  # not `received` (final), given up on, or gone: what the row says
+            return _not_claimed(session, raw_id, settings)
         if raw.raw is None:
             _finish(raw, RawStatus.FAILED, "the raw email was purged before it could be parsed")
             session.commit()
             return _outcome(raw)
-        mail_ids: list[int] = []
-        if bounces.looks_like_bounce(read_headers(raw.raw)):
-            # Never a purchase, never answered; a hard bounce of our own mail marks its address.
-            note = bounces.record(session, bounces.read_bounce(raw.raw))
-            _finish(raw, RawStatus.NOT_PURCHASE if raw.user_id else RawStatus.QUARANTINED, note)
-            session.commit()
-            return _outcome(raw)
-        if raw.user_id is None:
-            who = attribute(session, raw.raw, settings, raw.envelope_to)
-            if who.user is None:
-                _finish(raw, RawStatus.QUARANTINED, who.reason)
-                if settings.smtp_url and raw.from_addr:
-                    ids, why = reply(session, raw, "unknown_sender", settings)
-                    mail_ids += ids
-                    if why:  # quarantined silently: the operator sees why nobody was answered
-                        raw.reason = f"{who.reason}; no reply sent: {why}"
-                session.commit()
-                return _outcome(raw, mail_ids)
-            # No unique key holds user_id: the row keeps its `inbox` dedup scope, so giving it an
-            # owner never collides with a row that owner (or anyone) already has (mailstore).
-            raw.user_id, raw.attributed_by = who.user.id, who.how
-        owner = (raw.user_id, raw.attributed_by)
-        over = quota.refusal(session, settings, raw.user_id, raw.size, excluding=raw.id)
-        if over:  # the row stays, visible and failed; the bytes go, or the quota would bound nothing
-            raw.raw, raw.raw_purged_at = None, utcnow()
-            _finish(raw, RawStatus.FAILED, f"not kept: {over} (the original is still in the mailbox you sent it "
-                                           "from)")
+        # Nothing below writes before the final commit: the row is written once more, with its
+        # outcome (each write of raw_email rewrites the whole row, its bytes too, on SQLite).
+        with session.no_autoflush:
+            return _process(session, raw, settings)
+
+
+def _claim(session: Session, raw_id: int, settings: Settings) -> RawEmail | None:
+    """The row, loaded by the UPDATE that counts this attempt (attempts + 1, committed before the
+    parse: an email that kills its worker is counted), when it is still `received` and under the
+    attempts cap. None otherwise (nothing written)."""
+    claimed = session.execute(
+        update(RawEmail)
+        .where(col(RawEmail.id) == raw_id, col(RawEmail.status) == RawStatus.RECEIVED.value,
+               col(RawEmail.attempts) < settings.max_attempts * 2)
+        .values(attempts=col(RawEmail.attempts) + 1)
+        .returning(RawEmail)
+        .execution_options(synchronize_session=False)
+    ).scalars().first()
+    session.commit()
+    return claimed
+
+
+def _not_claimed(session: Session, raw_id: int, settings: Settings) -> Outcome:
+    raw = session.get(RawEmail, raw_id)
+    if raw is None:
+        return Outcome(raw_id, "missing", reason="no such raw email (deleted?)")
+    if not RawStatus(raw.status).is_final and raw.attempts >= settings.max_attempts * 2:
+        # Only an email that kills its worker outright (no exception to count) gets here:
+        # stop redelivering it forever. Concurrent duplicate deliveries add a few attempts,
+        # hence the margin over max_attempts.
+        _finish(raw, RawStatus.FAILED, f"gave up after {raw.attempts} attempts that never finished "
+                                       "(the worker stopped while reading this email)")
+        session.commit()
+    return _outcome(raw)
+
+
+def _process(session: Session, raw: RawEmail, settings: Settings) -> Outcome:
+    raw_id = raw.id or 0
+    assert raw.raw is not None
+    mail_ids: list[int] = []
+    headers = read_headers(raw.raw)  # once, for the bounce check and the attribution
+    if bounces.looks_like_bounce(headers):
+        # Never a purchase, never answered; a hard bounce of our own mail marks its address.
+        note = bounces.record(session, bounces.read_bounce(raw.raw))
+        _finish(raw, RawStatus.NOT_PURCHASE if raw.user_id else RawStatus.QUARANTINED, note)
+        session.commit()
+        return _outcome(raw)
+    if raw.user_id is None:
+        who = attribute(session, raw.raw, settings, raw.envelope_to, headers=headers)
+        if who.user is None:
+            _finish(raw, RawStatus.QUARANTINED, who.reason)
+            if settings.smtp_url and raw.from_addr:
+                ids, why = reply(session, raw, "unknown_sender", settings)
+                mail_ids += ids
+                if why:  # quarantined silently: the operator sees why nobody was answered
+                    raw.reason = f"{who.reason}; no reply sent: {why}"
             session.commit()
             return _outcome(raw, mail_ids)
-        # Read once here, so /settings/forwarding never parses a stored email on a page view.
-        confirm_url = gmail.confirmation_url(raw.raw) if gmail.is_confirmation(raw.from_addr, raw.size) else None
-        result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}", templates=learning.loader(session, raw.user_id))
-        learning.record(session, result.template_hits, result.template_misses)
-        memory.give_back(raw.size)  # the parse is over: its garbage goes back to the system
-        for attempt in range(3):  # a unique-key race with another worker: re-read and link
-            try:
-                raw.confirm_url = confirm_url
-                applied = _apply(session, raw, result, settings)
-                session.commit()
-                mail_ids += applied
-                break
-            except IntegrityError:
-                session.rollback()
-                raw = session.get(RawEmail, raw_id)
-                if raw is None or attempt == 2:
-                    raise
-                if RawStatus(raw.status).is_final:
-                    return _outcome(raw, mail_ids)  # the other worker finished this very email
-                # The rollback also undid this attempt's attribution (never committed): redo it.
-                raw.user_id, raw.attributed_by = owner
+        # No unique key holds user_id: the row keeps its `inbox` dedup scope, so giving it an
+        # owner never collides with a row that owner (or anyone) already has (mailstore).
+        raw.user_id, raw.attributed_by = who.user.id, who.how
+    owner = (raw.user_id, raw.attributed_by)
+    over = quota.refusal(session, settings, raw.user_id, raw.size, excluding=raw.id)
+    if over:  # the row stays, visible and failed; the bytes go, or the quota would bound nothing
+        raw.raw, raw.raw_purged_at = None, utcnow()
+        _finish(raw, RawStatus.FAILED, f"not kept: {over} (the original is still in the mailbox you sent it "
+                                       "from)")
+        session.commit()
         return _outcome(raw, mail_ids)
+    # Read once here, so /settings/forwarding never parses a stored email on a page view.
+    confirm_url = gmail.confirmation_url(raw.raw) if gmail.is_confirmation(raw.from_addr, raw.size) else None
+    result = pipeline.run(raw.raw, source=f"raw_email:{raw.id}", templates=_templates(session, raw.user_id))
+    learning.record(session, result.template_hits, result.template_misses)
+    memory.give_back(raw.size)  # the parse is over: its garbage goes back to the system
+    for attempt in range(3):  # a unique-key race with another worker: re-read and link
+        try:
+            raw.confirm_url = confirm_url
+            applied = _apply(session, raw, result, settings)
+            session.commit()
+            mail_ids += applied
+            break
+        except IntegrityError:
+            session.rollback()
+            reread = session.get(RawEmail, raw_id)
+            if reread is None or attempt == 2:
+                raise
+            raw = reread
+            if RawStatus(raw.status).is_final:
+                return _outcome(raw, mail_ids)  # the other worker finished this very email
+            # The rollback also undid this attempt's attribution (never committed): redo it.
+            raw.user_id, raw.attributed_by = owner
+    return _outcome(raw, mail_ids)
+
+
+_ANY_TEMPLATE = select(Template.id).where(col(Template.sender_domain) == bindparam("domain")).limit(1)
+
+
+def _templates(session: Session, user_id: int | None) -> Callable[[str | None], Sequence[LearnedLayout]]:
+    """learning.loader, asked only when the sender has a learned template at all: most have none,
+    and one indexed lookup is cheaper than the join learning.usable runs for every email."""
+    usable = learning.loader(session, user_id)
+
+    def load(domain: str | None) -> Sequence[LearnedLayout]:
+        if not domain or session.connection().execute(_ANY_TEMPLATE, {"domain": domain}).first() is None:
+            return []
+        return usable(domain)
+
+    return load
 
 
 def _outcome(raw: RawEmail, mail_ids: list[int] | None = None) -> Outcome:

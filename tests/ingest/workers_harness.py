@@ -329,7 +329,9 @@ def _install_trace(trace: Path) -> None:
     header_parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 
     def traced_run(raw: bytes, source: str | None = None, **kwargs: object):
-        raw_id = int(str(source).rsplit(":", 1)[-1]) if source and source.startswith("raw_email:") else 0
+        if not (source and source.startswith("raw_email:")):  # the worker's own warm-up (workers.broker)
+            return real_run(raw, source=source, **kwargs)
+        raw_id = int(source.rsplit(":", 1)[-1])
         with session_scope(get_settings()) as session:
             row = session.get(RawEmail, raw_id)
             attempt = row.attempts if row is not None else 0
