@@ -110,7 +110,7 @@ class RawEmail(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("dedup_scope", "sha256", name="uq_raw_email_scope_sha256"),
         UniqueConstraint("dedup_scope", "message_key", name="uq_raw_email_scope_message_key"),
-        # The quota's sum (purchaseshare.quota) from the index alone (migration 0012).
+        # The quota's sum (purchaseshare.quota) from the index alone (migration 0013).
         Index("ix_raw_email_user_kept", "user_id", "size", sqlite_where=_KEPT, postgresql_where=_KEPT),
     )
     id: int | None = Field(default=None, primary_key=True)

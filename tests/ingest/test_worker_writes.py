@@ -1,6 +1,6 @@
 """What a worker writes for one email (issue 15): the attempt is committed before the parse (an
 email that kills its worker is still counted), then the row is written once more with its outcome;
-the quota's sum reads the partial index of migration 0012 and means what it meant; a worker
+the quota's sum reads the partial index of migration 0013 and means what it meant; a worker
 process freezes its boot-time heap. On SQLite and PostgreSQL (the `settings` fixture).
 
 The emails are built here: random names, amounts and languages, no corpus email."""

@@ -1,8 +1,8 @@
 """the storage quota's sum read from an index (issue 15): a partial index on raw_email (user_id, size)
 over the rows whose bytes are still kept
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-03 19:00:00
 
 purchaseshare.quota sums `size` over a user's kept emails for every email a worker processes. On
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
