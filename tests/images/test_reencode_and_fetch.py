@@ -9,12 +9,11 @@ from __future__ import annotations
 import io
 import random
 import struct
-import threading
 import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from PIL import ExifTags, Image
@@ -24,7 +23,7 @@ from purchaseshare.image_proxy import ImageError
 from purchaseshare.images import CARD, MAX_PIXELS, THUMB, ImageStore, content_name, reencode
 from purchaseshare.item_images import fetch_image
 from tests.images.fakes import picture
-from tests.services.servers import free_port
+from tests.services.servers import free_port, http_servers
 
 OUTSIDE, PRIVATE = "127.0.0.2", "127.0.0.1"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>'
@@ -168,16 +167,8 @@ def _handler(remote: Remote) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(scope="module")
 def remote() -> Iterator[Remote]:
     remote = Remote(port=free_port())
-    servers = []
-    for host in (OUTSIDE, PRIVATE):
-        server = ThreadingHTTPServer((host, remote.port), _handler(remote))
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-    yield remote
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with http_servers((OUTSIDE, PRIVATE), remote.port, _handler(remote)):
+        yield remote
 
 
 @pytest.fixture

@@ -13,19 +13,18 @@ import re
 import ssl
 import struct
 import subprocess
-import threading
 import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from purchaseshare.image_proxy import DiskCache, ImageError, fetch, image_path, policy_from
 from tests.security.conftest import post_form, serve, share_purchase
-from tests.services.servers import free_port
+from tests.services.servers import free_port, http_servers
 
 OUTSIDE, PRIVATE = "127.0.0.2", "127.0.0.1"
 HUGE = 6 * 2**20
@@ -111,17 +110,8 @@ def remote(tmp_path_factory) -> Iterator[Remote]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(base / "cert.pem", base / "key.pem")
     remote = Remote(port=free_port(), ca_file=str(base / "cert.pem"))
-    servers = []
-    for host in (OUTSIDE, PRIVATE):
-        server = ThreadingHTTPServer((host, remote.port), _handler(remote))
-        server.daemon_threads = True
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-    yield remote
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with http_servers((OUTSIDE, PRIVATE), remote.port, _handler(remote), tls=context):
+        yield remote
 
 
 @pytest.fixture

@@ -13,13 +13,16 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -42,6 +45,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def http_servers(hosts: tuple[str, ...], port: int, handler: type[BaseHTTPRequestHandler],
+                 tls: ssl.SSLContext | None = None) -> Iterator[list[ThreadingHTTPServer]]:
+    """A threaded HTTP server (HTTPS with `tls`) on each of `hosts` at `port`, stopped on exit."""
+    servers = []
+    try:
+        for host in hosts:
+            server = ThreadingHTTPServer((host, port), handler)
+            server.daemon_threads = True
+            if tls is not None:
+                server.socket = tls.wrap_socket(server.socket, server_side=True)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            servers.append(server)
+        yield servers
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
