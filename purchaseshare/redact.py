@@ -96,17 +96,20 @@ class View:
 
     @property
     def starts(self) -> tuple[int, ...]:
+        self._map()
+        return self._starts  # type: ignore[return-value]
+
+    @property
+    def ends(self) -> tuple[int, ...]:
+        self._map()
+        return self._ends  # type: ignore[return-value]
+
+    def _map(self) -> None:
+        """Each kept character of the ASCII source maps to itself (one in, at most one out)."""
         if self._starts is None:
             table = self._table or {}
             self._starts = tuple(index for index, char in enumerate(self._source) if table[ord(char)])
             self._ends = tuple(index + 1 for index in self._starts)
-        return self._starts
-
-    @property
-    def ends(self) -> tuple[int, ...]:
-        if self._ends is None:
-            self.starts  # noqa: B018 - works out both
-        return self._ends  # type: ignore[return-value]
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         return self.starts[start], self.ends[end - 1]

@@ -104,7 +104,7 @@ def trigger_names(dialect: str) -> list[str]:
 
 
 def upgrade() -> None:
-    _drop_0003()
+    _migration_0003().downgrade()  # its single counter and triggers go
     op.create_table('cache_scope',
                     sa.Column('id', sa.BigInteger(), nullable=False),
                     sa.Column('value', sa.BigInteger(), nullable=False),
@@ -155,7 +155,3 @@ def _migration_0003():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
-
-
-def _drop_0003() -> None:
-    _migration_0003().downgrade()
