@@ -34,6 +34,7 @@ _PATH_DEPTH = 8  # the last tags of a block's DOM path are what repeated structu
 # longer block keeps its head and tail, a longer layout its first and last rows, with a warning.
 MAX_BLOCK_CHARS = 10_000
 MAX_LAYOUT_CHARS = 200_000
+_MAX_LINE_CHARS = 4 * MAX_BLOCK_CHARS  # a text line's columns are blocks: room for a few whole ones
 
 
 @dataclass(slots=True, eq=False)
@@ -153,6 +154,9 @@ def layout_from_lines(lines: list[str]) -> Layout:
     """Plain text or a PDF's text lines: each line a row, its columns the blocks."""
     layout = Layout()
     for line in lines:
+        if len(line) > _MAX_LINE_CHARS:
+            # Cut before splitting: a 10 MB line would become a list of every word in it first.
+            line = f"{line[:_MAX_LINE_CHARS * 3 // 4]} … {line[-(_MAX_LINE_CHARS // 4):]}"
         cells = [c for c in _COLUMNS.split(line.strip()) if c]
         for number, cell in enumerate(cells):
             layout.add(" ".join(cell.split()), row_open=number > 0)

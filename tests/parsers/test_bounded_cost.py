@@ -12,6 +12,7 @@ import re
 import time
 from decimal import Decimal
 from email.message import EmailMessage
+from types import SimpleNamespace
 
 import pytest
 
@@ -28,6 +29,7 @@ from bench.adversarial import (
     tiny_parts,
 )
 from parsers import bounded
+from parsers import layout as layout_module
 from parsers.layout import MAX_BLOCK_CHARS, MAX_LAYOUT_CHARS, layout_from_lines
 from parsers.layout import bounded as bounded_layout
 from parsers.unwrap import unwrap
@@ -204,6 +206,18 @@ def test_a_layout_keeps_its_first_and_last_rows():
     assert kept.blocks[0].text.startswith("Row 0 ") and kept.blocks[-1].text.startswith("x" * 100)
     assert [b.index for b in kept.blocks] == list(range(len(kept.blocks)))
     assert all(kept.rows[b.row][b.cell] is b for b in kept.blocks)
+
+
+def test_a_huge_text_line_is_cut_before_it_is_split_into_words(monkeypatch: pytest.MonkeyPatch):
+    line = "Total    12,00 €    " + "word " * 2_000_000 + "   end   3,00 €"  # a 10 MB line of words
+    seen: list[int] = []
+    real_split = layout_module._COLUMNS.split
+    monkeypatch.setattr(layout_module, "_COLUMNS", SimpleNamespace(split=lambda text: seen.append(len(text)) or real_split(text)))
+    layout = layout_from_lines([line])
+    assert seen and max(seen) <= 4 * MAX_BLOCK_CHARS + 5  # the columns are found on the cut line
+    texts = [b.text for b in layout.blocks]
+    assert texts[:2] == ["Total", "12,00 €"] and texts[-2:] == ["end", "3,00 €"]  # its ends keep their columns
+    assert all(len(text) < MAX_BLOCK_CHARS + 5 for text in texts)
 
 
 def test_a_base64_email_body_is_cut_on_its_decoded_text():
