@@ -307,6 +307,23 @@ def purge() -> None:
 
 
 @app.command()
+def images() -> None:
+    """Fetch the images of shared items and avatars never stored (once after an upgrade, or
+    after the queue was down when they were shared)."""
+    from workers.actors import queue_missing_images
+    from workers.broker import IN_PROCESS, start_in_process_worker, stop_in_process_worker, wait_in_process
+
+    _ready()
+    start_in_process_worker()
+    try:
+        count = queue_missing_images()
+        wait_in_process()
+    finally:
+        stop_in_process_worker()
+    typer.echo(f"{count} images {'fetched' if IN_PROCESS else 'queued for the workers'}")
+
+
+@app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,

@@ -337,7 +337,19 @@ def test_avatars_are_stored_the_same_way_and_go_with_the_account(settings, clien
     assert store_for(settings).names() == set()
 
 
-def test_rows_shared_before_the_worker_existed_are_queued_by_the_backfill(settings, queue):
+def _backfill_by_command() -> int:
+    from typer.testing import CliRunner
+
+    from purchaseshare.cli import app
+
+    result = CliRunner().invoke(app, ["images"])
+    assert result.exit_code == 0, result.output
+    return int(result.output.split()[0])  # "<n> images fetched"
+
+
+@pytest.mark.parametrize("backfill", [lambda: workers.actors.queue_missing_images(), _backfill_by_command],
+                         ids=["function", "command"])
+def test_rows_shared_before_the_worker_existed_are_queued_by_the_backfill(settings, queue, backfill):
     alice = make_user(settings, "alice")
     _, (item, private) = add_purchase(settings, alice, [image_url("old"), image_url("private")])
     with session_scope(settings) as session:  # approved by a direct write, as before migration 0011
@@ -347,10 +359,10 @@ def test_rows_shared_before_the_worker_existed_are_queued_by_the_backfill(settin
         user.avatar_url = f"https://{HOST}/avatar.png"
         session.commit()
     assert queue.sent == []
-    assert workers.actors.queue_missing_images() == 2
+    assert backfill() == 2
     queue.run()
     assert stored(settings, item).image_file and stored(settings, private).image_file is None
-    assert workers.actors.queue_missing_images() == 0  # stored now: nothing left to backfill
+    assert backfill() == 0  # stored now: nothing left to backfill
 
 
 def test_one_picture_twice_in_an_order_is_fetched_once(settings, queue):
