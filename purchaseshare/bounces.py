@@ -27,8 +27,21 @@ from purchaseshare.models import OutboxMail, SenderAddress, User
 
 ROBOT_LOCALS = {"mailer-daemon", "postmaster"}
 # Only with an empty envelope sender (a shop's "Delivery notification" about a parcel has one).
-SUBJECT = re.compile(r"undeliver|delivery status notification|delivery (failure|has failed)|returned mail|"
-                     r"failure notice|mail delivery failed|delivery problem", re.I)
+# Servers localize these subjects (Exchange: "Nicht zustellbar: ...", "Non remis : ..."): the
+# product's languages, each with its servers' usual words.
+BOUNCE_SUBJECT_WORDS = {
+    "en": r"undeliver|delivery status notification|delivery (failure|has failed)|returned mail|failure notice|"
+          r"mail delivery failed|delivery problem",
+    "de": r"unzustellbar|nicht zustellbar|zustellung fehlgeschlagen|unzustellbare nachricht",
+    "fr": r"non remis|non distribu|échec de (la )?(remise|distribution)",
+    "es": r"no se puede entregar|no entregado|error de entrega|entrega fallida",
+    "it": r"non recapitabile|mancato recapito|impossibile recapitare",
+    "nl": r"onbestelbaar|niet bezorgd|bezorging mislukt",
+    "pt": r"não (é possível )?entreg|não foi entregue|falha na entrega",
+    "sv": r"olevererbar|ej levererbar|kunde inte levereras",
+    "pl": r"niedostarczaln|niedoręczon|nie można dostarczyć",
+}
+SUBJECT = re.compile("|".join(BOUNCE_SUBJECT_WORDS.values()), re.I)
 STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 SMTP_CODE = re.compile(r"^\s*([45]\d\d)[ -]", re.M)
 MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^<>\s]+>)", re.I | re.M)
